@@ -1,0 +1,358 @@
+//! `freight`: the command-line face of the Freight Conversions API engine.
+//!
+//! Offline subcommands: `normalize`, `prepare` (dry run: wire events and rejections, one
+//! JSON line per input) and `validate` (a human summary; exit 1 when an event is rejected).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use freight::normalize::{normalize, DateOrder, Field, NormalizeOptions};
+use freight::prepare::{PrepareOptions, Preparer};
+use freight::validate::Problem;
+use serde_json::{json, Value};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Parser)]
+#[command(
+    name = "freight",
+    version,
+    about = "Send events to Meta's Conversions API, correctly and fast"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Normalize (and hash) one customer-information value, or JSON Lines with --jsonl.
+    Normalize(NormalizeArgs),
+    /// Dry run: print each input event as it would go on the wire, or why it is rejected.
+    Prepare(PrepareArgs),
+    /// Check events and print a summary; exits 1 when any event is rejected.
+    Validate(PrepareArgs),
+}
+
+#[derive(Args)]
+struct NormalizeArgs {
+    /// The user_data key: em, ph, fn, ln, ge, db, ct, st, zp, country, external_id, ...
+    #[arg(required_unless_present = "jsonl")]
+    field: Option<String>,
+    /// The raw value.
+    #[arg(required_unless_present = "jsonl")]
+    value: Option<String>,
+    /// Print the wire value (the SHA-256 hash) instead of the normalized text.
+    #[arg(long)]
+    hash: bool,
+    /// Read lines {"field":..,"value":..,"options":{..}} on stdin, write one result a line.
+    #[arg(long, conflicts_with_all = ["field", "value", "hash"])]
+    jsonl: bool,
+    #[command(flatten)]
+    options: OptionArgs,
+}
+
+#[derive(Args)]
+struct PrepareArgs {
+    /// JSON Lines file of events; `-` or nothing reads standard input.
+    file: Option<String>,
+    /// The clock, as Unix seconds (default: now).
+    #[arg(long)]
+    now: Option<i64>,
+    #[command(flatten)]
+    options: OptionArgs,
+}
+
+#[derive(Args)]
+struct OptionArgs {
+    /// Country whose calling code completes national phone numbers (e.g. gb).
+    #[arg(long)]
+    default_country: Option<String>,
+    /// Order of day and month in dates of birth that end with the year.
+    #[arg(long, value_enum, default_value_t = Order::Mdy)]
+    date_order: Order,
+    /// Send external_id trimmed and unhashed (it must match the browser side).
+    #[arg(long)]
+    no_hash_external_id: bool,
+    /// Treat 32-hex values as MD5 digests and pass them through.
+    #[arg(long)]
+    md5_passthrough: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Order {
+    Mdy,
+    Dmy,
+}
+
+impl OptionArgs {
+    fn to_options(&self) -> Result<NormalizeOptions, String> {
+        let opts = NormalizeOptions {
+            default_country: self.default_country.clone(),
+            date_order: match self.date_order {
+                Order::Mdy => DateOrder::Mdy,
+                Order::Dmy => DateOrder::Dmy,
+            },
+            hash_external_id: !self.no_hash_external_id,
+            md5_passthrough: self.md5_passthrough,
+            now: Some(unix_now()),
+        };
+        opts.check()?;
+        Ok(opts)
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A failure of the command itself (bad usage, unreadable input): exit code 2.
+struct Fatal(String);
+
+impl From<io::Error> for Fatal {
+    fn from(e: io::Error) -> Fatal {
+        Fatal(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Normalize(args) => run_normalize(args),
+        Command::Prepare(args) => run_prepare(args),
+        Command::Validate(args) => run_validate(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Fatal(msg)) => {
+            eprintln!("freight: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn field_of(name: &str) -> Result<Field, String> {
+    Field::from_key(name).ok_or_else(|| {
+        let known: Vec<&str> = Field::ALL.iter().map(|f| f.key()).collect();
+        format!("unknown field {name:?}; one of {}", known.join(", "))
+    })
+}
+
+fn run_normalize(args: NormalizeArgs) -> Result<ExitCode, Fatal> {
+    let opts = args.options.to_options().map_err(Fatal)?;
+    if args.jsonl {
+        return normalize_jsonl(&opts);
+    }
+    let field = field_of(args.field.as_deref().unwrap_or_default()).map_err(Fatal)?;
+    let value = args.value.unwrap_or_default();
+    match normalize(field, &value, &opts) {
+        Ok(Some(n)) => {
+            if let Some(w) = n.warning {
+                eprintln!("warning: {w}");
+            }
+            let out = if args.hash {
+                n.to_wire(field, &opts)
+            } else {
+                n.value
+            };
+            println!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(None) => {
+            eprintln!("freight: empty value: it is dropped, never hashed");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("freight: {field}: {}", e);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn normalize_jsonl(base: &NormalizeOptions) -> Result<ExitCode, Fatal> {
+    let stdin = io::stdin().lock();
+    let mut out = BufWriter::new(io::stdout().lock());
+    for (n, line) in stdin.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result = normalize_line(&line, base).unwrap_or_else(|msg| {
+            json!({"error": {"type": "invalid_input", "msg": format!("line {}: {msg}", n + 1)}})
+        });
+        serde_json::to_writer(&mut out, &result).map_err(|e| Fatal(e.to_string()))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn normalize_line(line: &str, base: &NormalizeOptions) -> Result<Value, String> {
+    let req: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let field = field_of(req["field"].as_str().ok_or("\"field\" must be a string")?)?;
+    let value = match &req["value"] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Null => return Ok(json!({"normalized": null, "hash": null})),
+        _ => return Err("\"value\" must be a string".into()),
+    };
+    let opts = match req.get("options") {
+        Some(o) => {
+            let mut merged = serde_json::to_value(base).map_err(|e| e.to_string())?;
+            if let (Value::Object(m), Value::Object(o)) = (&mut merged, o) {
+                m.extend(o.clone());
+            }
+            let opts: NormalizeOptions =
+                serde_json::from_value(merged).map_err(|e| format!("bad options: {e}"))?;
+            opts.check()?;
+            opts
+        }
+        None => base.clone(),
+    };
+    Ok(match normalize(field, &value, &opts) {
+        Ok(Some(n)) => {
+            let wire = n.to_wire(field, &opts);
+            let mut v = json!({"normalized": n.value, "hash": wire});
+            if let Some(w) = n.warning {
+                v["warning"] = json!(w.as_str());
+            }
+            v
+        }
+        Ok(None) => json!({"normalized": null, "hash": null, "warning": "empty_value"}),
+        Err(e) => json!({"error": {"type": e.kind.as_str(), "msg": e.msg}}),
+    })
+}
+
+fn open_input(file: Option<&str>) -> Result<Box<dyn BufRead>, Fatal> {
+    match file {
+        None | Some("-") => Ok(Box::new(BufReader::new(io::stdin()))),
+        Some(path) => {
+            let f = std::fs::File::open(path).map_err(|e| Fatal(format!("{path}: {e}")))?;
+            Ok(Box::new(BufReader::with_capacity(1 << 16, f)))
+        }
+    }
+}
+
+/// One input line's outcome.
+enum Outcome {
+    Ready(Box<freight::prepare::PreparedEvent>),
+    Rejected(freight::prepare::Rejection),
+}
+
+/// Streams JSON Lines events through the preparer, calling `each` with the 1-based line
+/// number and the outcome. Malformed lines are rejected with `invalid_json` and the rest of
+/// the input is processed.
+fn stream_events(
+    args: &PrepareArgs,
+    mut each: impl FnMut(usize, Outcome) -> Result<(), Fatal>,
+) -> Result<(), Fatal> {
+    let opts = PrepareOptions {
+        normalize: args.options.to_options().map_err(Fatal)?,
+    };
+    let preparer = Preparer::new(&opts, args.now.unwrap_or_else(unix_now));
+    let mut input = open_input(args.file.as_deref())?;
+    let mut raw = Vec::new();
+    let (mut line_no, mut index) = (0usize, 0usize);
+    loop {
+        raw.clear();
+        if input.read_until(b'\n', &mut raw)? == 0 {
+            break;
+        }
+        line_no += 1;
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let outcome = match serde_json::from_slice::<Value>(&raw) {
+            Ok(event) => match preparer.prepare_one(&event, index) {
+                Ok(e) => Outcome::Ready(Box::new(e)),
+                Err(r) => Outcome::Rejected(r),
+            },
+            Err(e) => Outcome::Rejected(freight::prepare::Rejection {
+                index,
+                errors: vec![Problem::new(
+                    freight::ProblemKind::InvalidJson,
+                    format!("data[{index}]"),
+                    format!("line {line_no} is not valid JSON: {}", json_error(&e)),
+                )],
+                warnings: Vec::new(),
+            }),
+        };
+        each(line_no, outcome)?;
+        index += 1;
+    }
+    Ok(())
+}
+
+/// serde_json's syntax errors say where, never what: safe to show.
+fn json_error(e: &serde_json::Error) -> String {
+    format!("{:?} error at column {}", e.classify(), e.column())
+}
+
+fn run_prepare(args: PrepareArgs) -> Result<ExitCode, Fatal> {
+    let mut out = BufWriter::new(io::stdout().lock());
+    stream_events(&args, |line_no, outcome| {
+        let v = match outcome {
+            Outcome::Ready(e) => {
+                let mut v = json!({"index": e.index, "event": e.event});
+                if !e.warnings.is_empty() {
+                    v["warnings"] = json!(e.warnings);
+                }
+                v
+            }
+            Outcome::Rejected(r) => {
+                let mut v = json!({"index": r.index, "line": line_no, "rejected": r.errors});
+                if !r.warnings.is_empty() {
+                    v["warnings"] = json!(r.warnings);
+                }
+                v
+            }
+        };
+        serde_json::to_writer(&mut out, &v).map_err(|e| Fatal(e.to_string()))?;
+        out.write_all(b"\n")?;
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_validate(args: PrepareArgs) -> Result<ExitCode, Fatal> {
+    let mut out = BufWriter::new(io::stdout().lock());
+    let (mut valid, mut rejected, mut warned) = (0usize, 0usize, 0usize);
+    stream_events(&args, |line_no, outcome| {
+        let (warnings, errors) = match &outcome {
+            Outcome::Ready(e) => {
+                valid += 1;
+                (&e.warnings, None)
+            }
+            Outcome::Rejected(r) => {
+                rejected += 1;
+                (&r.warnings, Some(&r.errors))
+            }
+        };
+        if let Some(errors) = errors {
+            writeln!(out, "line {line_no}: rejected")?;
+            for p in errors {
+                writeln!(out, "  error   {}: {} [{}]", p.loc, p.msg, p.kind)?;
+            }
+        } else if !warnings.is_empty() {
+            writeln!(out, "line {line_no}: ok, with warnings")?;
+        }
+        for p in warnings {
+            warned += 1;
+            writeln!(out, "  warning {}: {} [{}]", p.loc, p.msg, p.kind)?;
+        }
+        Ok(())
+    })?;
+    writeln!(
+        out,
+        "{} events: {valid} valid, {rejected} rejected, {warned} warnings",
+        valid + rejected
+    )?;
+    out.flush()?;
+    Ok(if rejected > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,134 @@
+//! The `freight` command, run as a user would.
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+const NOW: &str = "1795392000";
+
+fn freight(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_freight"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("freight runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const GOOD: &str = r#"{"event_name":"Lead","event_time":1795391000,"action_source":"email","user_data":{"em":"A@Example.com"}}"#;
+
+#[test]
+fn prepare_reports_malformed_lines_and_goes_on() {
+    let input = format!("{GOOD}\n{{\"event_name\": oops\n\n[1]\n{GOOD}\n");
+    let out = freight(&["prepare", "-", "--now", NOW], &input);
+    assert!(out.status.success());
+    let l = lines(&out);
+    assert_eq!(l.len(), 4, "one line per input event");
+    assert_eq!(l[0]["index"], 0);
+    assert_eq!(
+        l[0]["event"]["user_data"]["em"][0],
+        freight::hash::sha256_hex("a@example.com")
+    );
+    assert_eq!(l[1]["index"], 1);
+    assert_eq!(l[1]["line"], 2);
+    assert_eq!(l[1]["rejected"][0]["type"], "invalid_json");
+    assert!(l[1]["rejected"][0]["msg"]
+        .as_str()
+        .unwrap()
+        .contains("line 2"));
+    assert_eq!(l[2]["line"], 4, "blank lines are skipped but counted");
+    assert_eq!(l[2]["rejected"][0]["type"], "not_an_object");
+    assert_eq!(l[3]["index"], 3);
+    assert!(l[3]["event"].is_object());
+}
+
+#[test]
+fn validate_summarises_and_fails_on_rejection() {
+    let bad = r#"{"event_name":"Purchase","event_time":1795391000,"action_source":"email","user_data":{"em":"nope"}}"#;
+    let out = freight(&["validate", "--now", NOW], &format!("{GOOD}\n{bad}\n"));
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("line 2: rejected"), "{text}");
+    assert!(text.contains("data[1].user_data.em"), "{text}");
+    assert!(text.contains("[invalid_email]"), "{text}");
+    assert!(
+        !text.contains("nope"),
+        "the raw value never appears: {text}"
+    );
+    assert!(text.contains("2 events: 1 valid, 1 rejected"), "{text}");
+
+    let ok = freight(&["validate", "--now", NOW], GOOD);
+    assert_eq!(ok.status.code(), Some(0));
+}
+
+#[test]
+fn normalize_one_value_and_jsonl() {
+    let out = freight(
+        &[
+            "normalize",
+            "ph",
+            "020 7946 0958",
+            "--default-country",
+            "gb",
+        ],
+        "",
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "442079460958"
+    );
+
+    let out = freight(&["normalize", "em", " A@B.co ", "--hash"], "");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        freight::hash::sha256_hex("a@b.co")
+    );
+
+    let out = freight(&["normalize", "ge", "robot"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("invalid_gender"));
+
+    let input = "{\"field\":\"st\",\"value\":\"California\"}\nnot json\n{\"field\":\"zz\",\"value\":\"x\"}\n{\"field\":\"ph\",\"value\":\"020 7946 0958\",\"options\":{\"default_country\":\"gb\"}}\n";
+    let out = freight(&["normalize", "--jsonl"], input);
+    assert!(out.status.success());
+    let l = lines(&out);
+    assert_eq!(l.len(), 4);
+    assert_eq!(l[0]["normalized"], "ca");
+    assert_eq!(l[0]["hash"], freight::hash::sha256_hex("ca"));
+    assert!(l[1]["error"]["msg"].as_str().unwrap().starts_with("line 2"));
+    assert!(l[2]["error"]["msg"]
+        .as_str()
+        .unwrap()
+        .contains("unknown field"));
+    assert_eq!(l[3]["normalized"], "442079460958");
+}
+
+#[test]
+fn bad_options_exit_2() {
+    let out = freight(&["prepare", "--default-country", "Atlantis"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("default_country"));
+    let out = freight(&["prepare", "/nonexistent/events.jsonl"], "");
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,49 @@
+//! Freight: Meta Conversions API (CAPI) events, normalized, hashed, validated and batched.
+//!
+//! The crate is a pure pipeline with no IO and no clock — the current time is always a
+//! parameter — so every rule is unit-testable and any host can bring its own HTTP client.
+//! The modules follow the pipeline of SPEC §2:
+//!
+//! `input events → normalize → hash → validate → batch → send → report`
+//!
+//! * [`model`]: the typed wire model of a server event (what goes on the wire).
+//! * [`normalize`]: Meta's normalization rules for customer information, one field at a time.
+//! * [`hash`]: SHA-256 as lowercase hex, and detection of values that are already hashed.
+//! * [`validate`]: the problems (`{type, loc, msg}`) an event can have; errors reject it.
+//! * [`prepare`]: input JSON events → wire-ready events or rejections, in input order.
+//! * [`batch`]: split prepared events into requests of at most 1000 and build the body.
+//!
+//! ```
+//! use freight::prepare::{prepare, PrepareOptions};
+//! use serde_json::json;
+//!
+//! let now = 1_760_000_000;
+//! let events = vec![json!({
+//!     "event_name": "Purchase",
+//!     "event_time": now - 60,
+//!     "action_source": "system_generated",
+//!     "user_data": {"em": "  Jane.Doe@Example.com "},
+//!     "custom_data": {"value": 42.5, "currency": "eur"}
+//! })];
+//! let prepared = prepare(&events, &PrepareOptions::default(), now);
+//! assert!(prepared.rejected.is_empty());
+//! let body = freight::batch::request_body(&prepared.events, &Default::default());
+//! assert!(body.starts_with(b"{\"data\":[{\"event_name\":\"Purchase\""));
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod batch;
+pub mod hash;
+pub mod model;
+pub mod normalize;
+pub mod prepare;
+pub mod validate;
+
+pub use model::ServerEvent;
+pub use normalize::{normalize, Field, NormalizeOptions};
+pub use prepare::{prepare, PrepareOptions, Prepared};
+pub use validate::{Problem, ProblemKind};
+
+/// The version of this crate, as sent in `User-Agent: freight/<version>`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,1185 @@
+//! The pipeline up to the wire: each input event (CAPI JSON, customer information possibly in
+//! plain text) is normalized, hashed and validated into a wire-ready [`ServerEvent`], or
+//! rejected with every problem listed. Input order and indexes are kept.
+//!
+//! An event with an error never goes on the wire, so one bad event cannot make Meta reject a
+//! whole batch. Warnings are reported and the event is sent.
+
+use crate::hash::{self, is_appendix};
+use crate::model::{
+    ActionSource, AppData, AttributionData, Content, CustomData, OriginalEventData, ServerEvent,
+    UserData,
+};
+use crate::normalize::{self, normalize_into, Field, NormalizeOptions, Out};
+use crate::validate::{Problem, ProblemKind};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::net::IpAddr;
+
+/// Options of [`prepare`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrepareOptions {
+    /// The normalization options (`default_country`, `date_order`, `hash_external_id`,
+    /// `md5_passthrough`); in JSON they sit at the top level of the options object.
+    #[serde(flatten)]
+    pub normalize: NormalizeOptions,
+}
+
+/// An event ready for the wire.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreparedEvent {
+    /// Position of the event in the input.
+    pub index: usize,
+    /// The wire event.
+    pub event: ServerEvent,
+    /// Warnings: the event is sent anyway.
+    pub warnings: Vec<Problem>,
+}
+
+/// An event rejected locally: it is never sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// Position of the event in the input.
+    pub index: usize,
+    /// Every error found (at least one).
+    pub errors: Vec<Problem>,
+    /// Warnings found along the way.
+    pub warnings: Vec<Problem>,
+}
+
+/// The outcome of [`prepare`]: each input index appears exactly once, in one of the lists.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Prepared {
+    /// Wire-ready events, in input order.
+    pub events: Vec<PreparedEvent>,
+    /// Rejected events, in input order.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Prepares every event; `now` is the current Unix time in seconds.
+pub fn prepare<'a>(
+    events: impl IntoIterator<Item = &'a Value>,
+    options: &PrepareOptions,
+    now: i64,
+) -> Prepared {
+    let preparer = Preparer::new(options, now);
+    let events = events.into_iter();
+    let mut out = Prepared {
+        events: Vec::with_capacity(events.size_hint().0),
+        rejected: Vec::new(),
+    };
+    for (index, event) in events.enumerate() {
+        match preparer.prepare_one(event, index) {
+            Ok(e) => out.events.push(e),
+            Err(r) => out.rejected.push(r),
+        }
+    }
+    out
+}
+
+/// Prepares events one at a time with fixed options and clock (for streaming).
+#[derive(Debug, Clone)]
+pub struct Preparer {
+    norm: NormalizeOptions,
+    now: i64,
+}
+
+/// Standard event names (web, app and business messaging); any other name is custom.
+pub const STANDARD_EVENTS: &[&str] = &[
+    "AddPaymentInfo",
+    "AddToCart",
+    "AddToWishlist",
+    "CartAbandoned",
+    "CompleteRegistration",
+    "Contact",
+    "CustomizeProduct",
+    "Donate",
+    "FindLocation",
+    "InitiateCheckout",
+    "Lead",
+    "LeadSubmitted",
+    "OrderCanceled",
+    "OrderCreated",
+    "OrderDelivered",
+    "OrderReturned",
+    "OrderShipped",
+    "PageView",
+    "Purchase",
+    "QualifiedLead",
+    "RatingProvided",
+    "ReviewProvided",
+    "Schedule",
+    "Search",
+    "StartTrial",
+    "SubmitApplication",
+    "Subscribe",
+    "ViewContent",
+];
+
+const DAY: i64 = 86_400;
+/// Meta's limit for future event times (Meta is silent; peers use one minute).
+const MAX_FUTURE_SECS: i64 = 60;
+/// Later than this many seconds since 1970 is taken for milliseconds (year 5138).
+const MILLIS_THRESHOLD: i64 = 100_000_000_000;
+
+const CUSTOMER_SEGMENTATION: &[&str] = &[
+    "new_customer_to_business",
+    "new_customer_to_business_line",
+    "new_customer_to_product_area",
+    "new_customer_to_medium",
+    "existing_customer_to_business",
+    "existing_customer_to_business_line",
+    "existing_customer_to_product_area",
+    "existing_customer_to_medium",
+    "customer_in_loyalty_program",
+];
+
+const DELIVERY_CATEGORIES: &[&str] = &["in_store", "curbside", "home_delivery"];
+
+/// Where a problem is, built without allocating: only rendered (`data[3].user_data.em[0]`)
+/// when a problem is reported.
+#[derive(Clone, Copy)]
+enum Loc<'a> {
+    Event(usize),
+    Key(&'a Loc<'a>, &'a str),
+    Index(&'a Loc<'a>, usize),
+}
+
+impl<'a> Loc<'a> {
+    fn key(&'a self, k: &'a str) -> Loc<'a> {
+        Loc::Key(self, k)
+    }
+
+    fn index(&'a self, i: usize) -> Loc<'a> {
+        Loc::Index(self, i)
+    }
+}
+
+impl fmt::Display for Loc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Loc::Event(i) => write!(f, "data[{i}]"),
+            Loc::Key(parent, k) => write!(f, "{parent}.{k}"),
+            Loc::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+/// Accumulates the problems of one event.
+#[derive(Default)]
+struct Problems {
+    errors: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl Problems {
+    fn push(&mut self, kind: ProblemKind, loc: &Loc<'_>, msg: impl Into<String>) {
+        let p = Problem::new(kind, loc.to_string(), msg);
+        if kind.is_error() {
+            self.errors.push(p);
+        } else {
+            self.warnings.push(p);
+        }
+    }
+
+    fn wrong_type(&mut self, loc: &Loc<'_>, expected: &str) {
+        self.push(ProblemKind::InvalidType, loc, format!("must be {expected}"));
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Preparer {
+    /// A preparer with `options` and the clock `now` (Unix seconds).
+    pub fn new(options: &PrepareOptions, now: i64) -> Preparer {
+        let mut norm = options.normalize.clone();
+        norm.now = Some(now);
+        Preparer { norm, now }
+    }
+
+    /// Prepares the event at input position `index`.
+    pub fn prepare_one(&self, event: &Value, index: usize) -> Result<PreparedEvent, Rejection> {
+        let mut p = Problems::default();
+        let root = Loc::Event(index);
+        let Value::Object(obj) = event else {
+            p.push(
+                ProblemKind::NotAnObject,
+                &root,
+                format!("an event must be a JSON object, not {}", json_type(event)),
+            );
+            return Err(Rejection {
+                index,
+                errors: p.errors,
+                warnings: p.warnings,
+            });
+        };
+        let event = self.read_event(obj, &root, &mut p);
+        match event {
+            Some(event) if p.errors.is_empty() => Ok(PreparedEvent {
+                index,
+                event,
+                warnings: p.warnings,
+            }),
+            _ => Err(Rejection {
+                index,
+                errors: p.errors,
+                warnings: p.warnings,
+            }),
+        }
+    }
+
+    fn read_event(
+        &self,
+        obj: &Map<String, Value>,
+        root: &Loc<'_>,
+        p: &mut Problems,
+    ) -> Option<ServerEvent> {
+        let mut event_name = None;
+        let mut event_time = None;
+        let mut action_source = None;
+        let mut event_id = None;
+        let mut event_source_url = None;
+        let mut referrer_url = None;
+        let mut opt_out = None;
+        let mut user_data = None;
+        let mut user_data_errors = 0;
+        let mut custom_data = None;
+        let mut app_data = None;
+        let mut dpo = None;
+        let mut dpo_country = None;
+        let mut dpo_state = None;
+        let mut original_event_data = None;
+        let mut attribution_data = None;
+        let mut messaging_channel = None;
+        let mut customer_segmentation = None;
+        let mut advanced_measurement_table = None;
+
+        for (key, v) in obj {
+            if v.is_null() {
+                continue; // Meta's Payload Helper emits nulls for absent values.
+            }
+            let k = key.as_str();
+            match k {
+                "event_name" => event_name = string(v, &root.key(k), p),
+                "event_time" => event_time = self.event_time(v, &root.key(k), p),
+                "action_source" => match v.as_str() {
+                    Some(s) => match ActionSource::parse(s) {
+                        Some(a) => action_source = Some(a),
+                        None => p.push(
+                            ProblemKind::InvalidActionSource,
+                            &root.key(k),
+                            "must be one of email, website, app, phone_call, chat, \
+                             physical_store, system_generated, business_messaging, other",
+                        ),
+                    },
+                    None => p.wrong_type(&root.key(k), "a string"),
+                },
+                "event_id" => event_id = id_string(v, &root.key(k), p),
+                "event_source_url" => event_source_url = string(v, &root.key(k), p),
+                "referrer_url" => referrer_url = string(v, &root.key(k), p),
+                "opt_out" => match v.as_bool() {
+                    Some(b) => opt_out = Some(b),
+                    None => p.wrong_type(&root.key(k), "true or false"),
+                },
+                "user_data" => match v {
+                    Value::Object(m) => {
+                        let before = p.errors.len();
+                        user_data = Some(self.read_user_data(m, &root.key(k), p));
+                        user_data_errors = p.errors.len() - before;
+                    }
+                    _ => p.wrong_type(&root.key(k), "an object"),
+                },
+                "custom_data" => match v {
+                    Value::Object(m) => custom_data = Some(read_custom_data(m, &root.key(k), p)),
+                    _ => p.wrong_type(&root.key(k), "an object"),
+                },
+                "app_data" => app_data = nested::<AppData>(v, k, root, p).map(Box::new),
+                "data_processing_options" => dpo = read_dpo(v, root, p),
+                "data_processing_options_country" => dpo_country = integer(v, &root.key(k), p),
+                "data_processing_options_state" => dpo_state = integer(v, &root.key(k), p),
+                "original_event_data" => {
+                    original_event_data = nested::<OriginalEventData>(v, k, root, p)
+                }
+                "attribution_data" => {
+                    attribution_data = nested::<AttributionData>(v, k, root, p).map(Box::new)
+                }
+                "messaging_channel" => messaging_channel = string(v, &root.key(k), p),
+                "customer_segmentation" => {
+                    customer_segmentation = string(v, &root.key(k), p);
+                    if let Some(s) = &customer_segmentation {
+                        if !CUSTOMER_SEGMENTATION.contains(&s.as_str()) {
+                            p.push(
+                                ProblemKind::InvalidEnumValue,
+                                &root.key(k),
+                                "must be one of Meta's customer segmentation values, \
+                                 e.g. new_customer_to_business",
+                            );
+                        }
+                    }
+                }
+                "advanced_measurement_table" => {
+                    advanced_measurement_table = string(v, &root.key(k), p)
+                }
+                _ => p.push(
+                    ProblemKind::UnknownField,
+                    &root.key(k),
+                    "not a server event field; custom properties go in custom_data",
+                ),
+            }
+        }
+
+        match &event_name {
+            None => p.push(
+                ProblemKind::MissingEventName,
+                &root.key("event_name"),
+                "is required, e.g. \"Purchase\"",
+            ),
+            Some(n) if n.trim().is_empty() => p.push(
+                ProblemKind::MissingEventName,
+                &root.key("event_name"),
+                "must not be empty",
+            ),
+            Some(n) if !STANDARD_EVENTS.contains(&n.as_str()) && n.chars().count() > 50 => p.push(
+                ProblemKind::EventNameTooLong,
+                &root.key("event_name"),
+                "custom event names longer than 50 characters are refused by the pixel; \
+                 shorten it so browser and server events match",
+            ),
+            _ => {}
+        }
+        if event_time.is_none() && obj.get("event_time").is_none_or(Value::is_null) {
+            p.push(
+                ProblemKind::MissingEventTime,
+                &root.key("event_time"),
+                "is required: the Unix time in seconds when the event happened",
+            );
+        }
+        if action_source.is_none() && obj.get("action_source").is_none_or(Value::is_null) {
+            p.push(
+                ProblemKind::MissingActionSource,
+                &root.key("action_source"),
+                "is required, e.g. \"website\" or \"physical_store\"",
+            );
+        }
+        if let (Some(t), Some(a)) = (event_time, action_source) {
+            let days = if a == ActionSource::PhysicalStore {
+                62
+            } else {
+                7
+            };
+            if t < self.now - days * DAY {
+                p.push(
+                    ProblemKind::EventTimeTooOld,
+                    &root.key("event_time"),
+                    format!(
+                        "is more than {days} days in the past; Meta refuses the whole \
+                         request for such an event"
+                    ),
+                );
+            }
+        }
+        if action_source == Some(ActionSource::Website) {
+            let ua = user_data
+                .as_ref()
+                .and_then(|u: &UserData| u.client_user_agent.as_ref());
+            if ua.is_none() {
+                p.push(
+                    ProblemKind::MissingClientUserAgent,
+                    &root.key("user_data.client_user_agent"),
+                    "is required for website events: send the browser's User-Agent",
+                );
+            }
+            if event_source_url.is_none() {
+                p.push(
+                    ProblemKind::MissingEventSourceUrl,
+                    &root.key("event_source_url"),
+                    "is required for website events: send the page URL",
+                );
+            }
+            if event_id.is_none() {
+                p.push(
+                    ProblemKind::MissingEventId,
+                    &root.key("event_id"),
+                    "no event_id: Meta cannot deduplicate this event against the browser \
+                     pixel; send the pixel's eventID",
+                );
+            }
+        }
+        if action_source == Some(ActionSource::App)
+            && app_data.is_none()
+            && !obj.contains_key("app_data")
+        {
+            p.push(
+                ProblemKind::MissingAppData,
+                &root.key("app_data"),
+                "is required for app events (advertiser_tracking_enabled and extinfo)",
+            );
+        }
+        if let Some(app) = &app_data {
+            check_app_data(app, root, p);
+        }
+        if event_name.as_deref() == Some("Purchase") {
+            let cd = custom_data.as_ref();
+            if cd.and_then(|c: &CustomData| c.value).is_none()
+                && !has_key(obj, "custom_data", "value")
+            {
+                p.push(
+                    ProblemKind::MissingValue,
+                    &root.key("custom_data.value"),
+                    "is required for Purchase: the order's monetary value, e.g. 19.99",
+                );
+            }
+            if cd.and_then(|c| c.currency.as_ref()).is_none()
+                && !has_key(obj, "custom_data", "currency")
+            {
+                p.push(
+                    ProblemKind::MissingCurrency,
+                    &root.key("custom_data.currency"),
+                    "is required for Purchase: an ISO 4217 code such as USD",
+                );
+            }
+        }
+        check_ldu(dpo.as_deref(), dpo_country, dpo_state, root, p);
+        match &user_data {
+            None if !obj.contains_key("user_data") || obj["user_data"].is_null() => p.push(
+                ProblemKind::MissingUserData,
+                &root.key("user_data"),
+                "is required: send at least one customer information parameter",
+            ),
+            // With a broken value, "too little data" would only repeat that problem.
+            Some(u) if user_data_errors == 0 => check_user_data_breadth(u, root, p),
+            Some(_) => {}
+            None => {}
+        }
+
+        Some(ServerEvent {
+            event_name: event_name?,
+            event_time: event_time?,
+            action_source: action_source?,
+            event_id,
+            event_source_url,
+            referrer_url,
+            opt_out,
+            user_data: user_data?,
+            custom_data,
+            app_data,
+            data_processing_options: dpo,
+            data_processing_options_country: dpo_country,
+            data_processing_options_state: dpo_state,
+            original_event_data,
+            attribution_data,
+            messaging_channel,
+            customer_segmentation,
+            advanced_measurement_table,
+        })
+    }
+
+    fn event_time(&self, v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<i64> {
+        let Some(t) = v.as_i64() else {
+            p.push(
+                ProblemKind::InvalidEventTime,
+                loc,
+                "must be an integer: Unix time in seconds",
+            );
+            return None;
+        };
+        if t >= MILLIS_THRESHOLD {
+            p.push(
+                ProblemKind::EventTimeInMilliseconds,
+                loc,
+                "looks like milliseconds; send Unix time in seconds (divide by 1000)",
+            );
+            return None;
+        }
+        if t > self.now + MAX_FUTURE_SECS {
+            p.push(
+                ProblemKind::EventTimeInFuture,
+                loc,
+                "is more than 60 seconds in the future; check the clock and the time zone \
+                 (Unix time is UTC)",
+            );
+            return None;
+        }
+        Some(t)
+    }
+
+    fn read_user_data(
+        &self,
+        m: &Map<String, Value>,
+        ud_loc: &Loc<'_>,
+        p: &mut Problems,
+    ) -> UserData {
+        let mut ud = UserData::default();
+        let mut buf = String::with_capacity(64);
+        for (key, v) in m {
+            if v.is_null() {
+                continue;
+            }
+            let k = key.as_str();
+            let loc = ud_loc.key(k);
+            let loc = &loc;
+            if let Some(field) = Field::from_key(k) {
+                let mut values = Vec::with_capacity(match v {
+                    Value::Array(items) => items.len(),
+                    _ => 1,
+                });
+                match v {
+                    Value::Array(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            if item.is_null() {
+                                continue;
+                            }
+                            let item_loc = loc.index(i);
+                            if let Some(w) = self.hashed_value(field, item, &item_loc, &mut buf, p)
+                            {
+                                if !values.contains(&w) {
+                                    values.push(w);
+                                }
+                            }
+                        }
+                    }
+                    _ => {
+                        if let Some(w) = self.hashed_value(field, v, loc, &mut buf, p) {
+                            values.push(w);
+                        }
+                    }
+                }
+                if field.is_multi() {
+                    if let Some(list) = ud.list_mut(k) {
+                        *list = values;
+                    }
+                } else if values.len() > 1 {
+                    p.push(ProblemKind::InvalidType, loc, "takes a single value");
+                } else if let Some(slot) = ud.single_mut(k) {
+                    *slot = values.pop();
+                }
+                continue;
+            }
+            if let Some(slot) = ud.single_mut(k) {
+                *slot = plain_value(k, v, loc, p);
+                continue;
+            }
+            let hint = match k {
+                "email" | "emails" => "; did you mean em?",
+                "phone" | "phone_number" => "; did you mean ph?",
+                "first_name" => "; did you mean fn?",
+                "last_name" => "; did you mean ln?",
+                "city" => "; did you mean ct?",
+                "state" => "; did you mean st?",
+                "zip" | "zip_code" | "postal_code" => "; did you mean zp?",
+                "gender" => "; did you mean ge?",
+                "date_of_birth" | "birthday" => "; did you mean db?",
+                "ip" | "ip_address" => "; did you mean client_ip_address?",
+                "user_agent" => "; did you mean client_user_agent?",
+                _ => "",
+            };
+            p.push(
+                ProblemKind::UnknownField,
+                loc,
+                format!("not a customer information parameter{hint}"),
+            );
+        }
+        ud
+    }
+
+    /// Normalizes and hashes one value; `None` when it is dropped or has a problem.
+    fn hashed_value(
+        &self,
+        field: Field,
+        v: &Value,
+        loc: &Loc<'_>,
+        buf: &mut String,
+        p: &mut Problems,
+    ) -> Option<String> {
+        let owned;
+        let raw = match v {
+            Value::String(s) => s.as_str(),
+            Value::Number(n) if numeric_ok(field) => {
+                owned = n.to_string();
+                owned.as_str()
+            }
+            _ => {
+                p.wrong_type(
+                    loc,
+                    if numeric_ok(field) {
+                        "a string or a number"
+                    } else {
+                        "a string"
+                    },
+                );
+                return None;
+            }
+        };
+        match normalize_into(field, raw, &self.norm, buf) {
+            Ok(Out::Empty) => {
+                p.push(
+                    ProblemKind::EmptyValue,
+                    loc,
+                    "empty value dropped (it is never hashed)",
+                );
+                None
+            }
+            Ok(Out::Hashed(h)) => Some(h),
+            Ok(Out::Plain(warning)) => {
+                if let Some(w) = warning {
+                    p.push(w, loc, warning_msg(w));
+                }
+                Some(if field.is_hashed(&self.norm) {
+                    hash::sha256_hex(buf)
+                } else {
+                    buf.clone()
+                })
+            }
+            Err(e) => {
+                p.push(e.kind, loc, e.msg);
+                None
+            }
+        }
+    }
+}
+
+fn numeric_ok(field: Field) -> bool {
+    matches!(
+        field,
+        Field::Ph
+            | Field::Zp
+            | Field::ExternalId
+            | Field::Db
+            | Field::Dobd
+            | Field::Dobm
+            | Field::Doby
+    )
+}
+
+fn warning_msg(kind: ProblemKind) -> &'static str {
+    match kind {
+        ProblemKind::PhoneMissingCountryCode => {
+            "phone number without country code, sent as digits; add the country code or \
+             set the default_country option"
+        }
+        _ => "see the problem type",
+    }
+}
+
+fn has_key(obj: &Map<String, Value>, outer: &str, inner: &str) -> bool {
+    obj.get(outer)
+        .and_then(|o| o.get(inner))
+        .is_some_and(|v| !v.is_null())
+}
+
+fn string(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        _ => {
+            p.wrong_type(loc, "a string");
+            None
+        }
+    }
+}
+
+/// A string, or an integer taken as its decimal string (ids).
+fn id_string(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+        _ => {
+            p.wrong_type(loc, "a string");
+            None
+        }
+    }
+}
+
+fn integer(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<i64> {
+    match v.as_i64() {
+        Some(i) => Some(i),
+        None => {
+            p.wrong_type(loc, "an integer");
+            None
+        }
+    }
+}
+
+/// A number, or a string holding a finite decimal number.
+fn number(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<f64> {
+    let n = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if n.is_finite() => Some(n),
+        _ => {
+            p.push(
+                ProblemKind::InvalidValue,
+                loc,
+                "must be a number, e.g. 19.99",
+            );
+            None
+        }
+    }
+}
+
+/// Deserializes a nested object with serde, reporting the first problem by its path and
+/// without echoing the value.
+fn nested<T: serde::de::DeserializeOwned>(
+    v: &Value,
+    key: &str,
+    root: &Loc<'_>,
+    p: &mut Problems,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(v) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let path = e.path().to_string();
+            let loc = if path == "." || path.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{key}.{path}")
+            };
+            let msg = e.inner().to_string();
+            let msg = if let Some(exp) = msg.split(", expected ").nth(1) {
+                if msg.starts_with("unknown field") {
+                    format!("unknown field; expected {exp}")
+                } else {
+                    format!("invalid value; expected {exp}")
+                }
+            } else if msg.starts_with("missing field") {
+                msg
+            } else {
+                "invalid value".to_owned()
+            };
+            let kind = if key == "app_data" {
+                ProblemKind::InvalidAppData
+            } else {
+                ProblemKind::InvalidType
+            };
+            p.push(kind, &root.key(&loc), msg);
+            None
+        }
+    }
+}
+
+/// A plain (never hashed) `user_data` value, checked where Meta gives a format.
+fn plain_value(key: &str, v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
+    let s = match v {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) if n.is_u64() && key != "client_user_agent" => n.to_string(),
+        _ => {
+            p.wrong_type(loc, "a string");
+            return None;
+        }
+    };
+    if s.is_empty() {
+        p.push(ProblemKind::EmptyValue, loc, "empty value dropped");
+        return None;
+    }
+    match key {
+        "client_ip_address" if !is_ip(&s) => {
+            p.push(
+                ProblemKind::InvalidIpAddress,
+                loc,
+                "must be an IPv4 or IPv6 address",
+            );
+            None
+        }
+        "lead_id" if !(15..=16).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) => {
+            p.push(
+                ProblemKind::InvalidLeadId,
+                loc,
+                "must be the 15-16 digit id Meta Lead Ads gave the lead",
+            );
+            None
+        }
+        "fbc" | "fbp" => {
+            let fbc = key == "fbc";
+            match check_cookie(&s, fbc) {
+                Cookie::Ok => Some(s),
+                Cookie::Seconds => {
+                    p.push(
+                        ProblemKind::CookieTimeInSeconds,
+                        loc,
+                        "creation time is in seconds; Meta documents milliseconds \
+                         (fb.1.<13-digit ms>.<id>)",
+                    );
+                    Some(s)
+                }
+                Cookie::Bad => {
+                    p.push(
+                        if fbc {
+                            ProblemKind::InvalidFbc
+                        } else {
+                            ProblemKind::InvalidFbp
+                        },
+                        loc,
+                        if fbc {
+                            "must be fb.<subdomain index>.<creation ms>.<fbclid>, as in the \
+                             _fbc cookie"
+                        } else {
+                            "must be fb.<subdomain index>.<creation ms>.<random number>, as in \
+                             the _fbp cookie"
+                        },
+                    );
+                    None
+                }
+            }
+        }
+        _ => Some(s),
+    }
+}
+
+fn is_ip(s: &str) -> bool {
+    if s.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    // A parameter-builder appendix may follow the address.
+    match s.rsplit_once('.') {
+        Some((ip, appendix)) => is_appendix(appendix) && ip.parse::<IpAddr>().is_ok(),
+        None => false,
+    }
+}
+
+enum Cookie {
+    Ok,
+    Seconds,
+    Bad,
+}
+
+/// `fb.<index>.<creation time>.<payload>[.<appendix>]` (wire-contract §5.3).
+fn check_cookie(s: &str, fbc: bool) -> Cookie {
+    let parts: Vec<&str> = s.split('.').collect();
+    if !(4..=5).contains(&parts.len()) {
+        return Cookie::Bad;
+    }
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    let payload_ok = if fbc {
+        !parts[3].is_empty()
+            && parts[3]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    } else {
+        digits(parts[3])
+    };
+    let appendix_ok = parts.len() == 4 || is_appendix(parts[4]);
+    if parts[0] != "fb" || !digits(parts[1]) || !digits(parts[2]) || !payload_ok || !appendix_ok {
+        return Cookie::Bad;
+    }
+    match parts[2].len() {
+        13 => Cookie::Ok,
+        10 => Cookie::Seconds,
+        _ => Cookie::Bad,
+    }
+}
+
+fn read_custom_data(m: &Map<String, Value>, cd_loc: &Loc<'_>, p: &mut Problems) -> CustomData {
+    let mut cd = CustomData::default();
+    for (key, v) in m {
+        if v.is_null() {
+            continue;
+        }
+        let k = key.as_str();
+        let loc = cd_loc.key(k);
+        let loc = &loc;
+        match k {
+            "value" => cd.value = number(v, loc, p),
+            "predicted_ltv" => cd.predicted_ltv = number(v, loc, p),
+            "net_revenue" => cd.net_revenue = number(v, loc, p),
+            "currency" => cd.currency = currency(v, loc, p),
+            "content_name" => cd.content_name = string(v, loc, p),
+            "content_category" => cd.content_category = string(v, loc, p),
+            "content_type" => cd.content_type = string(v, loc, p),
+            "order_id" => cd.order_id = id_string(v, loc, p),
+            "search_string" => cd.search_string = string(v, loc, p),
+            "item_number" => cd.item_number = id_string(v, loc, p),
+            "status" => {
+                cd.status = match v {
+                    Value::Bool(b) => Some(b.to_string()),
+                    _ => string(v, loc, p),
+                }
+            }
+            "num_items" => {
+                cd.num_items = match v {
+                    Value::String(s) => s.trim().parse().ok(),
+                    _ => v.as_i64(),
+                };
+                if cd.num_items.is_none() {
+                    p.wrong_type(loc, "an integer");
+                }
+            }
+            "delivery_category" => cd.delivery_category = delivery_category(v, loc, p),
+            "content_ids" => match v {
+                Value::Array(items) => {
+                    let mut ids = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(id) = id_string(item, &loc.index(i), p) {
+                            ids.push(id);
+                        }
+                    }
+                    cd.content_ids = Some(ids);
+                }
+                _ => p.wrong_type(loc, "an array of ids"),
+            },
+            "contents" => match v {
+                Value::Array(items) => {
+                    let mut contents = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(c) = read_content(item, &loc.index(i), p) {
+                            contents.push(c);
+                        }
+                    }
+                    cd.contents = Some(contents);
+                }
+                _ => p.wrong_type(loc, "an array of objects"),
+            },
+            _ => {
+                cd.extra.insert(key.clone(), v.clone());
+            }
+        }
+    }
+    cd
+}
+
+fn currency(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
+    let s = string(v, loc, p)?;
+    let code = s.trim();
+    if normalize::is_currency(code) {
+        Some(code.to_ascii_uppercase())
+    } else {
+        p.push(
+            ProblemKind::InvalidCurrency,
+            loc,
+            "must be an ISO 4217 currency code such as USD or EUR",
+        );
+        None
+    }
+}
+
+fn delivery_category(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
+    let s = string(v, loc, p)?.trim().to_ascii_lowercase();
+    if DELIVERY_CATEGORIES.contains(&s.as_str()) {
+        Some(s)
+    } else {
+        p.push(
+            ProblemKind::InvalidEnumValue,
+            loc,
+            "must be in_store, curbside or home_delivery",
+        );
+        None
+    }
+}
+
+fn read_content(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<Content> {
+    let Value::Object(m) = v else {
+        p.wrong_type(loc, "an object with id and quantity");
+        return None;
+    };
+    let item_loc = loc;
+    let mut c = Content::default();
+    let mut id = None;
+    for (key, v) in m {
+        if v.is_null() {
+            continue;
+        }
+        let k = key.as_str();
+        let loc = item_loc.key(k);
+        let loc = &loc;
+        match k {
+            "id" => id = id_string(v, loc, p),
+            "quantity" => {
+                c.quantity = match v {
+                    Value::String(s) => s.trim().parse().ok(),
+                    _ => v.as_i64(),
+                };
+                if c.quantity.is_none() {
+                    p.wrong_type(loc, "an integer");
+                }
+            }
+            "item_price" => c.item_price = number(v, loc, p),
+            "title" => c.title = string(v, loc, p),
+            "description" => c.description = string(v, loc, p),
+            "brand" => c.brand = string(v, loc, p),
+            "category" => c.category = string(v, loc, p),
+            "delivery_category" => c.delivery_category = delivery_category(v, loc, p),
+            _ => {
+                c.extra.insert(key.clone(), v.clone());
+            }
+        }
+    }
+    match id {
+        Some(id) if !id.trim().is_empty() => {
+            c.id = id;
+            Some(c)
+        }
+        _ => {
+            // A non-string id was already reported as a type error.
+            let wrong_type = m
+                .get("id")
+                .is_some_and(|v| !(v.is_string() || v.is_number() || v.is_null()));
+            if !wrong_type {
+                p.push(
+                    ProblemKind::MissingContentId,
+                    &item_loc.key("id"),
+                    "every contents item needs the product id",
+                );
+            }
+            None
+        }
+    }
+}
+
+fn read_dpo(v: &Value, root: &Loc<'_>, p: &mut Problems) -> Option<Vec<String>> {
+    let ok = match v {
+        Value::Array(items) => match items.as_slice() {
+            [] => Some(Vec::new()),
+            [Value::String(s)] if s == "LDU" => Some(vec!["LDU".to_owned()]),
+            _ => None,
+        },
+        _ => None,
+    };
+    if ok.is_none() {
+        p.push(
+            ProblemKind::InvalidDataProcessingOptions,
+            &root.key("data_processing_options"),
+            "must be [] (no Limited Data Use) or [\"LDU\"]",
+        );
+    }
+    ok
+}
+
+fn check_ldu(
+    dpo: Option<&[String]>,
+    country: Option<i64>,
+    state: Option<i64>,
+    root: &Loc<'_>,
+    p: &mut Problems,
+) {
+    if let Some(c) = country {
+        if c != 0 && c != 1 {
+            p.push(
+                ProblemKind::InvalidLduLocation,
+                &root.key("data_processing_options_country"),
+                "must be 1 (United States) or 0 (let Meta geolocate)",
+            );
+        }
+    }
+    if let Some(s) = state {
+        if s != 0 && !(1000..=1013).contains(&s) {
+            p.push(
+                ProblemKind::InvalidLduLocation,
+                &root.key("data_processing_options_state"),
+                "must be 0 (let Meta geolocate) or a state code 1000-1013",
+            );
+        }
+    }
+    let ldu = dpo.is_some_and(|d| d.len() == 1);
+    if ldu && country.is_some() && state.is_none() {
+        p.push(
+            ProblemKind::InvalidLduLocation,
+            &root.key("data_processing_options_state"),
+            "is required with data_processing_options_country (0 lets Meta geolocate)",
+        );
+    }
+}
+
+fn check_app_data(app: &AppData, root: &Loc<'_>, p: &mut Problems) {
+    let version_ok = app
+        .extinfo
+        .first()
+        .and_then(Value::as_str)
+        .is_some_and(|v| v == "a2" || v == "i2");
+    if app.extinfo.len() != 16 || !version_ok {
+        p.push(
+            ProblemKind::InvalidAppData,
+            &root.key("app_data.extinfo"),
+            "must be an array of exactly 16 values starting with \"a2\" (Android) or \"i2\" \
+             (iOS); use \"\" for unknown values",
+        );
+    }
+}
+
+/// Meta's baseline for matching: these sets alone are too broad (wire-contract §2.2).
+const TOO_BROAD: &[&[&str]] = &[
+    &["ct", "country", "st", "zp", "ge", "client_user_agent"],
+    &["db", "client_user_agent"],
+    &["fn", "ge"],
+    &["ln", "ge"],
+];
+
+fn check_user_data_breadth(u: &UserData, root: &Loc<'_>, p: &mut Problems) {
+    let present: Vec<&str> = present_keys(u);
+    if present.is_empty() {
+        p.push(
+            ProblemKind::MissingUserData,
+            &root.key("user_data"),
+            "no usable customer information left; send at least one of em, ph, \
+             external_id, client_ip_address with client_user_agent, fbc, fbp",
+        );
+    } else if TOO_BROAD
+        .iter()
+        .any(|set| present.iter().all(|k| set.contains(k)))
+    {
+        p.push(
+            ProblemKind::InsufficientUserData,
+            &root.key("user_data"),
+            "this combination of customer information is too broad for Meta to match; \
+             add em, ph, external_id, fbp or client_ip_address",
+        );
+    }
+}
+
+fn present_keys(u: &UserData) -> Vec<&'static str> {
+    let lists: [(&'static str, bool); 11] = [
+        ("em", !u.em.is_empty()),
+        ("ph", !u.ph.is_empty()),
+        ("fn", !u.r#fn.is_empty()),
+        ("ln", !u.ln.is_empty()),
+        ("ge", !u.ge.is_empty()),
+        ("db", !u.db.is_empty()),
+        ("ct", !u.ct.is_empty()),
+        ("st", !u.st.is_empty()),
+        ("zp", !u.zp.is_empty()),
+        ("country", !u.country.is_empty()),
+        ("external_id", !u.external_id.is_empty()),
+    ];
+    let singles: [(&'static str, bool); 21] = [
+        ("client_ip_address", u.client_ip_address.is_some()),
+        ("client_user_agent", u.client_user_agent.is_some()),
+        ("fbc", u.fbc.is_some()),
+        ("fbp", u.fbp.is_some()),
+        ("subscription_id", u.subscription_id.is_some()),
+        ("fb_login_id", u.fb_login_id.is_some()),
+        ("lead_id", u.lead_id.is_some()),
+        ("anon_id", u.anon_id.is_some()),
+        ("madid", u.madid.is_some()),
+        ("page_id", u.page_id.is_some()),
+        ("page_scoped_user_id", u.page_scoped_user_id.is_some()),
+        ("ctwa_clid", u.ctwa_clid.is_some()),
+        ("ig_account_id", u.ig_account_id.is_some()),
+        ("ig_sid", u.ig_sid.is_some()),
+        (
+            "whatsapp_business_account_id",
+            u.whatsapp_business_account_id.is_some(),
+        ),
+        ("f5first", u.f5first.is_some()),
+        ("f5last", u.f5last.is_some()),
+        ("fi", u.fi.is_some()),
+        ("dobd", u.dobd.is_some()),
+        ("dobm", u.dobm.is_some()),
+        ("doby", u.doby.is_some()),
+    ];
+    lists
+        .into_iter()
+        .chain(singles)
+        .filter_map(|(k, present)| present.then_some(k))
+        .collect()
+}
