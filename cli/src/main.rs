@@ -31,6 +31,19 @@ enum Command {
     Prepare(PrepareArgs),
     /// Check events and print a summary; exits 1 when any event is rejected.
     Validate(PrepareArgs),
+    /// Serve the local Graph API sandbox on 127.0.0.1 until interrupted.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Args)]
+struct SandboxArgs {
+    /// Port on 127.0.0.1; 0 picks a free one. The first output line is the base URL.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// JSON configuration: tokens, datasets and knobs (see sandbox/README.md). Without it
+    /// the token `sandbox-token` is accepted for every pixel.
+    #[arg(long)]
+    config: Option<String>,
 }
 
 #[derive(Args)]
@@ -122,6 +135,7 @@ fn main() -> ExitCode {
         Command::Normalize(args) => run_normalize(args),
         Command::Prepare(args) => run_prepare(args),
         Command::Validate(args) => run_validate(args),
+        Command::Sandbox(args) => run_sandbox(args),
     };
     match result {
         Ok(code) => code,
@@ -313,6 +327,40 @@ fn run_prepare(args: PrepareArgs) -> Result<ExitCode, Fatal> {
         Ok(())
     })?;
     out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The token the sandbox accepts when started without a configuration.
+const SANDBOX_TOKEN: &str = "sandbox-token";
+
+fn run_sandbox(args: SandboxArgs) -> Result<ExitCode, Fatal> {
+    use freight_sandbox::{Sandbox, SandboxConfig};
+    let config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Fatal(format!("{path}: {e}")))?;
+            serde_json::from_str::<SandboxConfig>(&text)
+                .map_err(|e| Fatal(format!("{path}: not a sandbox configuration: {e}")))?
+        }
+        None => SandboxConfig::with_token(SANDBOX_TOKEN),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    })
+    .map_err(|e| Fatal(format!("cannot handle signals: {e}")))?;
+    let mut sandbox = Sandbox::start_on(config, args.port)
+        .map_err(|e| Fatal(format!("cannot listen on 127.0.0.1:{}: {e}", args.port)))?;
+    println!("{}", sandbox.url());
+    if args.config.is_none() {
+        println!(
+            "token: {SANDBOX_TOKEN} (any pixel id); control: {}/__sandbox/requests",
+            sandbox.url()
+        );
+    }
+    io::stdout().flush()?;
+    let _ = rx.recv();
+    sandbox.shutdown();
+    eprintln!("freight sandbox: stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -132,3 +132,34 @@ fn bad_options_exit_2() {
     let out = freight(&["prepare", "/nonexistent/events.jsonl"], "");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn sandbox_prints_its_address_and_stops_on_sigint() {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_freight"))
+        .args(["sandbox", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let url = first.trim().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /__sandbox/clock HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    // SIGINT, as Ctrl-C sends.
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "clean shutdown on SIGINT");
+}
