@@ -3,6 +3,9 @@
 //! Offline subcommands: `normalize`, `prepare` (dry run: wire events and rejections, one
 //! JSON line per input) and `validate` (a human summary; exit 1 when an event is rejected).
 
+mod input;
+mod send;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use freight::normalize::{normalize, DateOrder, Field, NormalizeOptions};
 use freight::prepare::{PrepareOptions, Preparer};
@@ -33,6 +36,11 @@ enum Command {
     Validate(PrepareArgs),
     /// Serve the local Graph API sandbox on 127.0.0.1 until interrupted.
     Sandbox(SandboxArgs),
+    /// Send events to a pixel (token from FREIGHT_ACCESS_TOKEN; without it, to the built-in
+    /// sandbox).
+    Send(send::SendArgs),
+    /// Send one test event and print whether the connection works.
+    TestConnection(send::TestConnectionArgs),
 }
 
 #[derive(Args)]
@@ -66,8 +74,11 @@ struct NormalizeArgs {
 
 #[derive(Args)]
 struct PrepareArgs {
-    /// JSON Lines file of events; `-` or nothing reads standard input.
+    /// JSON Lines (or CSV) file of events; `-` or nothing reads standard input.
     file: Option<String>,
+    /// Input format; by default CSV for `*.csv` files, JSON Lines otherwise.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// The clock, as Unix seconds (default: now).
     #[arg(long)]
     now: Option<i64>,
@@ -75,8 +86,42 @@ struct PrepareArgs {
     options: OptionArgs,
 }
 
+/// Input formats.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One CAPI event object per line.
+    Jsonl,
+    /// Offline conversions: one event per row, columns named after CAPI fields.
+    Csv,
+}
+
+/// Opens `file` (or standard input) as a stream of events.
+pub fn read_events(
+    file: Option<&str>,
+    format: Option<Format>,
+    wrap: impl FnOnce(Box<dyn io::Read>, Option<u64>) -> Box<dyn io::Read>,
+) -> Result<Box<dyn Iterator<Item = input::Item>>, Fatal> {
+    let (reader, size): (Box<dyn io::Read>, Option<u64>) = match file {
+        None | Some("-") => (Box::new(io::stdin()), None),
+        Some(path) => {
+            let f = std::fs::File::open(path).map_err(|e| Fatal(format!("{path}: {e}")))?;
+            let size = f.metadata().ok().map(|m| m.len());
+            (Box::new(f), size)
+        }
+    };
+    let reader = wrap(reader, size);
+    let format = format.unwrap_or(match file {
+        Some(p) if p.to_ascii_lowercase().ends_with(".csv") => Format::Csv,
+        _ => Format::Jsonl,
+    });
+    Ok(match format {
+        Format::Jsonl => Box::new(input::jsonl(BufReader::with_capacity(1 << 16, reader))),
+        Format::Csv => Box::new(input::csv(BufReader::with_capacity(1 << 16, reader))),
+    })
+}
+
 #[derive(Args)]
-struct OptionArgs {
+pub struct OptionArgs {
     /// Country whose calling code completes national phone numbers (e.g. gb).
     #[arg(long)]
     default_country: Option<String>,
@@ -98,7 +143,8 @@ enum Order {
 }
 
 impl OptionArgs {
-    fn to_options(&self) -> Result<NormalizeOptions, String> {
+    /// The normalization options these flags ask for.
+    pub fn to_options(&self) -> Result<NormalizeOptions, String> {
         let opts = NormalizeOptions {
             default_country: self.default_country.clone(),
             date_order: match self.date_order {
@@ -114,14 +160,14 @@ impl OptionArgs {
     }
 }
 
-fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A failure of the command itself (bad usage, unreadable input): exit code 2.
-struct Fatal(String);
+pub struct Fatal(pub String);
 
 impl From<io::Error> for Fatal {
     fn from(e: io::Error) -> Fatal {
@@ -136,6 +182,8 @@ fn main() -> ExitCode {
         Command::Prepare(args) => run_prepare(args),
         Command::Validate(args) => run_validate(args),
         Command::Sandbox(args) => run_sandbox(args),
+        Command::Send(args) => send::run_send(args),
+        Command::TestConnection(args) => send::run_test_connection(args),
     };
     match result {
         Ok(code) => code,
@@ -238,16 +286,6 @@ fn normalize_line(line: &str, base: &NormalizeOptions) -> Result<Value, String> 
     })
 }
 
-fn open_input(file: Option<&str>) -> Result<Box<dyn BufRead>, Fatal> {
-    match file {
-        None | Some("-") => Ok(Box::new(BufReader::new(io::stdin()))),
-        Some(path) => {
-            let f = std::fs::File::open(path).map_err(|e| Fatal(format!("{path}: {e}")))?;
-            Ok(Box::new(BufReader::with_capacity(1 << 16, f)))
-        }
-    }
-}
-
 /// One input line's outcome.
 enum Outcome {
     Ready(Box<freight::prepare::PreparedEvent>),
@@ -265,42 +303,31 @@ fn stream_events(
         normalize: args.options.to_options().map_err(Fatal)?,
     };
     let preparer = Preparer::new(&opts, args.now.unwrap_or_else(unix_now));
-    let mut input = open_input(args.file.as_deref())?;
-    let mut raw = Vec::new();
-    let (mut line_no, mut index) = (0usize, 0usize);
-    loop {
-        raw.clear();
-        if input.read_until(b'\n', &mut raw)? == 0 {
-            break;
-        }
-        line_no += 1;
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let outcome = match serde_json::from_slice::<Value>(&raw) {
+    let items = read_events(args.file.as_deref(), args.format, |r, _| r)?;
+    for (index, item) in items.enumerate() {
+        let outcome = match item.event {
             Ok(event) => match preparer.prepare_one(&event, index) {
                 Ok(e) => Outcome::Ready(Box::new(e)),
                 Err(r) => Outcome::Rejected(r),
             },
-            Err(e) => Outcome::Rejected(freight::prepare::Rejection {
-                index,
-                errors: vec![Problem::new(
-                    freight::ProblemKind::InvalidJson,
-                    format!("data[{index}]"),
-                    format!("line {line_no} is not valid JSON: {}", json_error(&e)),
-                )],
-                warnings: Vec::new(),
-            }),
+            Err(msg) => Outcome::Rejected(unreadable(index, msg)),
         };
-        each(line_no, outcome)?;
-        index += 1;
+        each(item.line, outcome)?;
     }
     Ok(())
 }
 
-/// serde_json's syntax errors say where, never what: safe to show.
-fn json_error(e: &serde_json::Error) -> String {
-    format!("{:?} error at column {}", e.classify(), e.column())
+/// The rejection of an input line that is not an event at all.
+pub fn unreadable(index: usize, msg: String) -> freight::prepare::Rejection {
+    freight::prepare::Rejection {
+        index,
+        errors: vec![Problem::new(
+            freight::ProblemKind::InvalidJson,
+            format!("data[{index}]"),
+            msg,
+        )],
+        warnings: Vec::new(),
+    }
 }
 
 fn run_prepare(args: PrepareArgs) -> Result<ExitCode, Fatal> {
@@ -331,7 +358,7 @@ fn run_prepare(args: PrepareArgs) -> Result<ExitCode, Fatal> {
 }
 
 /// The token the sandbox accepts when started without a configuration.
-const SANDBOX_TOKEN: &str = "sandbox-token";
+pub const SANDBOX_TOKEN: &str = "sandbox-token";
 
 fn run_sandbox(args: SandboxArgs) -> Result<ExitCode, Fatal> {
     use freight_sandbox::{Sandbox, SandboxConfig};

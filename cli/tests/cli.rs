@@ -163,3 +163,180 @@ fn sandbox_prints_its_address_and_stops_on_sigint() {
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "clean shutdown on SIGINT");
 }
+
+fn freight_env(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_freight"));
+    cmd.args(args)
+        .env_remove("FREIGHT_ACCESS_TOKEN")
+        .env_remove("FREIGHT_APP_SECRET")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn report_lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn send_without_token_uses_the_builtin_sandbox() {
+    let dir = std::env::temp_dir().join(format!("freight-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("report.jsonl");
+    let input = format!("{GOOD}\nnot json\n{GOOD}\n");
+    let out = freight_env(
+        &[
+            "send",
+            "-",
+            "--now",
+            NOW,
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &[],
+        &input,
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let first = stdout.lines().next().unwrap();
+    assert!(
+        first.contains("built-in Graph sandbox at http://127.0.0.1:"),
+        "{first}"
+    );
+    assert!(
+        stdout.contains("3 events: 2 delivered, 1 rejected, 0 failed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "rejections alone do not fail the send"
+    );
+    let lines = report_lines(&report);
+    let outcomes: Vec<&str> = lines.iter().filter_map(|l| l["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["rejected", "delivered", "delivered"]);
+    assert_eq!(lines[0]["line"], 2);
+    assert_eq!(lines.last().unwrap()["summary"]["delivered"], 2);
+    let strict = freight_env(&["send", "-", "--now", NOW, "--strict"], &[], &input);
+    assert_eq!(strict.status.code(), Some(1));
+}
+
+#[test]
+fn send_with_a_token_goes_to_the_given_graph_url() {
+    use freight_sandbox::{Fault, FaultKind, Sandbox, SandboxConfig};
+    let token = "EAAB-cli-token-42";
+    let sb = Sandbox::start(SandboxConfig::with_token(token)).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let csv = format!(
+        "event_name,event_time,action_source,em,value,currency,order_id\n\
+         Purchase,{},physical_store,a@example.com,12.5,eur,A-1\n\
+         Purchase,{},physical_store,b@example.com,7,USD,A-2\n",
+        now - 86_400,
+        now - 3600
+    );
+    let path = std::env::temp_dir().join(format!("freight-cli-{}.csv", std::process::id()));
+    std::fs::write(&path, csv).unwrap();
+    let url = sb.url();
+    let args = [
+        "send",
+        path.to_str().unwrap(),
+        "--pixel-id",
+        "555",
+        "--graph-url",
+        &url,
+        "--partner-agent",
+        "plfreight-1-2",
+    ];
+    let out = freight_env(&args, &[("FREIGHT_ACCESS_TOKEN", token)], "");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("2 events: 2 delivered"), "{stdout}");
+    assert!(!stdout.contains(token));
+    let req = &sb.requests()[0];
+    assert_eq!(req.path, "/v25.0/555/events");
+    assert_eq!(req.partner_agent.as_deref(), Some("plfreight-1-2"));
+    assert_eq!(req.events[0]["custom_data"]["currency"], "EUR");
+    assert_eq!(req.events[1]["custom_data"]["order_id"], "A-2");
+
+    // A failure exits 1 and names the error, never the token.
+    sb.push_fault(Fault::times(
+        FaultKind::AuthError {
+            subcode: Some(463),
+            http: 400,
+        },
+        0,
+    ));
+    let out = freight_env(&args, &[("FREIGHT_ACCESS_TOKEN", token)], "");
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("2 failed"), "{all}");
+    assert!(!all.contains(token));
+
+    // The clock cannot be set for Meta.
+    let out = freight_env(
+        &["send", "-", "--pixel-id", "1", "--now", NOW],
+        &[("FREIGHT_ACCESS_TOKEN", token)],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    // Plain http to a public host is refused.
+    let out = freight_env(
+        &[
+            "send",
+            "-",
+            "--pixel-id",
+            "1",
+            "--graph-url",
+            "http://graph.facebook.com",
+        ],
+        &[("FREIGHT_ACCESS_TOKEN", token)],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
+
+#[test]
+fn test_connection_reports_a_status() {
+    let out = freight_env(&["test-connection"], &[], "");
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("\"status\":\"ok\""), "{stdout}");
+    let sb = freight_sandbox::Sandbox::start(freight_sandbox::SandboxConfig::with_token("right"))
+        .unwrap();
+    let url = sb.url();
+    let out = freight_env(
+        &["test-connection", "--pixel-id", "9", "--graph-url", &url],
+        &[("FREIGHT_ACCESS_TOKEN", "wrong")],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("\"status\":\"invalid_token\""));
+}

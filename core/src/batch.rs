@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
 
 /// The top-level fields sent next to `data` (`reference/wire-contract.md` §1.5, §4).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestFields {
     /// Routes events to Events Manager's Test Events tab (they are still processed).
@@ -33,6 +33,26 @@ pub struct RequestFields {
     /// The origin of the uploaded data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_source: Option<String>,
+    /// `hex(HMAC-SHA256(app_secret, access_token))`, set by [`crate::request::request_fields`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appsecret_proof: Option<String>,
+}
+
+impl std::fmt::Debug for RequestFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestFields")
+            .field("test_event_code", &self.test_event_code)
+            .field("partner_agent", &self.partner_agent)
+            .field("namespace_id", &self.namespace_id)
+            .field("upload_id", &self.upload_id)
+            .field("upload_tag", &self.upload_tag)
+            .field("upload_source", &self.upload_source)
+            .field(
+                "appsecret_proof",
+                &self.appsecret_proof.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl AsRef<ServerEvent> for ServerEvent {

@@ -12,6 +12,10 @@
 //! * [`validate`]: the problems (`{type, loc, msg}`) an event can have; errors reject it.
 //! * [`prepare`]: input JSON events → wire-ready events or rejections, in input order.
 //! * [`batch`]: split prepared events into requests of at most 1000 and build the body.
+//! * [`destination`], [`request`], [`response`], [`retry`]: the Graph API request of a batch,
+//!   what a response means, and when to retry — all without IO.
+//! * [`report`]: what happened to every event.
+//! * `client` (feature `transport`, on by default): the blocking ureq driver.
 //!
 //! ```
 //! use freight::prepare::{prepare, PrepareOptions};
@@ -34,10 +38,17 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+#[cfg(feature = "transport")]
+pub mod client;
+pub mod destination;
 pub mod hash;
 pub mod model;
 pub mod normalize;
 pub mod prepare;
+pub mod report;
+pub mod request;
+pub mod response;
+pub mod retry;
 pub mod validate;
 
 pub use model::ServerEvent;

@@ -1,0 +1,237 @@
+//! Reading events: JSON Lines (one CAPI event object per line) or CSV (offline conversions,
+//! one event per row, columns named after the CAPI fields).
+
+use serde_json::{json, Map, Value};
+use std::io::BufRead;
+
+/// Where each input event came from, for messages.
+pub struct Item {
+    /// 1-based line (JSONL) or record (CSV) number.
+    pub line: usize,
+    /// The event, or why it could not be read.
+    pub event: Result<Value, String>,
+}
+
+/// An iterator over the events of a JSON Lines stream; blank lines are skipped.
+pub fn jsonl(reader: impl BufRead) -> impl Iterator<Item = Item> {
+    let mut line_no = 0usize;
+    let mut lines = reader.split(b'\n');
+    std::iter::from_fn(move || loop {
+        let raw = match lines.next()? {
+            Ok(raw) => raw,
+            Err(e) => {
+                line_no += 1;
+                return Some(Item {
+                    line: line_no,
+                    event: Err(format!("cannot read line {line_no}: {e}")),
+                });
+            }
+        };
+        line_no += 1;
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let event = serde_json::from_slice::<Value>(&raw).map_err(|e| {
+            format!(
+                "line {line_no} is not valid JSON: {:?} error at column {}",
+                e.classify(),
+                e.column()
+            )
+        });
+        return Some(Item {
+            line: line_no,
+            event,
+        });
+    })
+}
+
+const USER_DATA: &[&str] = &[
+    "em",
+    "ph",
+    "fn",
+    "ln",
+    "ge",
+    "db",
+    "ct",
+    "st",
+    "zp",
+    "country",
+    "external_id",
+    "client_ip_address",
+    "client_user_agent",
+    "fbc",
+    "fbp",
+    "subscription_id",
+    "fb_login_id",
+    "lead_id",
+    "anon_id",
+    "madid",
+    "page_id",
+    "page_scoped_user_id",
+    "ctwa_clid",
+    "ig_account_id",
+    "ig_sid",
+    "whatsapp_business_account_id",
+    "f5first",
+    "f5last",
+    "fi",
+    "dobd",
+    "dobm",
+    "doby",
+];
+const EVENT: &[&str] = &[
+    "event_name",
+    "event_time",
+    "action_source",
+    "event_id",
+    "event_source_url",
+    "referrer_url",
+    "opt_out",
+    "messaging_channel",
+    "customer_segmentation",
+];
+const NUMBERS: &[&str] = &["value", "predicted_ltv", "net_revenue", "num_items"];
+
+/// An iterator over the rows of a CSV stream with a header row. Columns: the event fields
+/// (`event_name`, `event_time` as Unix seconds or `YYYY-MM-DD[ T]HH:MM:SS[Z]` UTC, …), the
+/// `user_data` keys (`em`, `ph`, … — several values separated by `|`), `custom_data` fields
+/// (`value`, `currency`, `order_id`, `content_ids` separated by `|`, …); any other column,
+/// or one prefixed `custom_data.`, becomes a custom property. Empty cells are absent.
+pub fn csv(reader: impl std::io::Read) -> impl Iterator<Item = Item> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(reader);
+    let headers = rdr.headers().cloned();
+    let mut records = rdr.into_records();
+    let mut n = 1usize; // the header is record 1
+    let mut header_error = match &headers {
+        Err(e) => Some(format!("cannot read the CSV header: {e}")),
+        Ok(_) => None,
+    };
+    std::iter::from_fn(move || {
+        if let Some(e) = header_error.take() {
+            return Some(Item {
+                line: 1,
+                event: Err(e),
+            });
+        }
+        let headers = headers.as_ref().ok()?;
+        let rec = records.next()?;
+        n += 1;
+        let event = rec
+            .map_err(|e| format!("row {n} is not valid CSV: {e}"))
+            .and_then(|r| row_to_event(headers, &r));
+        Some(Item { line: n, event })
+    })
+}
+
+fn row_to_event(headers: &csv::StringRecord, row: &csv::StringRecord) -> Result<Value, String> {
+    let mut event = Map::new();
+    let mut user = Map::new();
+    let mut custom = Map::new();
+    for (name, cell) in headers.iter().zip(row.iter()) {
+        let (name, cell) = (name.trim(), cell.trim());
+        if cell.is_empty() {
+            continue;
+        }
+        if USER_DATA.contains(&name) {
+            let values: Vec<Value> = cell.split('|').map(|v| json!(v.trim())).collect();
+            user.insert(
+                name.to_owned(),
+                if values.len() == 1 {
+                    values[0].clone()
+                } else {
+                    Value::Array(values)
+                },
+            );
+        } else if name == "event_time" {
+            event.insert(name.to_owned(), parse_time(cell));
+        } else if name == "opt_out" {
+            event.insert(name.to_owned(), json!(matches!(cell, "true" | "1" | "yes")));
+        } else if EVENT.contains(&name) {
+            event.insert(name.to_owned(), json!(cell));
+        } else {
+            let key = name.strip_prefix("custom_data.").unwrap_or(name);
+            let value = if NUMBERS.contains(&key) {
+                cell.parse::<f64>().map_or(json!(cell), |n| json!(n))
+            } else if key == "content_ids" {
+                Value::Array(cell.split('|').map(|v| json!(v.trim())).collect())
+            } else {
+                json!(cell)
+            };
+            custom.insert(key.to_owned(), value);
+        }
+    }
+    if !user.is_empty() {
+        event.insert("user_data".into(), Value::Object(user));
+    }
+    if !custom.is_empty() {
+        event.insert("custom_data".into(), Value::Object(custom));
+    }
+    Ok(Value::Object(event))
+}
+
+/// Unix seconds, or an ISO-8601 UTC date-time; anything else is passed on as text (and
+/// rejected by validation with the field named).
+fn parse_time(cell: &str) -> Value {
+    if let Ok(n) = cell.parse::<i64>() {
+        return json!(n);
+    }
+    let s = cell.trim_end_matches('Z');
+    let (date, time) = s.split_once(['T', ' ']).unwrap_or((s, "00:00:00"));
+    let d: Vec<i64> = date.split('-').filter_map(|p| p.parse().ok()).collect();
+    let t: Vec<i64> = time.split(':').filter_map(|p| p.parse().ok()).collect();
+    match (d.as_slice(), t.as_slice()) {
+        ([y, m, day], [hh, mm, rest @ ..])
+            if (1..=12).contains(m) && (1..=31).contains(day) && *hh < 24 && *mm < 60 =>
+        {
+            let ss = rest.first().copied().unwrap_or(0);
+            json!(days_from_civil(*y, *m, *day) * 86_400 + hh * 3600 + mm * 60 + ss)
+        }
+        _ => json!(cell),
+    }
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_become_events() {
+        let text = "event_name,event_time,action_source,em,ph,value,currency,order_id,store\n\
+                    Purchase,2026-11-20T14:03:00Z,physical_store,a@b.co|c@d.co,,99.5,EUR,A1,Lyon\n\
+                    Purchase,1795392000,physical_store,x@y.co,+33 6 12,,EUR,A2,\n";
+        let items: Vec<Item> = csv(text.as_bytes()).collect();
+        assert_eq!(items.len(), 2);
+        let e = items[0].event.as_ref().unwrap();
+        assert_eq!(e["event_time"], 1_795_183_380);
+        assert_eq!(e["user_data"]["em"], json!(["a@b.co", "c@d.co"]));
+        assert!(e["user_data"].get("ph").is_none());
+        assert_eq!(e["custom_data"]["value"], 99.5);
+        assert_eq!(e["custom_data"]["store"], "Lyon");
+        assert_eq!(items[1].line, 3);
+        assert_eq!(
+            items[1].event.as_ref().unwrap()["event_time"],
+            1_795_392_000
+        );
+    }
+
+    #[test]
+    fn jsonl_skips_blank_lines_and_reports_bad_ones() {
+        let items: Vec<Item> = jsonl(&b"{\"a\":1}\n\n{bad\n"[..]).collect();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].line, 3);
+        assert!(items[1].event.as_ref().unwrap_err().contains("line 3"));
+    }
+}

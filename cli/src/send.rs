@@ -1,0 +1,364 @@
+//! `freight send` and `freight test-connection`.
+//!
+//! The token comes from the environment (`FREIGHT_ACCESS_TOKEN`, and `FREIGHT_APP_SECRET`
+//! for `appsecret_proof`), never from the command line, where it would end up in shell
+//! history and process lists. Without a token both commands start the built-in Graph
+//! sandbox on a free loopback port and say so on their first line: nothing leaves the
+//! machine.
+
+use crate::{read_events, unix_now, unreadable, Fatal, Format, OptionArgs, SANDBOX_TOKEN};
+use clap::Args;
+use freight::batch::RequestFields;
+use freight::client::{Client, ClientConfig};
+use freight::destination::Destination;
+use freight::prepare::{PrepareOptions, PreparedEvent, Preparer, Rejection};
+use freight::report::Report;
+use freight::request::DEFAULT_API_VERSION;
+use freight_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+
+/// The pixel id used with the built-in sandbox when none is given.
+const DEMO_PIXEL: &str = "1234567890";
+
+/// Where the requests go.
+#[derive(Args)]
+pub struct Target {
+    /// The pixel (or dataset) id. Required with a real token.
+    #[arg(long)]
+    pixel_id: Option<String>,
+    /// Route the events to Events Manager's Test Events tab.
+    #[arg(long)]
+    test_event_code: Option<String>,
+    /// Graph API base URL (https, or http to a loopback host).
+    #[arg(long)]
+    graph_url: Option<String>,
+    /// Graph API version.
+    #[arg(long, default_value = DEFAULT_API_VERSION)]
+    api_version: String,
+    /// The platform's partner_agent, e.g. plmyplatform-1.2-3.4.
+    #[arg(long)]
+    partner_agent: Option<String>,
+}
+
+/// `freight send`.
+#[derive(Args)]
+pub struct SendArgs {
+    /// JSON Lines or CSV file of events; `-` reads standard input.
+    file: String,
+    /// Input format; by default CSV for `*.csv` files, JSON Lines otherwise.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    #[command(flatten)]
+    target: Target,
+    /// Write the report here as JSON Lines: one line per event, then a summary line.
+    #[arg(long)]
+    report: Option<String>,
+    /// Events per request (at most 1000).
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    /// The clock (Unix seconds) — only with the built-in sandbox, whose clock is set to it
+    /// too; Meta's clock cannot be set.
+    #[arg(long)]
+    now: Option<i64>,
+    /// Exit 1 when an event is rejected locally, too (by default only failures do).
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    options: OptionArgs,
+}
+
+/// `freight test-connection`.
+#[derive(Args)]
+pub struct TestConnectionArgs {
+    #[command(flatten)]
+    target: Target,
+}
+
+/// The resolved destination: a real one, or the built-in sandbox.
+struct Resolved {
+    client_config: ClientConfig,
+    dest: Destination,
+    sandbox: Option<SandboxHandle>,
+}
+
+fn env_secret(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
+    let mut client_config = ClientConfig {
+        api_version: target.api_version.clone(),
+        partner_agent: target.partner_agent.clone(),
+        ..ClientConfig::default()
+    };
+    let (dest, sandbox) = match env_secret("FREIGHT_ACCESS_TOKEN") {
+        Some(token) => {
+            if now.is_some() {
+                return Err(Fatal(
+                    "--now works only with the built-in sandbox: Meta's clock cannot be set".into(),
+                ));
+            }
+            let pixel = target.pixel_id.clone().ok_or_else(|| {
+                Fatal("--pixel-id is required when FREIGHT_ACCESS_TOKEN is set".into())
+            })?;
+            if let Some(url) = &target.graph_url {
+                client_config.graph_url = url.clone();
+            }
+            let mut dest =
+                Destination::new(pixel, token).map_err(|e| Fatal(format!("destination: {e}")))?;
+            if let Some(secret) = env_secret("FREIGHT_APP_SECRET") {
+                dest = dest
+                    .with_app_secret(secret)
+                    .map_err(|e| Fatal(format!("FREIGHT_APP_SECRET: {e}")))?;
+            }
+            (dest, None)
+        }
+        None => {
+            let mut config = SandboxConfig::with_token(SANDBOX_TOKEN);
+            config.now = now;
+            let sandbox = Sandbox::start(config)
+                .map_err(|e| Fatal(format!("cannot start the built-in sandbox: {e}")))?;
+            println!(
+                "freight: FREIGHT_ACCESS_TOKEN is not set: sending to the built-in Graph sandbox at {} (nothing leaves this machine)",
+                sandbox.url()
+            );
+            client_config.graph_url = sandbox.url();
+            let pixel = target.pixel_id.clone().unwrap_or_else(|| DEMO_PIXEL.into());
+            let dest = Destination::new(pixel, SANDBOX_TOKEN)
+                .map_err(|e| Fatal(format!("destination: {e}")))?;
+            (dest, Some(sandbox))
+        }
+    };
+    let dest = match &target.test_event_code {
+        Some(code) => dest.with_test_event_code(code.clone()),
+        None => dest,
+    };
+    Ok(Resolved {
+        client_config,
+        dest,
+        sandbox,
+    })
+}
+
+/// Counts for the summary line.
+#[derive(Default)]
+struct Totals {
+    input: usize,
+    delivered: usize,
+    rejected: usize,
+    failed: usize,
+    skipped: usize,
+    requests: usize,
+}
+
+struct ReportWriter {
+    out: Option<io::BufWriter<std::fs::File>>,
+}
+
+impl ReportWriter {
+    fn line(&mut self, v: &serde_json::Value) -> Result<(), Fatal> {
+        if let Some(out) = &mut self.out {
+            serde_json::to_writer(&mut *out, v).map_err(|e| Fatal(format!("report: {e}")))?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn rejected(&mut self, r: &Rejection, line: usize) -> Result<(), Fatal> {
+        let mut v =
+            json!({"index": r.index, "line": line, "outcome": "rejected", "errors": r.errors});
+        if !r.warnings.is_empty() {
+            v["warnings"] = json!(r.warnings);
+        }
+        self.line(&v)
+    }
+
+    /// Writes a batch's outcomes; `lines[i]` is the input line of `batch[i]`.
+    fn batch(&mut self, report: &Report, lines: &[(usize, usize)]) -> Result<(), Fatal> {
+        let line_of = |index: usize| {
+            lines
+                .binary_search_by_key(&index, |(i, _)| *i)
+                .map_or(0, |p| lines[p].1)
+        };
+        let warnings_of = |index: usize| {
+            report
+                .warnings
+                .iter()
+                .find(|w| w.index == index)
+                .map(|w| json!(w.warnings))
+        };
+        for d in &report.delivered {
+            let mut v = json!({"index": d.index, "line": line_of(d.index), "outcome": "delivered"});
+            if let Some(id) = &d.event_id {
+                v["event_id"] = json!(id);
+            }
+            if let Some(w) = warnings_of(d.index) {
+                v["warnings"] = w;
+            }
+            self.line(&v)?;
+        }
+        for f in &report.failed {
+            let mut v = json!({"index": f.index, "line": line_of(f.index), "outcome": "failed",
+                               "error": f.error, "attempts": f.attempts, "event": f.event});
+            if let Some(w) = warnings_of(f.index) {
+                v["warnings"] = w;
+            }
+            self.line(&v)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
+    let options = args.options.to_options().map_err(Fatal)?;
+    let Resolved {
+        mut client_config,
+        dest,
+        sandbox,
+    } = resolve(&args.target, args.now)?;
+    client_config.batch_size = args.batch_size;
+    client_config.normalize = options.clone();
+    let client = Client::new(client_config).map_err(|e| Fatal(e.to_string()))?;
+    let now = args.now.unwrap_or_else(unix_now);
+    let preparer = Preparer::new(&PrepareOptions { normalize: options }, now);
+    let mut session = client.session(&dest).with_fields(RequestFields::default());
+    let mut report = ReportWriter {
+        out: match &args.report {
+            Some(path) => Some(io::BufWriter::new(
+                std::fs::File::create(path).map_err(|e| Fatal(format!("{path}: {e}")))?,
+            )),
+            None => None,
+        },
+    };
+    let bar = if io::stderr().is_terminal() {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let file = (args.file != "-").then_some(args.file.as_str());
+    let bar_for_input = bar.clone();
+    let items = read_events(file, args.format, move |r, size| match bar_for_input {
+        Some(bar) => {
+            bar.set_length(size.unwrap_or(0));
+            Box::new(bar.wrap_read(r))
+        }
+        None => r,
+    })?;
+
+    let mut totals = Totals::default();
+    let mut batch: Vec<PreparedEvent> = Vec::with_capacity(args.batch_size);
+    let mut lines: Vec<(usize, usize)> = Vec::with_capacity(args.batch_size);
+    let mut flush = |batch: &mut Vec<PreparedEvent>,
+                     lines: &mut Vec<(usize, usize)>,
+                     totals: &mut Totals,
+                     report: &mut ReportWriter|
+     -> Result<(), Fatal> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let r = session.send_prepared(batch);
+        totals.delivered += r.counts.delivered;
+        totals.failed += r.counts.failed;
+        totals.requests += r.requests.len();
+        report.batch(&r, lines)?;
+        if let Some(bar) = &bar {
+            bar.set_message(format!(
+                "{} delivered, {} failed",
+                totals.delivered, totals.failed
+            ));
+        }
+        batch.clear();
+        lines.clear();
+        Ok(())
+    };
+    for (index, item) in items.enumerate() {
+        totals.input += 1;
+        let prepared = match item.event {
+            Ok(event) => preparer.prepare_one(&event, index),
+            Err(msg) => Err(unreadable(index, msg)),
+        };
+        match prepared {
+            Ok(e) => {
+                batch.push(e);
+                lines.push((index, item.line));
+                if batch.len() == args.batch_size {
+                    flush(&mut batch, &mut lines, &mut totals, &mut report)?;
+                }
+            }
+            Err(r) => {
+                totals.rejected += 1;
+                report.rejected(&r, item.line)?;
+                for p in &r.errors {
+                    eprintln!(
+                        "line {}: rejected: {}: {} [{}]",
+                        item.line, p.loc, p.msg, p.kind
+                    );
+                }
+            }
+        }
+    }
+    flush(&mut batch, &mut lines, &mut totals, &mut report)?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    report.line(&json!({"summary": {
+        "pixel_id": dest.pixel_id(), "input": totals.input, "delivered": totals.delivered,
+        "rejected": totals.rejected, "failed": totals.failed, "skipped": totals.skipped,
+        "requests": totals.requests}}))?;
+    if let Some(out) = &mut report.out {
+        out.flush()?;
+    }
+    println!(
+        "{} events: {} delivered, {} rejected, {} failed, {} skipped, in {} request{}",
+        totals.input,
+        totals.delivered,
+        totals.rejected,
+        totals.failed,
+        totals.skipped,
+        totals.requests,
+        if totals.requests == 1 { "" } else { "s" }
+    );
+    if let Some(sb) = &sandbox {
+        println!(
+            "sandbox accepted {} events (they went nowhere else)",
+            sb.accepted_events().len()
+        );
+    }
+    // Rejections are the input's fault and are reported above; failures mean events that
+    // should have reached Meta did not.
+    Ok(
+        if totals.failed > 0 || (args.strict && totals.rejected > 0) {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+pub fn run_test_connection(args: TestConnectionArgs) -> Result<ExitCode, Fatal> {
+    let Resolved {
+        mut client_config,
+        dest,
+        sandbox: _sandbox,
+    } = resolve(&args.target, None)?;
+    client_config.retry = freight::retry::RetryPolicy::none();
+    let client = Client::new(client_config).map_err(|e| Fatal(e.to_string()))?;
+    let t = client.test_connection(&dest);
+    println!(
+        "{}",
+        serde_json::to_string(&t).map_err(|e| Fatal(e.to_string()))?
+    );
+    Ok(if t.status == freight::report::ConnectionStatus::Ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

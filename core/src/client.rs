@@ -1,0 +1,496 @@
+//! The blocking HTTPS transport (feature `transport`): prepares events, sends them in batches
+//! with retries, bisects batches Meta rejects, and accounts for every event in a [`Report`].
+//!
+//! One [`Client`] holds one ureq agent (keep-alive, rustls with webpki roots) and serves any
+//! number of destinations from any number of threads: it is `Send + Sync`. Each request
+//! carries only its own destination's token.
+//!
+//! ```no_run
+//! use freight::client::{Client, ClientConfig};
+//! use freight::destination::Destination;
+//! let client = Client::new(ClientConfig::default()).unwrap();
+//! let dest = Destination::new("1234567890", std::env::var("TOKEN").unwrap()).unwrap();
+//! let events = vec![serde_json::json!({"event_name": "Lead", "event_time": 1_795_392_000,
+//!     "action_source": "email", "user_data": {"em": "a@example.com"}})];
+//! let report = client.send(&dest, &events);
+//! for f in &report.failed {
+//!     eprintln!("event {} failed: {}", f.index, f.error); // persist f.event to retry later
+//! }
+//! ```
+
+use crate::batch::{RequestBody, RequestFields, MAX_EVENTS_PER_REQUEST};
+use crate::destination::Destination;
+use crate::hash::sha256_hex;
+use crate::normalize::NormalizeOptions;
+use crate::prepare::{PrepareOptions, PreparedEvent, Preparer};
+use crate::report::{
+    ConnectionStatus, ConnectionTest, Delivered, EventWarnings, Failure, Report, RequestLog,
+};
+use crate::request::{build_request, request_fields, ConfigError, GraphConfig, HttpRequest};
+use crate::response::{classify, ErrorKind, GraphError, Success};
+use crate::retry::RetryPolicy;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Largest response body read (Graph answers are small; this bounds a broken proxy).
+const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The client's configuration (also its JSON form for the C ABI and Python).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Base URL: `https://graph.facebook.com`, or `http://` to a loopback sandbox.
+    pub graph_url: String,
+    /// Graph API version, `v25.0`.
+    pub api_version: String,
+    /// The platform's `partner_agent`, sent on every request.
+    pub partner_agent: Option<String>,
+    /// Per-request timeout (connect to last body byte), in milliseconds. Meta advises 1500.
+    pub timeout_ms: u64,
+    /// Time budget of one `send` call including retries, in milliseconds.
+    pub deadline_ms: u64,
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// Events per request, at most 1000.
+    pub batch_size: usize,
+    /// Split a batch Meta rejects for its payload to deliver the good events.
+    pub bisect: bool,
+    /// Normalization options for plain-text customer information.
+    pub normalize: NormalizeOptions,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        let graph = GraphConfig::default();
+        ClientConfig {
+            graph_url: graph.graph_url,
+            api_version: graph.api_version,
+            partner_agent: None,
+            timeout_ms: 1500,
+            deadline_ms: 15 * 60 * 1000,
+            retry: RetryPolicy::default(),
+            batch_size: MAX_EVENTS_PER_REQUEST,
+            bisect: true,
+            normalize: NormalizeOptions {
+                now: None,
+                ..NormalizeOptions::default()
+            },
+        }
+    }
+}
+
+impl ClientConfig {
+    fn graph(&self) -> GraphConfig {
+        GraphConfig {
+            graph_url: self.graph_url.clone(),
+            api_version: self.api_version.clone(),
+            partner_agent: self.partner_agent.clone(),
+        }
+    }
+
+    /// Checks every setting.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.graph().check()?;
+        if self.timeout_ms == 0 {
+            return Err(ConfigError("timeout_ms must be positive".into()));
+        }
+        if !(1..=MAX_EVENTS_PER_REQUEST).contains(&self.batch_size) {
+            return Err(ConfigError(format!(
+                "batch_size must be 1 to {MAX_EVENTS_PER_REQUEST}"
+            )));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(ConfigError("retry.max_attempts must be at least 1".into()));
+        }
+        self.normalize.check().map_err(ConfigError)
+    }
+}
+
+/// The Conversions API client. `Send + Sync`: share one across threads and destinations.
+pub struct Client {
+    config: ClientConfig,
+    graph: GraphConfig,
+    agent: ureq::Agent,
+    rng: AtomicU64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Client {
+    /// A client with `config` (checked).
+    pub fn new(config: ClientConfig) -> Result<Client, ConfigError> {
+        config.check()?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_per_call(Some(Duration::from_millis(config.timeout_ms)))
+            // A redirect could carry the Authorization header elsewhere: never follow.
+            .max_redirects(0)
+            .https_only(!config.graph_url.starts_with("http://"))
+            .build()
+            .into();
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+            | 1;
+        Ok(Client {
+            graph: config.graph(),
+            config,
+            agent,
+            rng: AtomicU64::new(seed),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Prepares `events` (CAPI JSON, plain-text customer data allowed) and sends them to
+    /// `dest`, now.
+    pub fn send(&self, dest: &Destination, events: &[Value]) -> Report {
+        self.send_at(dest, events, unix_now())
+    }
+
+    /// [`Client::send`] with the clock `now` (Unix seconds) for validation.
+    pub fn send_at(&self, dest: &Destination, events: &[Value], now: i64) -> Report {
+        let preparer = Preparer::new(
+            &PrepareOptions {
+                normalize: self.config.normalize.clone(),
+            },
+            now,
+        );
+        let mut report = Report {
+            pixel_id: dest.pixel_id().to_owned(),
+            ..Report::default()
+        };
+        let mut ready = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            match preparer.prepare_one(event, index) {
+                Ok(e) => ready.push(e),
+                Err(r) => report.rejected.push(r),
+            }
+        }
+        let mut session = self.session(dest);
+        report.merge(session.send_prepared(&ready));
+        report.update_counts(events.len());
+        report
+    }
+
+    /// A sending session for one destination: it remembers an authentication or
+    /// configuration failure so that later batches fail fast instead of being sent.
+    pub fn session<'a>(&'a self, dest: &'a Destination) -> Session<'a> {
+        Session {
+            client: self,
+            dest,
+            fields: RequestFields::default(),
+            halted: None,
+            deadline: Instant::now() + Duration::from_millis(self.config.deadline_ms),
+        }
+    }
+
+    /// Sends one test event (with the destination's `test_event_code`, if any) and says
+    /// whether the connection works.
+    pub fn test_connection(&self, dest: &Destination) -> ConnectionTest {
+        let now = unix_now();
+        let event = crate::model::ServerEvent {
+            event_name: "FreightConnectionTest".into(),
+            event_time: now,
+            action_source: crate::model::ActionSource::Other,
+            event_id: Some(format!("freight-connection-test-{now}")),
+            event_source_url: None,
+            referrer_url: None,
+            opt_out: None,
+            user_data: crate::model::UserData {
+                external_id: vec![sha256_hex("freight-connection-test")],
+                ..Default::default()
+            },
+            custom_data: None,
+            app_data: None,
+            data_processing_options: None,
+            data_processing_options_country: None,
+            data_processing_options_state: None,
+            original_event_data: None,
+            attribution_data: None,
+            messaging_channel: None,
+            customer_segmentation: None,
+            advanced_measurement_table: None,
+        };
+        let fields = request_fields(&self.graph, dest, &RequestFields::default());
+        let mut body = RequestBody::new(&fields);
+        body.push(&event);
+        let req = build_request(&self.graph, dest, &mut body);
+        match self.exchange(&req) {
+            Ok(s) => ConnectionTest {
+                status: ConnectionStatus::Ok,
+                error: None,
+                fbtrace_id: s.fbtrace_id,
+            },
+            Err(e) => ConnectionTest {
+                status: ConnectionStatus::from_error(e.kind),
+                fbtrace_id: e.fbtrace_id.clone(),
+                error: Some(e),
+            },
+        }
+    }
+
+    /// One HTTP exchange, classified.
+    // An error is an ordinary outcome here and is reported whole; boxing buys nothing.
+    #[allow(clippy::result_large_err)]
+    fn exchange(&self, req: &HttpRequest) -> Result<Success, GraphError> {
+        let mut builder = self.agent.post(&req.url);
+        for (k, v) in &req.headers {
+            builder = builder.header(*k, v.as_str());
+        }
+        let mut resp = builder.send(&req.body[..]).map_err(describe)?;
+        let status = resp.status().as_u16();
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_vec()
+            .map_err(|e| {
+                let mut g = describe(e);
+                g.http_status = Some(status);
+                g
+            })?;
+        classify(status, &headers, &body)
+    }
+
+    fn random(&self) -> u64 {
+        // splitmix64 over an atomic counter: cheap, thread-safe jitter.
+        let mut z = self
+            .rng
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// A network failure described without echoing anything sent.
+fn describe(e: ureq::Error) -> GraphError {
+    let msg = match &e {
+        ureq::Error::Timeout(t) => format!("timed out ({t:?})"),
+        ureq::Error::Io(io) => format!("connection error: {}", io.kind()),
+        ureq::Error::HostNotFound => "host not found".to_owned(),
+        ureq::Error::ConnectionFailed => "connection failed".to_owned(),
+        ureq::Error::BodyExceedsLimit(n) => format!("response larger than {n} bytes"),
+        ureq::Error::Protocol(p) => format!("HTTP protocol error: {p}"),
+        other => format!("transport error: {other}"),
+    };
+    GraphError::network(msg)
+}
+
+/// Sends prepared events to one destination; see [`Client::session`].
+pub struct Session<'a> {
+    client: &'a Client,
+    dest: &'a Destination,
+    fields: RequestFields,
+    halted: Option<GraphError>,
+    deadline: Instant,
+}
+
+impl Session<'_> {
+    /// Sets the top-level `namespace_id`, `upload_id`, `upload_tag` and `upload_source`
+    /// (`test_event_code` comes from the destination, `partner_agent` from the client).
+    pub fn with_fields(mut self, fields: RequestFields) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    /// Sends `events` in batches of the configured size. The report uses the events' own
+    /// indexes; its `counts.input` is `events.len()`.
+    pub fn send_prepared(&mut self, events: &[PreparedEvent]) -> Report {
+        let mut report = Report {
+            pixel_id: self.dest.pixel_id().to_owned(),
+            ..Report::default()
+        };
+        for e in events {
+            if !e.warnings.is_empty() {
+                report.warnings.push(EventWarnings {
+                    index: e.index,
+                    warnings: e.warnings.clone(),
+                });
+            }
+        }
+        for batch in events.chunks(self.client.config.batch_size) {
+            self.deliver(batch, &mut report);
+        }
+        report.update_counts(events.len());
+        report
+    }
+
+    fn fail_all(events: &[PreparedEvent], error: &GraphError, attempts: u32, report: &mut Report) {
+        report.failed.extend(events.iter().map(|e| Failure {
+            index: e.index,
+            error: error.clone(),
+            attempts,
+            event: e.event.clone(),
+        }));
+    }
+
+    fn deliver(&mut self, events: &[PreparedEvent], report: &mut Report) {
+        if events.is_empty() {
+            return;
+        }
+        if let Some(err) = &self.halted {
+            Self::fail_all(events, err, 0, report);
+            return;
+        }
+        let client = self.client;
+        let fields = request_fields(&client.graph, self.dest, &self.fields);
+        let mut body = RequestBody::new(&fields);
+        for e in events {
+            body.push(&e.event);
+        }
+        let req = build_request(&client.graph, self.dest, &mut body);
+        drop(body);
+        let started = Instant::now();
+        let mut attempts = 0;
+        let err = loop {
+            attempts += 1;
+            let result = client.exchange(&req);
+            match result {
+                Ok(ok) => {
+                    let log = RequestLog {
+                        events: events.len(),
+                        attempts,
+                        http_status: Some(200),
+                        events_received: ok.events_received,
+                        fbtrace_id: ok.fbtrace_id.clone(),
+                        messages: ok.messages.clone(),
+                        error: None,
+                    };
+                    if ok.events_received == Some(events.len() as u64) {
+                        report.requests.push(log);
+                        report.delivered.extend(events.iter().map(|e| Delivered {
+                            index: e.index,
+                            event_id: e.event.event_id.clone(),
+                        }));
+                        return;
+                    }
+                    let err = GraphError {
+                        kind: ErrorKind::CountMismatch,
+                        http_status: Some(200),
+                        message: Some(format!(
+                            "Meta acknowledged {} of {} events",
+                            ok.events_received
+                                .map_or("an unknown number".to_owned(), |n| n.to_string()),
+                            events.len()
+                        )),
+                        fbtrace_id: ok.fbtrace_id,
+                        ..GraphError::network("")
+                    };
+                    report.requests.push(RequestLog {
+                        error: Some(err.clone()),
+                        ..log
+                    });
+                    Self::fail_all(events, &err, attempts, report);
+                    return;
+                }
+                Err(err) => {
+                    let delay = client.config.retry.next_delay(
+                        err.kind,
+                        attempts,
+                        started.elapsed(),
+                        err.retry_after,
+                        client.random(),
+                    );
+                    match delay {
+                        Some(d) if Instant::now() + d < self.deadline => {
+                            std::thread::sleep(d);
+                        }
+                        _ => break err,
+                    }
+                }
+            }
+        };
+        report.requests.push(RequestLog {
+            events: events.len(),
+            attempts,
+            http_status: err.http_status,
+            events_received: None,
+            fbtrace_id: err.fbtrace_id.clone(),
+            messages: Vec::new(),
+            error: Some(err.clone()),
+        });
+        match err.kind {
+            ErrorKind::Payload if events.len() > 1 && client.config.bisect => {
+                // Meta rejects a whole batch for one bad event and does not say which:
+                // halve until the bad ones stand alone, delivering the rest.
+                let (a, b) = events.split_at(events.len() / 2);
+                self.deliver(a, report);
+                self.deliver(b, report);
+            }
+            ErrorKind::InvalidToken
+            | ErrorKind::NoPermission
+            | ErrorKind::PixelNotFound
+            | ErrorKind::Config => {
+                self.halted = Some(err.clone());
+                Self::fail_all(events, &err, attempts, report);
+            }
+            _ => Self::fail_all(events, &err, attempts, report),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Client>();
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        for c in [
+            ClientConfig {
+                graph_url: "http://graph.facebook.com".into(),
+                ..Default::default()
+            },
+            ClientConfig {
+                batch_size: 1001,
+                ..Default::default()
+            },
+            ClientConfig {
+                api_version: "25".into(),
+                ..Default::default()
+            },
+        ] {
+            assert!(Client::new(c).is_err());
+        }
+        let json =
+            r#"{"graph_url":"http://127.0.0.1:9","timeout_ms":300,"retry":{"max_attempts":2}}"#;
+        let c: ClientConfig = serde_json::from_str(json).unwrap();
+        assert!(Client::new(c).is_ok());
+        assert!(serde_json::from_str::<ClientConfig>(r#"{"graph_ur":"x"}"#).is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! Where events go: one advertiser's pixel (or dataset) and the credentials for it.
+//!
+//! Secrets (the access token, the app secret) live in [`Secret`], which has no `Display` and
+//! no `Serialize`, and whose `Debug` prints `<redacted>`: they cannot end up in a log line, an
+//! error message or a report by accident.
+
+use serde::Deserialize;
+use std::fmt;
+
+/// A credential. It can be read on purpose ([`Secret::expose`]) but never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The credential itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// One advertiser's destination: `{pixel_id, access_token, test_event_code?, app_secret?}`.
+///
+/// ```
+/// use freight::destination::Destination;
+/// let d = Destination::new("1234567890", "EAAB-secret").unwrap();
+/// assert!(!format!("{d:?}").contains("EAAB"));
+/// assert!(Destination::new("my-pixel", "t").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Destination {
+    pixel_id: String,
+    access_token: Secret,
+    test_event_code: Option<String>,
+    app_secret: Option<Secret>,
+}
+
+/// A destination that cannot be used, and why (never showing the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationError(pub String);
+
+impl fmt::Display for DestinationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DestinationError {}
+
+fn check_secret(name: &str, value: &str) -> Result<(), DestinationError> {
+    if value.is_empty() {
+        return Err(DestinationError(format!("{name} is empty")));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(DestinationError(format!(
+            "{name} contains whitespace or control characters; copy it again without them"
+        )));
+    }
+    Ok(())
+}
+
+impl Destination {
+    /// A destination for `pixel_id` (digits: a pixel or dataset id) with its access token.
+    pub fn new(
+        pixel_id: impl Into<String>,
+        access_token: impl Into<String>,
+    ) -> Result<Destination, DestinationError> {
+        let pixel_id = pixel_id.into();
+        if pixel_id.is_empty() || !pixel_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DestinationError(
+                "pixel_id must be the numeric id of a pixel or dataset".into(),
+            ));
+        }
+        let access_token = access_token.into();
+        check_secret("access_token", &access_token)?;
+        Ok(Destination {
+            pixel_id,
+            access_token: Secret(access_token),
+            test_event_code: None,
+            app_secret: None,
+        })
+    }
+
+    /// Routes events to Events Manager's Test Events tab (they are still processed).
+    pub fn with_test_event_code(mut self, code: impl Into<String>) -> Destination {
+        let code = code.into();
+        self.test_event_code = (!code.trim().is_empty()).then_some(code);
+        self
+    }
+
+    /// Adds the app secret: requests then carry `appsecret_proof`.
+    pub fn with_app_secret(
+        mut self,
+        app_secret: impl Into<String>,
+    ) -> Result<Destination, DestinationError> {
+        let s = app_secret.into();
+        check_secret("app_secret", &s)?;
+        self.app_secret = Some(Secret(s));
+        Ok(self)
+    }
+
+    /// The pixel or dataset id.
+    pub fn pixel_id(&self) -> &str {
+        &self.pixel_id
+    }
+
+    /// The access token.
+    pub fn access_token(&self) -> &Secret {
+        &self.access_token
+    }
+
+    /// The test event code, if any.
+    pub fn test_event_code(&self) -> Option<&str> {
+        self.test_event_code.as_deref()
+    }
+
+    /// The app secret, if any.
+    pub fn app_secret(&self) -> Option<&Secret> {
+        self.app_secret.as_ref()
+    }
+}
+
+impl fmt::Debug for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Destination")
+            .field("pixel_id", &self.pixel_id)
+            .field("access_token", &self.access_token)
+            .field("test_event_code", &self.test_event_code)
+            .field("app_secret", &self.app_secret)
+            .finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for Destination {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Destination, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            pixel_id: PixelId,
+            access_token: String,
+            #[serde(default)]
+            test_event_code: Option<String>,
+            #[serde(default)]
+            app_secret: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum PixelId {
+            Text(String),
+            Number(u64),
+        }
+        let raw = Raw::deserialize(d)?;
+        let pixel = match raw.pixel_id {
+            PixelId::Text(s) => s,
+            PixelId::Number(n) => n.to_string(),
+        };
+        let mut dest =
+            Destination::new(pixel, raw.access_token).map_err(serde::de::Error::custom)?;
+        if let Some(code) = raw.test_event_code {
+            dest = dest.with_test_event_code(code);
+        }
+        if let Some(secret) = raw.app_secret {
+            dest = dest
+                .with_app_secret(secret)
+                .map_err(serde::de::Error::custom)?;
+        }
+        Ok(dest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_and_errors_never_echo() {
+        let d = Destination::new("123", "EAABtoken")
+            .unwrap()
+            .with_app_secret("appsecretvalue")
+            .unwrap()
+            .with_test_event_code("TEST1");
+        let dbg = format!("{d:?}");
+        assert!(
+            !dbg.contains("EAABtoken") && !dbg.contains("appsecretvalue"),
+            "{dbg}"
+        );
+        assert!(dbg.contains("TEST1"));
+        let e = Destination::new("123", "EAAB token").unwrap_err();
+        assert!(!e.to_string().contains("EAAB"));
+        let json = r#"{"pixel_id": 123, "access_token": "bad token"}"#;
+        let e = serde_json::from_str::<Destination>(json).unwrap_err();
+        assert!(!e.to_string().contains("bad token"), "{e}");
+        let ok: Destination =
+            serde_json::from_str(r#"{"pixel_id":"42","access_token":"T","test_event_code":""}"#)
+                .unwrap();
+        assert_eq!((ok.pixel_id(), ok.test_event_code()), ("42", None));
+    }
+}

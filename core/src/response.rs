@@ -1,0 +1,386 @@
+//! Stage 7 of the pipeline, without IO: what a Graph response means.
+//!
+//! Classification follows `reference/wire-contract.md` §3.5: by Graph `code`,
+//! `error_subcode` and `is_transient` first, by HTTP status second, and **never** by message
+//! text, which Meta localizes. Every field of the error envelope is optional and unknown
+//! fields are ignored.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// What to do about a failed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A passing fault (codes 1, 2, 341, 21009, `is_transient`, HTTP 5xx): retry with backoff.
+    Transient,
+    /// Rate limited (codes 4, 17, 32, 613, 80000–80014, HTTP 429): retry after a cool-down.
+    Throttled,
+    /// The token is invalid, expired or missing (190, 102, 104): needs an operator.
+    InvalidToken,
+    /// The token may not post to this pixel (10, 200–299, 3).
+    NoPermission,
+    /// The pixel does not exist or the token cannot see it (100/33).
+    PixelNotFound,
+    /// A configuration error: `appsecret_proof`, unknown path or API version (2500, 2635), a
+    /// policy block (368).
+    Config,
+    /// Meta rejected the events themselves (100 with 2804xxx, other 4xx): no retry.
+    Payload,
+    /// Meta acknowledged a different number of events than were sent.
+    CountMismatch,
+    /// The connection failed, timed out or broke; or the response could not be read.
+    Network,
+}
+
+impl ErrorKind {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Transient => "transient",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::InvalidToken => "invalid_token",
+            ErrorKind::NoPermission => "no_permission",
+            ErrorKind::PixelNotFound => "pixel_not_found",
+            ErrorKind::Config => "config",
+            ErrorKind::Payload => "payload",
+            ErrorKind::CountMismatch => "count_mismatch",
+            ErrorKind::Network => "network",
+        }
+    }
+
+    /// True for the kinds worth retrying.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Transient | ErrorKind::Throttled | ErrorKind::Network
+        )
+    }
+}
+
+/// A failed request, as reported. `message` is Meta's (possibly localized) text, shown to
+/// people, never used to decide anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GraphError {
+    /// The class that decides retries.
+    pub kind: ErrorKind,
+    /// HTTP status, when a response arrived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// Graph `code`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    /// Graph `error_subcode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subcode: Option<i64>,
+    /// Graph `type`.
+    #[serde(skip_serializing_if = "Option::is_none", rename = "type")]
+    pub error_type: Option<String>,
+    /// Meta's message, or a description of the network failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Meta's `error_user_title` (localized).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_title: Option<String>,
+    /// The trace id to quote to Meta support.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fbtrace_id: Option<String>,
+    /// How long to wait, from `Retry-After` or `x-business-use-case-usage`.
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+impl GraphError {
+    /// A failure without a usable response.
+    pub fn network(message: impl Into<String>) -> GraphError {
+        GraphError {
+            kind: ErrorKind::Network,
+            http_status: None,
+            code: None,
+            subcode: None,
+            error_type: None,
+            message: Some(message.into()),
+            user_title: None,
+            fbtrace_id: None,
+            retry_after: None,
+        }
+    }
+}
+
+impl std::fmt::Display for GraphError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind.as_str())?;
+        if let Some(s) = self.http_status {
+            write!(f, " (HTTP {s}")?;
+            if let Some(c) = self.code {
+                write!(f, ", code {c}")?;
+            }
+            if let Some(c) = self.subcode {
+                write!(f, "/{c}")?;
+            }
+            write!(f, ")")?;
+        }
+        if let Some(m) = &self.message {
+            write!(f, ": {m}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for GraphError {}
+
+/// A successful response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Success {
+    /// `events_received` (missing in some responses).
+    pub events_received: Option<u64>,
+    /// Meta's `messages` (undocumented content; reported verbatim).
+    pub messages: Vec<String>,
+    /// The trace id.
+    pub fbtrace_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    error: Option<RawError>,
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, rename = "type")]
+    error_type: Option<String>,
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(default)]
+    error_subcode: Option<i64>,
+    #[serde(default)]
+    is_transient: Option<bool>,
+    #[serde(default)]
+    error_user_title: Option<String>,
+    #[serde(default)]
+    fbtrace_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawSuccess {
+    #[serde(default)]
+    events_received: Option<u64>,
+    #[serde(default)]
+    messages: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    fbtrace_id: Option<String>,
+}
+
+/// The class of a Graph error code (with its subcode and `type`), if the code decides it.
+pub fn kind_of_code(
+    code: i64,
+    subcode: Option<i64>,
+    error_type: Option<&str>,
+) -> Option<ErrorKind> {
+    Some(match code {
+        1 | 2 | 341 | 21009 => ErrorKind::Transient,
+        4 | 17 | 32 | 613 | 80_000..=80_014 => ErrorKind::Throttled,
+        190 | 102 | 104 => ErrorKind::InvalidToken,
+        3 | 10 | 200..=299 => ErrorKind::NoPermission,
+        2500 | 2635 | 368 => ErrorKind::Config,
+        100 => match subcode {
+            Some(33) => ErrorKind::PixelNotFound,
+            Some(s) if (2_804_000..=2_804_999).contains(&s) => ErrorKind::Payload,
+            Some(_) => ErrorKind::Payload,
+            // appsecret_proof errors are code 100 without subcode, of type
+            // GraphMethodException; "(#100) …" parameter errors are OAuthException.
+            None if error_type == Some("GraphMethodException") => ErrorKind::Config,
+            None => ErrorKind::Payload,
+        },
+        _ => return None,
+    })
+}
+
+/// Classifies a response: its status, headers (any case) and body.
+// An error is an ordinary outcome here and is reported whole; boxing buys nothing.
+#[allow(clippy::result_large_err)]
+pub fn classify(
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<Success, GraphError> {
+    let retry_after = retry_after(headers);
+    if (200..300).contains(&status) {
+        return match serde_json::from_slice::<RawSuccess>(body) {
+            Ok(s) => Ok(Success {
+                events_received: s.events_received,
+                messages: s
+                    .messages
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|m| match m {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    })
+                    .collect(),
+                fbtrace_id: s.fbtrace_id,
+            }),
+            Err(_) => Err(GraphError {
+                kind: ErrorKind::Network,
+                http_status: Some(status),
+                message: Some("the success response is not valid JSON".into()),
+                ..GraphError::network("")
+            }),
+        };
+    }
+    let raw = serde_json::from_slice::<Envelope>(body)
+        .ok()
+        .and_then(|e| e.error);
+    let by_status = match status {
+        429 => ErrorKind::Throttled,
+        401 => ErrorKind::InvalidToken,
+        403 => ErrorKind::NoPermission,
+        s if s >= 500 => ErrorKind::Transient,
+        _ => ErrorKind::Payload,
+    };
+    let mut err = GraphError {
+        kind: by_status,
+        http_status: Some(status),
+        code: None,
+        subcode: None,
+        error_type: None,
+        message: None,
+        user_title: None,
+        fbtrace_id: None,
+        retry_after,
+    };
+    match raw {
+        Some(e) => {
+            err.kind = if e.is_transient == Some(true) {
+                ErrorKind::Transient
+            } else {
+                e.code
+                    .and_then(|c| kind_of_code(c, e.error_subcode, e.error_type.as_deref()))
+                    .unwrap_or(by_status)
+            };
+            err.code = e.code;
+            err.subcode = e.error_subcode;
+            err.error_type = e.error_type;
+            err.message = e.message;
+            err.user_title = e.error_user_title;
+            err.fbtrace_id = e.fbtrace_id;
+        }
+        None => {
+            err.message = Some(format!("HTTP {status} without a Graph error body"));
+        }
+    }
+    Err(err)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// `Retry-After` (seconds), else the largest `estimated_time_to_regain_access` (minutes) of
+/// `x-business-use-case-usage`.
+fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
+    if let Some(secs) = header(headers, "retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+        return Some(Duration::from_secs(secs));
+    }
+    let usage: serde_json::Value =
+        serde_json::from_str(header(headers, "x-business-use-case-usage")?).ok()?;
+    let minutes = usage
+        .as_object()?
+        .values()
+        .filter_map(|v| v.as_array())
+        .flatten()
+        .filter_map(|e| e["estimated_time_to_regain_access"].as_u64())
+        .max()?;
+    (minutes > 0).then(|| Duration::from_secs(minutes * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(status: u16, body: &str) -> ErrorKind {
+        classify(status, &[], body.as_bytes()).unwrap_err().kind
+    }
+
+    #[test]
+    fn classifies_by_code_then_status() {
+        let e = |c: &str| format!(r#"{{"error":{{"message":"x",{c}}}}}"#);
+        assert_eq!(
+            kind(400, &e(r#""code":80004,"error_subcode":2446079"#)),
+            ErrorKind::Throttled
+        );
+        assert_eq!(kind(400, &e(r#""code":17"#)), ErrorKind::Throttled);
+        assert_eq!(
+            kind(500, &e(r#""code":2,"is_transient":true"#)),
+            ErrorKind::Transient
+        );
+        assert_eq!(kind(400, &e(r#""code":21009"#)), ErrorKind::Transient);
+        assert_eq!(
+            kind(400, &e(r#""code":190,"error_subcode":463"#)),
+            ErrorKind::InvalidToken
+        );
+        assert_eq!(
+            kind(400, &e(r#""code":100,"error_subcode":33"#)),
+            ErrorKind::PixelNotFound
+        );
+        assert_eq!(
+            kind(400, &e(r#""code":100,"error_subcode":2804003"#)),
+            ErrorKind::Payload
+        );
+        assert_eq!(
+            kind(400, &e(r#""code":100,"type":"GraphMethodException""#)),
+            ErrorKind::Config
+        );
+        assert_eq!(
+            kind(400, &e(r#""code":100,"type":"OAuthException""#)),
+            ErrorKind::Payload
+        );
+        assert_eq!(kind(400, &e(r#""code":200"#)), ErrorKind::NoPermission);
+        assert_eq!(kind(400, &e(r#""code":2635"#)), ErrorKind::Config);
+        // Unknown code: the status decides.
+        assert_eq!(kind(503, &e(r#""code":-3"#)), ErrorKind::Transient);
+        assert_eq!(kind(502, "<html>bad gateway</html>"), ErrorKind::Transient);
+        assert_eq!(kind(429, "Too Many Requests"), ErrorKind::Throttled);
+        assert_eq!(kind(418, ""), ErrorKind::Payload);
+    }
+
+    #[test]
+    fn localized_text_changes_nothing() {
+        let da = r#"{"error":{"message":"Ugyldig","type":"OAuthException","code":100,"error_subcode":2804003,"error_user_title":"Hændelsens tidsstempel er for gammelt"}}"#;
+        let e = classify(400, &[], da.as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.kind, e.code, e.subcode),
+            (ErrorKind::Payload, Some(100), Some(2_804_003))
+        );
+    }
+
+    #[test]
+    fn envelope_fields_are_optional_and_unknown_keys_ignored() {
+        let body = r#"{"error":{"code":-3,"error_data":{"blame_field_specs":[["a"]]},"x":1},"__fb_trace_id__":"t"}"#;
+        let e = classify(400, &[], body.as_bytes()).unwrap_err();
+        assert_eq!((e.code, e.message), (Some(-3), None));
+        assert!(classify(200, &[], b"not json").is_err());
+        let ok = classify(200, &[], br#"{"events_received":2,"messages":["m"],"x":1}"#).unwrap();
+        assert_eq!((ok.events_received, ok.messages.len()), (Some(2), 1));
+    }
+
+    #[test]
+    fn retry_after_from_headers() {
+        let h = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        let e = classify(429, &h("Retry-After", "7"), b"").unwrap_err();
+        assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
+        let usage = r#"{"123":[{"type":"ads_management","estimated_time_to_regain_access":3}]}"#;
+        let e = classify(
+            400,
+            &h("X-Business-Use-Case-Usage", usage),
+            br#"{"error":{"code":80004}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.retry_after, Some(Duration::from_secs(180)));
+    }
+}

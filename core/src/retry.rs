@@ -1,0 +1,122 @@
+//! The retry policy, without IO or clock: given what failed and how often, how long to wait.
+//!
+//! Transient failures back off exponentially with full jitter (AWS's "full jitter": a uniform
+//! wait between zero and the exponential cap); throttling waits longer, and at least what
+//! Meta asks for (`Retry-After`, `estimated_time_to_regain_access`). Attempts and total time
+//! are capped. The caller supplies the randomness, so every decision is reproducible.
+
+use crate::response::ErrorKind;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How many times and how long to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included (1 = no retry).
+    pub max_attempts: u32,
+    /// The first backoff cap for transient failures, in milliseconds.
+    pub base_delay_ms: u64,
+    /// The largest backoff for transient failures, in milliseconds.
+    pub max_delay_ms: u64,
+    /// The first cool-down after throttling, in milliseconds (doubles each time).
+    pub throttle_delay_ms: u64,
+    /// The largest cool-down after throttling, in milliseconds.
+    pub max_throttle_delay_ms: u64,
+    /// Total time one request may spend in retries, in milliseconds.
+    pub max_elapsed_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay_ms: 200,
+            max_delay_ms: 10_000,
+            throttle_delay_ms: 30_000,
+            max_throttle_delay_ms: 300_000,
+            max_elapsed_ms: 600_000,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub fn none() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// The wait before the next attempt, or `None` to give up. `attempts` is how many were
+    /// made, `elapsed` how long they took, `asked` Meta's own wait, `random` any u64.
+    pub fn next_delay(
+        &self,
+        kind: ErrorKind,
+        attempts: u32,
+        elapsed: Duration,
+        asked: Option<Duration>,
+        random: u64,
+    ) -> Option<Duration> {
+        if !kind.is_retryable() || attempts >= self.max_attempts {
+            return None;
+        }
+        let exp = attempts.saturating_sub(1).min(30);
+        let delay = if kind == ErrorKind::Throttled {
+            let cool = self
+                .throttle_delay_ms
+                .saturating_mul(1 << exp)
+                .min(self.max_throttle_delay_ms);
+            let cool = Duration::from_millis(cool);
+            asked.map_or(cool, |a| a.max(cool))
+        } else {
+            let cap = self
+                .base_delay_ms
+                .saturating_mul(1 << exp)
+                .min(self.max_delay_ms);
+            let jittered = Duration::from_millis(if cap == 0 { 0 } else { random % (cap + 1) });
+            asked.map_or(jittered, |a| a.max(jittered))
+        };
+        (elapsed + delay <= Duration::from_millis(self.max_elapsed_ms)).then_some(delay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_jittered_and_bounded() {
+        let p = RetryPolicy::default();
+        let z = Duration::ZERO;
+        assert_eq!(p.next_delay(ErrorKind::Payload, 1, z, None, 7), None);
+        assert_eq!(p.next_delay(ErrorKind::InvalidToken, 1, z, None, 7), None);
+        assert_eq!(
+            p.next_delay(ErrorKind::Transient, 5, z, None, 7),
+            None,
+            "attempt cap"
+        );
+        for attempts in 1..5 {
+            for r in [0, 1, 12345, u64::MAX] {
+                let d = p
+                    .next_delay(ErrorKind::Transient, attempts, z, None, r)
+                    .unwrap();
+                let cap = (200u64 << (attempts - 1)).min(10_000);
+                assert!(d <= Duration::from_millis(cap), "{d:?} > {cap}");
+            }
+        }
+        // Throttling waits at least the cool-down, and at least what Meta asked.
+        let d = p.next_delay(ErrorKind::Throttled, 1, z, None, 0).unwrap();
+        assert_eq!(d, Duration::from_secs(30));
+        let d = p.next_delay(ErrorKind::Throttled, 1, z, Some(Duration::from_secs(90)), 0);
+        assert_eq!(d, Some(Duration::from_secs(90)));
+        // Total time cap.
+        let late = Duration::from_millis(p.max_elapsed_ms);
+        assert_eq!(p.next_delay(ErrorKind::Throttled, 1, late, None, 0), None);
+        assert_eq!(
+            RetryPolicy::none().next_delay(ErrorKind::Transient, 1, z, None, 0),
+            None
+        );
+    }
+}
