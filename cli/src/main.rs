@@ -335,11 +335,18 @@ fn run_prepare(args: PrepareArgs) -> Result<ExitCode, Fatal> {
     stream_events(&args, |line_no, outcome| {
         let v = match outcome {
             Outcome::Ready(e) => {
-                let mut v = json!({"index": e.index, "event": e.event});
+                // The hot path: written directly, without an intermediate JSON value.
+                write!(out, "{{\"index\":{},\"event\":", e.index)?;
+                let mut buf = Vec::with_capacity(2048);
+                freight::batch::write_event(&mut buf, &e.event);
+                out.write_all(&buf)?;
                 if !e.warnings.is_empty() {
-                    v["warnings"] = json!(e.warnings);
+                    out.write_all(b",\"warnings\":")?;
+                    serde_json::to_writer(&mut out, &e.warnings)
+                        .map_err(|e| Fatal(e.to_string()))?;
                 }
-                v
+                out.write_all(b"}\n")?;
+                return Ok(());
             }
             Outcome::Rejected(r) => {
                 let mut v = json!({"index": r.index, "line": line_no, "rejected": r.errors});

@@ -143,6 +143,14 @@ fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
     })
 }
 
+/// From the reading thread to the sending thread.
+enum Message {
+    /// Prepared events and their (index, input line) pairs.
+    Batch(Vec<PreparedEvent>, Vec<(usize, usize)>),
+    /// An event rejected locally, and its input line.
+    Rejected(Rejection, usize),
+}
+
 /// Counts for the summary line.
 #[derive(Default)]
 struct Totals {
@@ -253,59 +261,80 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         None => r,
     })?;
 
+    // Two stages: this thread reads and prepares the next batch while a sender thread has the
+    // previous one on the wire. The channel holds one batch, so memory stays bounded by about
+    // three batches whatever the file's size.
     let mut totals = Totals::default();
-    let mut batch: Vec<PreparedEvent> = Vec::with_capacity(args.batch_size);
-    let mut lines: Vec<(usize, usize)> = Vec::with_capacity(args.batch_size);
-    let mut flush = |batch: &mut Vec<PreparedEvent>,
-                     lines: &mut Vec<(usize, usize)>,
-                     totals: &mut Totals,
-                     report: &mut ReportWriter|
-     -> Result<(), Fatal> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let r = session.send_prepared(batch);
-        totals.delivered += r.counts.delivered;
-        totals.failed += r.counts.failed;
-        totals.requests += r.requests.len();
-        report.batch(&r, lines)?;
-        if let Some(bar) = &bar {
-            bar.set_message(format!(
-                "{} delivered, {} failed",
-                totals.delivered, totals.failed
-            ));
-        }
-        batch.clear();
-        lines.clear();
-        Ok(())
-    };
-    for (index, item) in items.enumerate() {
-        totals.input += 1;
-        let prepared = match item.event {
-            Ok(event) => preparer.prepare_one(&event, index),
-            Err(msg) => Err(unreadable(index, msg)),
-        };
-        match prepared {
-            Ok(e) => {
-                batch.push(e);
-                lines.push((index, item.line));
-                if batch.len() == args.batch_size {
-                    flush(&mut batch, &mut lines, &mut totals, &mut report)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Message>(1);
+    let bar_sender = bar.clone();
+    let sent = std::thread::scope(|scope| -> Result<(Totals, ReportWriter), Fatal> {
+        let sender = scope.spawn(move || -> Result<(Totals, ReportWriter), Fatal> {
+            let mut t = Totals::default();
+            for message in rx {
+                match message {
+                    Message::Batch(batch, lines) => {
+                        let r = session.send_prepared(&batch);
+                        t.delivered += r.counts.delivered;
+                        t.failed += r.counts.failed;
+                        t.requests += r.requests.len();
+                        report.batch(&r, &lines)?;
+                    }
+                    Message::Rejected(r, line) => report.rejected(&r, line)?,
+                }
+                if let Some(bar) = &bar_sender {
+                    bar.set_message(format!("{} delivered, {} failed", t.delivered, t.failed));
                 }
             }
-            Err(r) => {
-                totals.rejected += 1;
-                report.rejected(&r, item.line)?;
-                for p in &r.errors {
-                    eprintln!(
-                        "line {}: rejected: {}: {} [{}]",
-                        item.line, p.loc, p.msg, p.kind
-                    );
+            Ok((t, report))
+        });
+        let mut batch: Vec<PreparedEvent> = Vec::with_capacity(args.batch_size);
+        let mut lines: Vec<(usize, usize)> = Vec::with_capacity(args.batch_size);
+        for (index, item) in items.enumerate() {
+            totals.input += 1;
+            let prepared = match item.event {
+                Ok(event) => preparer.prepare_one(&event, index),
+                Err(msg) => Err(unreadable(index, msg)),
+            };
+            match prepared {
+                Ok(e) => {
+                    batch.push(e);
+                    lines.push((index, item.line));
+                    if batch.len() == args.batch_size {
+                        let full =
+                            std::mem::replace(&mut batch, Vec::with_capacity(args.batch_size));
+                        let full_lines =
+                            std::mem::replace(&mut lines, Vec::with_capacity(args.batch_size));
+                        if tx.send(Message::Batch(full, full_lines)).is_err() {
+                            break; // the sender stopped on an error; it is reported below
+                        }
+                    }
+                }
+                Err(r) => {
+                    totals.rejected += 1;
+                    for p in &r.errors {
+                        eprintln!(
+                            "line {}: rejected: {}: {} [{}]",
+                            item.line, p.loc, p.msg, p.kind
+                        );
+                    }
+                    if tx.send(Message::Rejected(r, item.line)).is_err() {
+                        break;
+                    }
                 }
             }
         }
-    }
-    flush(&mut batch, &mut lines, &mut totals, &mut report)?;
+        if !batch.is_empty() {
+            let _ = tx.send(Message::Batch(batch, lines));
+        }
+        drop(tx);
+        sender
+            .join()
+            .map_err(|_| Fatal("the sender thread panicked".into()))?
+    })?;
+    let (t, mut report) = sent;
+    totals.delivered = t.delivered;
+    totals.failed = t.failed;
+    totals.requests = t.requests;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
