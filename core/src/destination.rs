@@ -141,6 +141,69 @@ impl fmt::Debug for Destination {
     }
 }
 
+impl Destination {
+    /// Reads `{"pixel_id": "…"|123, "access_token": "…", "test_event_code"?, "app_secret"?}`.
+    /// Unlike serde's own errors, the messages never quote a value: a token sent as the wrong
+    /// type stays out of them.
+    pub fn from_json(text: &str) -> Result<Destination, DestinationError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            DestinationError(format!(
+                "the destination is not valid JSON ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        Destination::from_value(&value)
+    }
+
+    /// [`Destination::from_json`] for an already parsed value.
+    pub fn from_value(value: &serde_json::Value) -> Result<Destination, DestinationError> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| DestinationError("the destination must be a JSON object".into()))?;
+        for key in obj.keys() {
+            if !["pixel_id", "access_token", "test_event_code", "app_secret"]
+                .contains(&key.as_str())
+            {
+                return Err(DestinationError(format!(
+                    "unknown destination field {key:?}; expected pixel_id, access_token, \
+                     test_event_code, app_secret"
+                )));
+            }
+        }
+        let text = |key: &str| -> Result<Option<String>, DestinationError> {
+            match obj.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(DestinationError(format!("{key} must be a string"))),
+            }
+        };
+        let pixel_id = match obj.get("pixel_id") {
+            Some(serde_json::Value::Number(n)) if n.is_u64() => n.to_string(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            None | Some(serde_json::Value::Null) => {
+                return Err(DestinationError("pixel_id is required".into()))
+            }
+            Some(_) => {
+                return Err(DestinationError(
+                    "pixel_id must be a string of digits".into(),
+                ))
+            }
+        };
+        let token = text("access_token")?
+            .ok_or_else(|| DestinationError("access_token is required".into()))?;
+        let mut dest = Destination::new(pixel_id, token)?;
+        if let Some(code) = text("test_event_code")? {
+            dest = dest.with_test_event_code(code);
+        }
+        if let Some(secret) = text("app_secret")? {
+            dest = dest.with_app_secret(secret)?;
+        }
+        Ok(dest)
+    }
+}
+
 impl<'de> Deserialize<'de> for Destination {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Destination, D::Error> {
         #[derive(Deserialize)]
@@ -204,5 +267,20 @@ mod tests {
             serde_json::from_str(r#"{"pixel_id":"42","access_token":"T","test_event_code":""}"#)
                 .unwrap();
         assert_eq!((ok.pixel_id(), ok.test_event_code()), ("42", None));
+        for bad in [
+            r#"{"pixel_id": "1", "access_token": 987654321}"#,
+            r#"{"pixel_id": "1", "access_token": ["987654321"]}"#,
+            r#"{"pixel_id": "1", "access_token": "9876 54321"}"#,
+            r#"{"pixel_id": "1", "access_token": "987654321", "x": 1}"#,
+            r#"{"pixel_id": "1", "access_token": "987654321""#,
+        ] {
+            let e = Destination::from_json(bad).unwrap_err().to_string();
+            assert!(!e.contains("987654321") && !e.contains("9876 "), "{e}");
+        }
+        let d =
+            Destination::from_json(r#"{"pixel_id": 7, "access_token": "T", "app_secret": "S"}"#)
+                .unwrap();
+        assert_eq!(d.pixel_id(), "7");
+        assert!(d.app_secret().is_some());
     }
 }

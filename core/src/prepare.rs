@@ -189,6 +189,15 @@ impl Problems {
     }
 }
 
+/// An object, or an empty array taken for an empty object (PHP's `[]`).
+fn as_object<'a>(v: &'a Value, empty: &'a Map<String, Value>) -> Option<&'a Map<String, Value>> {
+    match v {
+        Value::Object(m) => Some(m),
+        Value::Array(a) if a.is_empty() => Some(empty),
+        _ => None,
+    }
+}
+
 fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -212,17 +221,23 @@ impl Preparer {
     pub fn prepare_one(&self, event: &Value, index: usize) -> Result<PreparedEvent, Rejection> {
         let mut p = Problems::default();
         let root = Loc::Event(index);
-        let Value::Object(obj) = event else {
-            p.push(
-                ProblemKind::NotAnObject,
-                &root,
-                format!("an event must be a JSON object, not {}", json_type(event)),
-            );
-            return Err(Rejection {
-                index,
-                errors: p.errors,
-                warnings: p.warnings,
-            });
+        let empty = Map::new();
+        let obj = match event {
+            Value::Object(obj) => obj,
+            // PHP encodes an empty associative array as `[]`: take it for `{}`.
+            Value::Array(a) if a.is_empty() => &empty,
+            _ => {
+                p.push(
+                    ProblemKind::NotAnObject,
+                    &root,
+                    format!("an event must be a JSON object, not {}", json_type(event)),
+                );
+                return Err(Rejection {
+                    index,
+                    errors: p.errors,
+                    warnings: p.warnings,
+                });
+            }
         };
         let event = self.read_event(obj, &root, &mut p);
         match event {
@@ -245,6 +260,7 @@ impl Preparer {
         root: &Loc<'_>,
         p: &mut Problems,
     ) -> Option<ServerEvent> {
+        let empty = Map::new();
         let mut event_name = None;
         let mut event_time = None;
         let mut action_source = None;
@@ -292,17 +308,17 @@ impl Preparer {
                     Some(b) => opt_out = Some(b),
                     None => p.wrong_type(&root.key(k), "true or false"),
                 },
-                "user_data" => match v {
-                    Value::Object(m) => {
+                "user_data" => match as_object(v, &empty) {
+                    Some(m) => {
                         let before = p.errors.len();
                         user_data = Some(self.read_user_data(m, &root.key(k), p));
                         user_data_errors = p.errors.len() - before;
                     }
-                    _ => p.wrong_type(&root.key(k), "an object"),
+                    None => p.wrong_type(&root.key(k), "an object"),
                 },
-                "custom_data" => match v {
-                    Value::Object(m) => custom_data = Some(read_custom_data(m, &root.key(k), p)),
-                    _ => p.wrong_type(&root.key(k), "an object"),
+                "custom_data" => match as_object(v, &empty) {
+                    Some(m) => custom_data = Some(read_custom_data(m, &root.key(k), p)),
+                    None => p.wrong_type(&root.key(k), "an object"),
                 },
                 "app_data" => app_data = nested::<AppData>(v, k, root, p).map(Box::new),
                 "data_processing_options" => dpo = read_dpo(v, root, p),

@@ -1,0 +1,124 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Freight;
+
+use FFI;
+
+/**
+ * A Conversions API client. One client serves any number of pixels; each request carries only
+ * its own destination's token. The handle is freed when the object is destroyed.
+ *
+ * Configuration keys: graph_url (https, or http to a loopback sandbox), api_version,
+ * partner_agent, timeout_ms (1500), deadline_ms, batch_size (1000), bisect, retry
+ * (['max_attempts' => 5, …]), normalize (['default_country' => 'us', …]).
+ */
+final class Client
+{
+    private ?FFI\CData $handle = null;
+
+    /** @param array<string, mixed> $config */
+    public function __construct(array $config = [])
+    {
+        $ffi = Library::ffi();
+        $json = Library::json((object) $config);
+        $handle = $ffi->new('freight_client*');
+        Library::check($ffi->freight_client_new($json, strlen($json), FFI::addr($handle)));
+        $this->handle = $handle;
+    }
+
+    public function __destruct()
+    {
+        if ($this->handle !== null && !FFI::isNull($this->handle)) {
+            Library::ffi()->freight_client_free($this->handle);
+        }
+        $this->handle = null;
+    }
+
+    /**
+     * Prepares and sends events to one pixel. Returns the report (an array): every event is
+     * in exactly one of 'delivered', 'rejected' (local problems), 'failed' (with 'error' and
+     * the wire 'event' to store and resend later) or 'skipped'; 'counts' sums them up.
+     * Failed events are data: call Client::throwIfFailed($report) to turn them into an
+     * exception instead.
+     *
+     * @param list<array<string, mixed>> $events
+     * @return array<string, mixed>
+     */
+    public function send(
+        array $events,
+        string $pixelId,
+        string $accessToken,
+        ?string $testEventCode = null,
+        ?string $appSecret = null
+    ): array {
+        $ffi = Library::ffi();
+        $dest = self::destination($pixelId, $accessToken, $testEventCode, $appSecret);
+        $eventsJson = Library::json(array_values($events));
+        $json = Library::callForString(fn ($out) => $ffi->freight_client_send(
+            $this->handle,
+            $dest,
+            strlen($dest),
+            $eventsJson,
+            strlen($eventsJson),
+            $out
+        ));
+        return Library::decode($json);
+    }
+
+    /**
+     * Sends one test event and returns ['status' => 'ok'|'invalid_token'|'no_permission'|
+     * 'pixel_not_found'|'throttled'|'unreachable', 'error' => …, 'fbtrace_id' => …].
+     *
+     * @return array<string, mixed>
+     */
+    public function testConnection(
+        string $pixelId,
+        string $accessToken,
+        ?string $testEventCode = null,
+        ?string $appSecret = null
+    ): array {
+        $ffi = Library::ffi();
+        $dest = self::destination($pixelId, $accessToken, $testEventCode, $appSecret);
+        $json = Library::callForString(fn ($out) => $ffi->freight_client_test_connection(
+            $this->handle,
+            $dest,
+            strlen($dest),
+            $out
+        ));
+        return Library::decode($json);
+    }
+
+    /**
+     * Throws for the first failed event of a report: TransportException when Meta was not
+     * reached, ApiException when it answered with an error.
+     *
+     * @param array<string, mixed> $report
+     * @throws TransportException|ApiException
+     */
+    public static function throwIfFailed(array $report): void
+    {
+        $failure = $report['failed'][0] ?? null;
+        if ($failure === null) {
+            return;
+        }
+        $error = $failure['error'];
+        if (($error['kind'] ?? '') === 'network') {
+            throw new TransportException('Meta could not be reached: ' . ($error['message'] ?? 'network error'));
+        }
+        throw new ApiException($error);
+    }
+
+    private static function destination(string $pixelId, string $token, ?string $code, ?string $secret): string
+    {
+        $dest = ['pixel_id' => $pixelId, 'access_token' => $token];
+        if ($code !== null) {
+            $dest['test_event_code'] = $code;
+        }
+        if ($secret !== null) {
+            $dest['app_secret'] = $secret;
+        }
+        return Library::json($dest);
+    }
+}

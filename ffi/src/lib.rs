@@ -1,0 +1,562 @@
+//! The C ABI of Freight (`libfreight`, header `include/freight.h`).
+//!
+//! JSON in, JSON out: events, options, destinations, client configurations and reports have
+//! the same JSON shapes as the `freight` command and the Python module. See
+//! `ffi/ARCHITECTURE.md` for the rules this file keeps: errors, panics, ownership, strings.
+
+#![allow(non_camel_case_types)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+
+use freight_core::client::{Client, ClientConfig};
+use freight_core::destination::Destination;
+use freight_core::normalize::{normalize, Field, NormalizeOptions};
+use freight_core::prepare::{prepare, PrepareOptions};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::ffi::{c_char, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+/// The version of the ABI: bumped on any incompatible change of a signature or a code.
+pub const FREIGHT_ABI_VERSION: u32 = 1;
+
+/// Status of every fallible function. Codes are stable and grouped; they are never
+/// renumbered: 0 success, 1xx bad arguments, 2xx bad configuration, 9xx internal errors.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum freight_result {
+    /// Success; the out-parameters were written.
+    Ok = 0,
+    /// A required pointer was NULL.
+    NullArgument = 100,
+    /// A string argument is not valid UTF-8.
+    InvalidUtf8 = 101,
+    /// A JSON argument does not parse, or has the wrong shape.
+    InvalidJson = 102,
+    /// An argument is out of range or unknown (e.g. a field name).
+    InvalidArgument = 103,
+    /// A customer-information value cannot be used (e.g. not an email address).
+    InvalidValue = 104,
+    /// The client configuration is invalid (URL, version, options).
+    InvalidConfig = 200,
+    /// The destination is invalid (pixel id, token).
+    InvalidDestination = 201,
+    /// A bug: a panic was caught at the boundary. Please report it.
+    Panic = 900,
+}
+
+impl freight_result {
+    fn name(self) -> &'static std::ffi::CStr {
+        match self {
+            freight_result::Ok => c"FREIGHT_RESULT_OK",
+            freight_result::NullArgument => c"FREIGHT_RESULT_NULL_ARGUMENT",
+            freight_result::InvalidUtf8 => c"FREIGHT_RESULT_INVALID_UTF8",
+            freight_result::InvalidJson => c"FREIGHT_RESULT_INVALID_JSON",
+            freight_result::InvalidArgument => c"FREIGHT_RESULT_INVALID_ARGUMENT",
+            freight_result::InvalidValue => c"FREIGHT_RESULT_INVALID_VALUE",
+            freight_result::InvalidConfig => c"FREIGHT_RESULT_INVALID_CONFIG",
+            freight_result::InvalidDestination => c"FREIGHT_RESULT_INVALID_DESTINATION",
+            freight_result::Panic => c"FREIGHT_RESULT_PANIC",
+        }
+    }
+}
+
+/// A Conversions API client: one connection pool, shared by any number of destinations.
+///
+/// Thread safety: a `freight_client *` may be used from several threads at once.
+pub struct freight_client {
+    inner: Client,
+}
+
+/// An error on its way to the caller: a status and a message.
+struct Error {
+    code: freight_result,
+    message: String,
+}
+
+fn fail(code: freight_result, message: impl Into<String>) -> Error {
+    Error {
+        code,
+        message: message.into(),
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+fn set_last_error(message: &str) {
+    // A message never contains NUL; replace it if one ever does.
+    let c = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = Some(c));
+}
+
+/// The boundary of every fallible export: clears the thread's last error, runs `body`
+/// inside `catch_unwind`, and turns an error or a panic into a status and a message. It is a
+/// function, not a macro, so that cbindgen (on stable Rust) sees every export's signature.
+fn guard(body: impl FnOnce() -> Result<(), Error>) -> freight_result {
+    LAST_ERROR.with(|e| *e.borrow_mut() = None);
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => freight_result::Ok,
+        Ok(Err(e)) => {
+            set_last_error(&e.message);
+            e.code
+        }
+        Err(_) => {
+            set_last_error(
+                "internal error: a panic was caught at the C boundary; please report it",
+            );
+            freight_result::Panic
+        }
+    }
+}
+
+/// Checks that an out-parameter can be written.
+fn out_ptr<T>(out: *mut T, name: &str) -> Result<(), Error> {
+    if out.is_null() {
+        Err(fail(
+            freight_result::NullArgument,
+            format!("{name} is NULL; pass the address of a variable to receive the result"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Borrows `(ptr, len)` as UTF-8 text. `optional`: NULL (or length 0) means absent.
+///
+/// # Safety
+/// `ptr` must be NULL or point to `len` readable bytes for the duration of the call.
+unsafe fn str_in<'a>(
+    ptr: *const c_char,
+    len: usize,
+    name: &str,
+    optional: bool,
+) -> Result<Option<&'a str>, Error> {
+    if ptr.is_null() {
+        return if optional {
+            Ok(None)
+        } else {
+            Err(fail(
+                freight_result::NullArgument,
+                format!("{name} is NULL"),
+            ))
+        };
+    }
+    if len > isize::MAX as usize {
+        return Err(fail(
+            freight_result::InvalidArgument,
+            format!("{name}: length is too large"),
+        ));
+    }
+    // SAFETY: the caller guarantees `len` readable bytes at `ptr` (checked non-NULL above).
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+    match std::str::from_utf8(bytes) {
+        Ok("") if optional => Ok(None),
+        Ok(s) => Ok(Some(s)),
+        Err(e) => Err(fail(
+            freight_result::InvalidUtf8,
+            format!("{name} is not valid UTF-8 (at byte {})", e.valid_up_to()),
+        )),
+    }
+}
+
+/// # Safety
+/// As [`str_in`].
+unsafe fn required<'a>(ptr: *const c_char, len: usize, name: &str) -> Result<&'a str, Error> {
+    // SAFETY: forwarded from the caller.
+    Ok(unsafe { str_in(ptr, len, name, false) }?.unwrap_or(""))
+}
+
+fn parse_json(text: &str, name: &str) -> Result<Value, Error> {
+    serde_json::from_str(text).map_err(|e| {
+        fail(
+            freight_result::InvalidJson,
+            format!(
+                "{name} is not valid JSON: {:?} error at line {}, column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
+/// Writes an owned, NUL-terminated copy of `s` to `*out`.
+///
+/// # Safety
+/// `out` must be valid for a write (checked non-NULL by the caller).
+unsafe fn write_string(out: *mut *mut c_char, s: String) -> Result<(), Error> {
+    let c = CString::new(s).map_err(|_| {
+        fail(
+            freight_result::InvalidValue,
+            "the result contains a NUL character",
+        )
+    })?;
+    // SAFETY: the caller checked `out` and guarantees it is writable.
+    unsafe { *out = c.into_raw() };
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
+    serde_json::to_string(v).map_err(|e| fail(freight_result::Panic, e.to_string()))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The library's version, e.g. "0.1.0". Static: never free it.
+#[no_mangle]
+pub extern "C" fn freight_version() -> *const c_char {
+    const VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
+    ) {
+        Ok(v) => v,
+        Err(_) => c"unknown",
+    };
+    VERSION.as_ptr()
+}
+
+/// The ABI version this library implements (FREIGHT_ABI_VERSION of the Rust crate); a
+/// program built against another version should refuse to run.
+#[no_mangle]
+pub extern "C" fn freight_abi_version() -> u32 {
+    FREIGHT_ABI_VERSION
+}
+
+/// The name of a status code, e.g. "FREIGHT_RESULT_INVALID_JSON", or "FREIGHT_RESULT_UNKNOWN"
+/// for a value that is not a freight_result. Static: never free it.
+#[no_mangle]
+pub extern "C" fn freight_result_name(result: i32) -> *const c_char {
+    let known = [
+        freight_result::Ok,
+        freight_result::NullArgument,
+        freight_result::InvalidUtf8,
+        freight_result::InvalidJson,
+        freight_result::InvalidArgument,
+        freight_result::InvalidValue,
+        freight_result::InvalidConfig,
+        freight_result::InvalidDestination,
+        freight_result::Panic,
+    ];
+    match known.iter().find(|r| **r as i32 == result) {
+        Some(r) => r.name().as_ptr(),
+        None => c"FREIGHT_RESULT_UNKNOWN".as_ptr(),
+    }
+}
+
+/// Describes the last error of the calling thread (each call clears it first), snprintf
+/// style: copies at most `len - 1` bytes and a NUL into `buf`, and returns the length of the
+/// whole message without the NUL. With `buf` NULL (or `len` 0) only the length is returned.
+/// Returns 0 when the last call succeeded. Messages never contain tokens or customer data.
+///
+/// # Safety
+/// `buf` must be NULL or point to `len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn freight_last_error_message(buf: *mut c_char, len: usize) -> usize {
+    let result = catch_unwind(|| {
+        LAST_ERROR.with(|e| {
+            let e = e.borrow();
+            let msg = e.as_ref().map_or(&[][..], |c| c.as_bytes());
+            if !buf.is_null() && len > 0 {
+                let n = msg.len().min(len - 1);
+                // SAFETY: the caller guarantees `len` writable bytes at `buf`; n < len.
+                unsafe {
+                    ptr::copy_nonoverlapping(msg.as_ptr().cast::<c_char>(), buf, n);
+                    *buf.add(n) = 0;
+                }
+            }
+            msg.len()
+        })
+    });
+    result.unwrap_or(0)
+}
+
+/// Frees a string returned by this library. NULL is a no-op.
+///
+/// # Safety
+/// `s` must be NULL or a string returned through an out-parameter of this library, not yet
+/// freed.
+#[no_mangle]
+pub unsafe extern "C" fn freight_string_free(s: *mut c_char) {
+    if s.is_null() {
+        return;
+    }
+    let _ = catch_unwind(|| {
+        // SAFETY: `s` came from CString::into_raw in this library (caller's contract).
+        drop(unsafe { CString::from_raw(s) });
+    });
+}
+
+/// Normalizes (and hashes) one customer-information value.
+///
+/// `field` is a user_data key ("em", "ph", "fn", …); `value` the raw text; `options_json` is
+/// NULL or `{"default_country":"gb","date_order":"dmy","hash_external_id":true,
+/// "md5_passthrough":false}`. On success `*json_out` receives `{"normalized":"…","hash":"…"}`
+/// (both null when the value is empty and dropped; plus `"warning"` when there is one).
+/// An unusable value returns FREIGHT_RESULT_INVALID_VALUE and the last error names the
+/// problem type (e.g. "invalid_email: …"), never the value.
+///
+/// # Safety
+/// String arguments must point to the given number of readable bytes (options may be NULL);
+/// `json_out` must be writable. Free `*json_out` with freight_string_free.
+#[no_mangle]
+pub unsafe extern "C" fn freight_normalize(
+    field: *const c_char,
+    field_len: usize,
+    value: *const c_char,
+    value_len: usize,
+    options_json: *const c_char,
+    options_len: usize,
+    json_out: *mut *mut c_char,
+) -> freight_result {
+    guard(|| {
+        out_ptr(json_out, "json_out")?;
+        // SAFETY: the caller's contract on each (pointer, length) pair.
+        let (field, value, options) = unsafe {
+            (
+                required(field, field_len, "field")?,
+                required(value, value_len, "value")?,
+                str_in(options_json, options_len, "options_json", true)?,
+            )
+        };
+        let field = Field::from_key(field).ok_or_else(|| {
+            fail(
+                freight_result::InvalidArgument,
+                format!("unknown field {field:?}; expected a user_data key such as em or ph"),
+            )
+        })?;
+        let mut opts: NormalizeOptions = match options {
+            Some(o) => serde_json::from_value(parse_json(o, "options_json")?)
+                .map_err(|e| fail(freight_result::InvalidJson, format!("options_json: {e}")))?,
+            None => NormalizeOptions::default(),
+        };
+        opts.check()
+            .map_err(|e| fail(freight_result::InvalidArgument, e))?;
+        if opts.now.is_none() {
+            opts.now = Some(unix_now());
+        }
+        let out = match normalize(field, value, &opts) {
+            Ok(Some(n)) => {
+                let mut v = json!({"normalized": n.value, "hash": n.to_wire(field, &opts)});
+                if let Some(w) = n.warning {
+                    v["warning"] = json!(w.as_str());
+                }
+                v
+            }
+            Ok(None) => json!({"normalized": null, "hash": null, "warning": "empty_value"}),
+            Err(e) => {
+                return Err(fail(
+                    freight_result::InvalidValue,
+                    format!("{}: {}", e.kind.as_str(), e.msg),
+                ))
+            }
+        };
+        // SAFETY: checked non-NULL above; writable by contract.
+        unsafe { write_string(json_out, to_json(&out)?) }
+    })
+}
+
+/// Prepares events: normalizes, hashes and validates each, without sending.
+///
+/// `events_json` is a JSON array of CAPI events (plain-text customer data allowed);
+/// `options_json` NULL or the normalization options of freight_normalize; `now` the clock
+/// in Unix seconds (0 or less: the current time). On success `*json_out` receives
+/// `{"events":[{"index":0,"event":{…wire…},"warnings":[…]}],
+/// "rejected":[{"index":1,"errors":[{"type","loc","msg"}],"warnings":[…]}]}`: every input
+/// index appears once. Rejected events are data, not an error.
+///
+/// # Safety
+/// As freight_normalize.
+#[no_mangle]
+pub unsafe extern "C" fn freight_prepare(
+    events_json: *const c_char,
+    events_len: usize,
+    options_json: *const c_char,
+    options_len: usize,
+    now: i64,
+    json_out: *mut *mut c_char,
+) -> freight_result {
+    guard(|| {
+        out_ptr(json_out, "json_out")?;
+        // SAFETY: the caller's contract on each (pointer, length) pair.
+        let (events, options) = unsafe {
+            (
+                required(events_json, events_len, "events_json")?,
+                str_in(options_json, options_len, "options_json", true)?,
+            )
+        };
+        let events = match parse_json(events, "events_json")? {
+            Value::Array(a) => a,
+            _ => {
+                return Err(fail(
+                    freight_result::InvalidJson,
+                    "events_json must be a JSON array of events",
+                ))
+            }
+        };
+        let opts: PrepareOptions = match options {
+            Some(o) => serde_json::from_value(parse_json(o, "options_json")?)
+                .map_err(|e| fail(freight_result::InvalidJson, format!("options_json: {e}")))?,
+            None => PrepareOptions::default(),
+        };
+        opts.normalize
+            .check()
+            .map_err(|e| fail(freight_result::InvalidArgument, e))?;
+        let now = if now > 0 { now } else { unix_now() };
+        let prepared = prepare(&events, &opts, now);
+        // SAFETY: checked non-NULL above; writable by contract.
+        unsafe { write_string(json_out, to_json(&prepared)?) }
+    })
+}
+
+/// Creates a client from a JSON configuration (NULL or "{}" for the defaults):
+/// `{"graph_url":"https://graph.facebook.com","api_version":"v25.0","partner_agent":"…",
+/// "timeout_ms":1500,"deadline_ms":900000,"batch_size":1000,"bisect":true,
+/// "retry":{"max_attempts":5,…},"normalize":{"default_country":"us",…}}`.
+/// `graph_url` must be https, or http to a loopback host.
+///
+/// # Safety
+/// `config_json` must be NULL or point to `config_len` readable bytes; `client_out` must be
+/// writable. Free the client with freight_client_free.
+#[no_mangle]
+pub unsafe extern "C" fn freight_client_new(
+    config_json: *const c_char,
+    config_len: usize,
+    client_out: *mut *mut freight_client,
+) -> freight_result {
+    guard(|| {
+        out_ptr(client_out, "client_out")?;
+        // SAFETY: the caller's contract.
+        let config = unsafe { str_in(config_json, config_len, "config_json", true)? };
+        let config: ClientConfig = match config {
+            Some(c) => serde_json::from_value(parse_json(c, "config_json")?)
+                .map_err(|e| fail(freight_result::InvalidConfig, format!("config_json: {e}")))?,
+            None => ClientConfig::default(),
+        };
+        let inner =
+            Client::new(config).map_err(|e| fail(freight_result::InvalidConfig, e.to_string()))?;
+        let client = Box::into_raw(Box::new(freight_client { inner }));
+        // SAFETY: checked non-NULL; writable by contract.
+        unsafe { *client_out = client };
+        Ok(())
+    })
+}
+
+/// Frees a client. NULL is a no-op. No other thread may be using it.
+///
+/// # Safety
+/// `client` must be NULL or a client from freight_client_new, not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn freight_client_free(client: *mut freight_client) {
+    if client.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `client` came from Box::into_raw in freight_client_new (caller's contract).
+        drop(unsafe { Box::from_raw(client) });
+    }));
+}
+
+/// # Safety
+/// `client` must be NULL or a live client.
+unsafe fn client_ref<'a>(client: *const freight_client) -> Result<&'a Client, Error> {
+    if client.is_null() {
+        return Err(fail(freight_result::NullArgument, "client is NULL"));
+    }
+    // SAFETY: non-NULL and live by the caller's contract.
+    Ok(unsafe { &(*client).inner })
+}
+
+fn destination(text: &str) -> Result<Destination, Error> {
+    Destination::from_json(text).map_err(|e| {
+        fail(
+            freight_result::InvalidDestination,
+            format!("destination: {e}"),
+        )
+    })
+}
+
+/// Prepares and sends events to one destination, with retries, and reports every event.
+///
+/// `destination_json` is `{"pixel_id":"…","access_token":"…","test_event_code":"…",
+/// "app_secret":"…"}`; `events_json` a JSON array of CAPI events. Blocks until done. On
+/// success `*report_json_out` receives the report: `{"pixel_id","counts":{…},"delivered":[…],
+/// "rejected":[…],"failed":[{"index","error":{"kind","http_status","code","subcode",
+/// "fbtrace_id","message"},"attempts","event"}],"skipped":[…],"warnings":[…],"requests":[…]}`.
+/// Events Meta refused are reported in "failed", not as an error status: the status is about
+/// the call itself (arguments, configuration).
+///
+/// # Safety
+/// `client` must be a live client (it may be shared between threads); string arguments must
+/// point to the given number of readable bytes; `report_json_out` must be writable. Free the
+/// report with freight_string_free.
+#[no_mangle]
+pub unsafe extern "C" fn freight_client_send(
+    client: *const freight_client,
+    destination_json: *const c_char,
+    destination_len: usize,
+    events_json: *const c_char,
+    events_len: usize,
+    report_json_out: *mut *mut c_char,
+) -> freight_result {
+    guard(|| {
+        out_ptr(report_json_out, "report_json_out")?;
+        // SAFETY: the caller's contract on the client and each (pointer, length) pair.
+        let (client, dest, events) = unsafe {
+            (
+                client_ref(client)?,
+                required(destination_json, destination_len, "destination_json")?,
+                required(events_json, events_len, "events_json")?,
+            )
+        };
+        let dest = destination(dest)?;
+        let events = match parse_json(events, "events_json")? {
+            Value::Array(a) => a,
+            _ => {
+                return Err(fail(
+                    freight_result::InvalidJson,
+                    "events_json must be a JSON array of events",
+                ))
+            }
+        };
+        let report = client.send(&dest, &events);
+        // SAFETY: checked non-NULL above; writable by contract.
+        unsafe { write_string(report_json_out, to_json(&report)?) }
+    })
+}
+
+/// Sends one test event (with the destination's test_event_code, if any) and writes
+/// `{"status":"ok"|"invalid_token"|"no_permission"|"pixel_not_found"|"throttled"|
+/// "unreachable","error":{…},"fbtrace_id":"…"}` to `*json_out`.
+///
+/// # Safety
+/// As freight_client_send.
+#[no_mangle]
+pub unsafe extern "C" fn freight_client_test_connection(
+    client: *const freight_client,
+    destination_json: *const c_char,
+    destination_len: usize,
+    json_out: *mut *mut c_char,
+) -> freight_result {
+    guard(|| {
+        out_ptr(json_out, "json_out")?;
+        // SAFETY: the caller's contract.
+        let (client, dest) = unsafe {
+            (
+                client_ref(client)?,
+                required(destination_json, destination_len, "destination_json")?,
+            )
+        };
+        let result = client.test_connection(&destination(dest)?);
+        // SAFETY: checked non-NULL above; writable by contract.
+        unsafe { write_string(json_out, to_json(&result)?) }
+    })
+}
+
+#[cfg(test)]
+mod tests;

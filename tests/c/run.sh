@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The C suite: compile tests/c/test_freight.c with strict flags against include/freight.h,
+# link it once with the shared and once with the static library, and run both under valgrind
+# (errors and leaks fail) against a `freight sandbox`. Expects `cargo build -p freight-ffi
+# -p freight-cli` to have run (scripts/test does it).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+TARGET=${CARGO_TARGET_DIR:-target}/debug
+WORK=$(mktemp -d)
+trap 'kill "${SB_PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+python3 tests/c/fixtures_to_tsv.py normalization > "$WORK/norm.tsv"
+python3 tests/c/fixtures_to_tsv.py events > "$WORK/events.tsv"
+
+"$TARGET/freight" sandbox --port 0 > "$WORK/sandbox.out" &
+SB_PID=$!
+for _ in $(seq 100); do [ -s "$WORK/sandbox.out" ] && break; sleep 0.05; done
+URL=$(head -1 "$WORK/sandbox.out")
+
+CFLAGS=(-std=c99 -Wall -Wextra -Werror -pedantic -g -Iinclude)
+cc "${CFLAGS[@]}" tests/c/test_freight.c -o "$WORK/test_shared" \
+  -L"$TARGET" -lfreight -Wl,-rpath,"$PWD/$TARGET" -pthread
+cc "${CFLAGS[@]}" tests/c/test_freight.c -o "$WORK/test_static" \
+  "$TARGET/libfreight.a" -pthread -ldl -lm
+
+VALGRIND=(valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
+echo "== C suite, shared library, under valgrind"
+"${VALGRIND[@]}" "$WORK/test_shared" "$WORK/norm.tsv" "$WORK/events.tsv" "$URL" 300
+echo "== C suite, static library, under valgrind"
+"${VALGRIND[@]}" "$WORK/test_static" "$WORK/norm.tsv" "$WORK/events.tsv" "$URL" 300
+echo "== C suite, random input (5000 rounds, shared library)"
+"$WORK/test_shared" "$WORK/norm.tsv" "$WORK/events.tsv" "$URL" 5000
