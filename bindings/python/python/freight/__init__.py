@@ -1,0 +1,346 @@
+"""Freight: Meta's Conversions API from Python — normalize, hash, validate and send events.
+
+Events are plain dicts in the Conversions API JSON shape; customer information (``user_data``)
+may be plain text: Freight normalizes and SHA-256-hashes it exactly as Meta requires.
+
+>>> import freight
+>>> freight.normalize("ph", "020 7946 0958", default_country="gb")
+'442079460958'
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from . import _freight
+from .errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    FreightError,
+    TransportError,
+    ValidationError,
+)
+
+__all__ = [
+    "__version__",
+    "normalize",
+    "prepare",
+    "request_body",
+    "Prepared",
+    "RequestBody",
+    "Client",
+    "Report",
+    "ConnectionTest",
+    "FreightError",
+    "ValidationError",
+    "ConfigError",
+    "TransportError",
+    "ApiError",
+    "AuthError",
+]
+
+__version__: str = _freight.__version__
+
+Event = Mapping[str, Any]
+Problem = Dict[str, str]
+
+_AUTH_KINDS = {"invalid_token", "no_permission", "pixel_not_found", "config"}
+
+
+def _options(
+    default_country: Optional[str] = None,
+    date_order: Optional[str] = None,
+    hash_external_id: Optional[bool] = None,
+    md5_passthrough: Optional[bool] = None,
+) -> Optional[str]:
+    opts: Dict[str, Any] = {}
+    if default_country is not None:
+        opts["default_country"] = default_country
+    if date_order is not None:
+        opts["date_order"] = date_order
+    if hash_external_id is not None:
+        opts["hash_external_id"] = hash_external_id
+    if md5_passthrough is not None:
+        opts["md5_passthrough"] = md5_passthrough
+    return json.dumps(opts) if opts else None
+
+
+def normalize(
+    field: str,
+    value: str,
+    *,
+    hash: bool = False,
+    default_country: Optional[str] = None,
+    date_order: Optional[str] = None,
+    hash_external_id: Optional[bool] = None,
+    md5_passthrough: Optional[bool] = None,
+) -> Optional[str]:
+    """Normalizes one value of a ``user_data`` key (``"em"``, ``"ph"``, ``"fn"``, …); with
+    ``hash=True`` returns what goes on the wire (the SHA-256). ``None`` when the value is empty
+    (it is dropped, never hashed). Raises :class:`ValidationError` for an unusable value."""
+    normalized, wire, _warning = _freight.normalize(
+        field, value, _options(default_country, date_order, hash_external_id, md5_passthrough)
+    )
+    return wire if hash else normalized
+
+
+class Prepared:
+    """The outcome of :func:`prepare`: every input index is in ``events`` or ``rejected``."""
+
+    __slots__ = ("events", "rejected")
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        #: ``[{"index", "event", "warnings"}]``: wire-ready events.
+        self.events: List[Dict[str, Any]] = list(data["events"])
+        #: ``[{"index", "errors", "warnings"}]``: events rejected locally, never sent.
+        self.rejected: List[Dict[str, Any]] = list(data["rejected"])
+
+    @property
+    def warnings(self) -> List[Dict[str, Any]]:
+        """``[{"index", "warnings"}]`` for every event with warnings, sent or not."""
+        out = [{"index": e["index"], "warnings": e["warnings"]} for e in self.events if e["warnings"]]
+        out += [{"index": r["index"], "warnings": r["warnings"]} for r in self.rejected if r["warnings"]]
+        return sorted(out, key=lambda w: w["index"])
+
+    def raise_for_rejections(self) -> None:
+        """Raises :class:`ValidationError` listing every problem of every rejected event."""
+        if self.rejected:
+            errors = [p for r in self.rejected for p in r["errors"]]
+            raise ValidationError(
+                f"{len(self.rejected)} event(s) rejected: " + "; ".join(
+                    f"{p['loc']}: {p['msg']} ({p['type']})" for p in errors[:5]
+                ),
+                errors,
+            )
+
+    def __repr__(self) -> str:
+        return f"<Prepared events={len(self.events)} rejected={len(self.rejected)}>"
+
+
+def prepare(
+    events: Sequence[Event],
+    *,
+    now: Optional[int] = None,
+    strict: bool = False,
+    default_country: Optional[str] = None,
+    date_order: Optional[str] = None,
+    hash_external_id: Optional[bool] = None,
+    md5_passthrough: Optional[bool] = None,
+) -> Prepared:
+    """Normalizes, hashes and validates events without sending them. ``now`` (Unix seconds)
+    fixes the clock. With ``strict=True`` any rejected event raises :class:`ValidationError`."""
+    prepared = Prepared(
+        _freight.prepare(
+            events, _options(default_country, date_order, hash_external_id, md5_passthrough), now
+        )
+    )
+    if strict:
+        prepared.raise_for_rejections()
+    return prepared
+
+
+class RequestBody:
+    """A ready JSON request body (``body``) for one request, for your own HTTP client: POST it
+    to ``https://graph.facebook.com/{version}/{pixel_id}/events`` with the token in an
+    ``Authorization: Bearer`` header."""
+
+    __slots__ = ("body", "count", "rejected")
+
+    def __init__(self, body: bytes, count: int, rejected: List[Dict[str, Any]]) -> None:
+        self.body = body
+        self.count = count
+        self.rejected = rejected
+
+    def __repr__(self) -> str:
+        return f"<RequestBody {len(self.body)} bytes, {self.count} events, {len(self.rejected)} rejected>"
+
+
+def request_body(
+    events: Sequence[Event],
+    *,
+    now: Optional[int] = None,
+    test_event_code: Optional[str] = None,
+    partner_agent: Optional[str] = None,
+    default_country: Optional[str] = None,
+    date_order: Optional[str] = None,
+    hash_external_id: Optional[bool] = None,
+    md5_passthrough: Optional[bool] = None,
+) -> RequestBody:
+    """Prepares up to 1000 events straight into the JSON body of one request."""
+    fields: Dict[str, str] = {}
+    if test_event_code is not None:
+        fields["test_event_code"] = test_event_code
+    if partner_agent is not None:
+        fields["partner_agent"] = partner_agent
+    body, count, rejected = _freight.request_body(
+        events,
+        _options(default_country, date_order, hash_external_id, md5_passthrough),
+        now,
+        json.dumps(fields) if fields else None,
+    )
+    return RequestBody(body, count, rejected)
+
+
+class Report:
+    """What happened to every event of a send: each input index is in exactly one of
+    ``delivered``, ``rejected`` (local problems), ``failed`` (with ``error`` and the wire
+    ``event`` to store and send again) or ``skipped``."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Dict[str, Any]) -> None:
+        self.data = data
+
+    @property
+    def counts(self) -> Dict[str, int]:
+        return dict(self.data["counts"])
+
+    @property
+    def delivered(self) -> List[Dict[str, Any]]:
+        return list(self.data["delivered"])
+
+    @property
+    def rejected(self) -> List[Dict[str, Any]]:
+        return list(self.data["rejected"])
+
+    @property
+    def failed(self) -> List[Dict[str, Any]]:
+        return list(self.data["failed"])
+
+    @property
+    def skipped(self) -> List[Dict[str, Any]]:
+        return list(self.data["skipped"])
+
+    @property
+    def warnings(self) -> List[Dict[str, Any]]:
+        return list(self.data["warnings"])
+
+    @property
+    def requests(self) -> List[Dict[str, Any]]:
+        return list(self.data["requests"])
+
+    @property
+    def ok(self) -> bool:
+        """True when every event was delivered."""
+        c = self.data["counts"]
+        return bool(c["delivered"] == c["input"])
+
+    def to_dict(self) -> Dict[str, Any]:
+        copy: Dict[str, Any] = json.loads(json.dumps(self.data))  # a deep copy
+        return copy
+
+    def raise_for_status(self) -> None:
+        """Raises for the first problem: :class:`ValidationError` for rejected events,
+        :class:`AuthError` for token/permission/pixel errors, :class:`TransportError` when Meta
+        was not reached, :class:`ApiError` for any other error Meta returned."""
+        if self.data["rejected"]:
+            errors = [p for r in self.data["rejected"] for p in r["errors"]]
+            raise ValidationError(f"{len(self.data['rejected'])} event(s) rejected", errors)
+        if self.data["failed"]:
+            error = self.data["failed"][0]["error"]
+            kind = error.get("kind")
+            if kind == "network":
+                raise TransportError(f"Meta could not be reached: {error.get('message', '')}")
+            if kind in _AUTH_KINDS:
+                raise AuthError(error)
+            raise ApiError(error)
+
+    def __repr__(self) -> str:
+        c = self.data["counts"]
+        return (
+            f"<Report pixel_id={self.data['pixel_id']!r} input={c['input']} "
+            f"delivered={c['delivered']} rejected={c['rejected']} failed={c['failed']} "
+            f"skipped={c['skipped']}>"
+        )
+
+
+class ConnectionTest:
+    """The answer of :meth:`Client.test_connection`."""
+
+    __slots__ = ("status", "error", "fbtrace_id")
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        #: ``ok``, ``invalid_token``, ``no_permission``, ``pixel_not_found``, ``throttled``
+        #: or ``unreachable``.
+        self.status: str = data["status"]
+        self.error: Optional[Dict[str, Any]] = data.get("error")
+        self.fbtrace_id: Optional[str] = data.get("fbtrace_id")
+
+    def __repr__(self) -> str:
+        return f"<ConnectionTest status={self.status!r}>"
+
+
+class Client:
+    """A Conversions API client: one connection pool for any number of pixels, safe to share
+    between threads (sends release the GIL). Each request carries only its own token.
+
+    ``timeout`` is per request, in seconds (Meta advises 1.5); ``max_retries`` the retries
+    after the first attempt."""
+
+    __slots__ = ("_native",)
+
+    def __init__(
+        self,
+        *,
+        partner_agent: Optional[str] = None,
+        graph_url: str = "https://graph.facebook.com",
+        api_version: str = "v25.0",
+        timeout: float = 1.5,
+        max_retries: int = 4,
+        batch_size: int = 1000,
+        bisect: bool = True,
+        default_country: Optional[str] = None,
+        date_order: Optional[str] = None,
+        hash_external_id: Optional[bool] = None,
+        retry: Optional[Mapping[str, int]] = None,
+    ) -> None:
+        if timeout <= 0:
+            raise ConfigError("timeout must be positive (seconds)")
+        if max_retries < 0:
+            raise ConfigError("max_retries must be 0 or more")
+        config: Dict[str, Any] = {
+            "graph_url": graph_url,
+            "api_version": api_version,
+            "partner_agent": partner_agent,
+            "timeout_ms": max(1, int(timeout * 1000)),
+            "batch_size": batch_size,
+            "bisect": bisect,
+            "retry": {"max_attempts": max_retries + 1, **(retry or {})},
+        }
+        opts = _options(default_country, date_order, hash_external_id)
+        if opts:
+            config["normalize"] = json.loads(opts)
+        self._native = _freight._Client(json.dumps(config))
+
+    def send(
+        self,
+        events: Sequence[Event],
+        *,
+        pixel_id: str,
+        access_token: str,
+        test_event_code: Optional[str] = None,
+        app_secret: Optional[str] = None,
+    ) -> Report:
+        """Prepares and sends ``events`` to one pixel; blocks until every event is delivered,
+        rejected, failed or skipped, and says which in the :class:`Report`."""
+        return Report(
+            self._native.send(events, str(pixel_id), access_token, test_event_code, app_secret)
+        )
+
+    def test_connection(
+        self,
+        *,
+        pixel_id: str,
+        access_token: str,
+        test_event_code: Optional[str] = None,
+        app_secret: Optional[str] = None,
+    ) -> ConnectionTest:
+        """Sends one test event and says whether the connection works."""
+        return ConnectionTest(
+            self._native.test_connection(str(pixel_id), access_token, test_event_code, app_secret)
+        )
+
+    def __repr__(self) -> str:
+        return repr(self._native)

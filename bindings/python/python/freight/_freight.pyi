@@ -1,0 +1,38 @@
+"""Type stubs of the native module. Use the typed wrappers of ``freight`` instead."""
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+__version__: str
+
+def normalize(
+    field: str, value: str, options_json: Optional[str] = None
+) -> Tuple[Optional[str], Optional[str], Optional[str]]: ...
+def prepare(
+    events: Sequence[Mapping[str, Any]],
+    options_json: Optional[str] = None,
+    now: Optional[int] = None,
+) -> Dict[str, Any]: ...
+def request_body(
+    events: Sequence[Mapping[str, Any]],
+    options_json: Optional[str] = None,
+    now: Optional[int] = None,
+    fields_json: Optional[str] = None,
+) -> Tuple[bytes, int, List[Dict[str, Any]]]: ...
+
+class _Client:
+    def __init__(self, config_json: str) -> None: ...
+    def send(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        pixel_id: str,
+        access_token: str,
+        test_event_code: Optional[str] = None,
+        app_secret: Optional[str] = None,
+    ) -> Dict[str, Any]: ...
+    def test_connection(
+        self,
+        pixel_id: str,
+        access_token: str,
+        test_event_code: Optional[str] = None,
+        app_secret: Optional[str] = None,
+    ) -> Dict[str, Any]: ...

@@ -1,0 +1,389 @@
+//! `freight._freight`: the native half of the `freight` Python package.
+//!
+//! Thin by design: Python objects are converted to owned Rust values, the GIL is released
+//! around anything slow (sending), and results come back as plain dicts and lists. The
+//! Python half (`python/freight/`) adds the typed classes and the exception tree.
+
+use freight::batch::{RequestBody, RequestFields};
+use freight::client::{Client, ClientConfig};
+use freight::destination::Destination;
+use freight::normalize::{normalize as normalize_value, Field, NormalizeOptions};
+use freight::prepare::{PrepareOptions, Preparer};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::{Map, Number, Value};
+
+/// Raises `freight.errors.<name>(*args)`.
+fn raise<'py, A>(py: Python<'py>, name: &str, args: A) -> PyErr
+where
+    A: pyo3::call::PyCallArgs<'py>,
+{
+    let made = py
+        .import("freight.errors")
+        .and_then(|m| m.getattr(name))
+        .and_then(|cls| cls.call1(args));
+    match made {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(e) => e,
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Python → JSON value. `path` names the place for error messages (never the value).
+fn to_value(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> PyResult<Value> {
+    if depth > 64 {
+        return Err(PyValueError::new_err(format!("{path}: nested too deeply")));
+    }
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Value::String(s.to_cow()?.into_owned()));
+    }
+    if obj.is_instance_of::<PyBool>() {
+        return Ok(Value::Bool(obj.extract::<bool>()?));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(Value::Number(i.into()));
+        }
+        if let Ok(u) = obj.extract::<u64>() {
+            return Ok(Value::Number(u.into()));
+        }
+        return Err(PyValueError::new_err(format!(
+            "{path}: integer out of range"
+        )));
+    }
+    if obj.is_instance_of::<PyFloat>() {
+        let f = obj.extract::<f64>()?;
+        return Number::from_f64(f)
+            .map(Value::Number)
+            .ok_or_else(|| PyValueError::new_err(format!("{path}: not a finite number")));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut m = Map::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            let key = match k.cast::<PyString>() {
+                Ok(s) => s.to_cow()?.into_owned(),
+                Err(_) => {
+                    return Err(PyTypeError::new_err(format!(
+                        "{path}: keys must be strings"
+                    )))
+                }
+            };
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&key);
+            let value = to_value(&v, path, depth + 1)?;
+            path.truncate(len);
+            m.insert(key, value);
+        }
+        return Ok(Value::Object(m));
+    }
+    if let Ok(l) = obj.cast::<PyList>() {
+        return seq(l.iter(), l.len(), path, depth);
+    }
+    if let Ok(t) = obj.cast::<PyTuple>() {
+        return seq(t.iter(), t.len(), path, depth);
+    }
+    // Decimal (money) and other numbers with __float__; aware datetimes → Unix seconds.
+    let type_name = obj.get_type().name()?.to_cow()?.into_owned();
+    if type_name == "datetime" {
+        if obj.getattr("tzinfo")?.is_none() {
+            return Err(PyValueError::new_err(format!(
+                "{path}: a timezone-naive datetime is ambiguous; use an aware datetime or Unix seconds"
+            )));
+        }
+        let ts = obj.call_method0("timestamp")?.extract::<f64>()?;
+        return Ok(Value::Number((ts.floor() as i64).into()));
+    }
+    if type_name == "Decimal" {
+        let f = obj.call_method0("__float__")?.extract::<f64>()?;
+        return Number::from_f64(f)
+            .map(Value::Number)
+            .ok_or_else(|| PyValueError::new_err(format!("{path}: not a finite number")));
+    }
+    Err(PyTypeError::new_err(format!(
+        "{path}: a {type_name} cannot be sent; use str, int, float, bool, None, dict or list"
+    )))
+}
+
+fn seq<'py>(
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    len: usize,
+    path: &mut String,
+    depth: usize,
+) -> PyResult<Value> {
+    let mut out = Vec::with_capacity(len);
+    for (i, item) in items.enumerate() {
+        let l = path.len();
+        path.push_str(&format!("[{i}]"));
+        out.push(to_value(&item, path, depth + 1)?);
+        path.truncate(l);
+    }
+    Ok(Value::Array(out))
+}
+
+/// JSON value → Python.
+fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.into_pyobject(py)?.into_any(),
+            (None, Some(u)) => u.into_pyobject(py)?.into_any(),
+            _ => n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any(),
+        },
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(a) => {
+            let list = PyList::empty(py);
+            for item in a {
+                list.append(to_py(py, item)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(m) => {
+            let dict = PyDict::new(py);
+            for (k, item) in m {
+                dict.set_item(k, to_py(py, item)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
+fn to_py_json<'py, T: serde::Serialize>(py: Python<'py>, v: &T) -> PyResult<Bound<'py, PyAny>> {
+    let value = serde_json::to_value(v).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    to_py(py, &value)
+}
+
+/// The list of events given to prepare or send.
+fn events_in(py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<Vec<Value>> {
+    let mut path = String::from("events");
+    match to_value(events, &mut path, 0) {
+        Ok(Value::Array(a)) => Ok(a),
+        Ok(_) => Err(raise(
+            py,
+            "ValidationError",
+            ("events must be a list of event dicts",),
+        )),
+        Err(e) if e.is_instance_of::<PyTypeError>(py) || e.is_instance_of::<PyValueError>(py) => {
+            Err(raise(py, "ValidationError", (e.value(py).to_string(),)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn options_from(py: Python<'_>, options_json: Option<&str>) -> PyResult<NormalizeOptions> {
+    let opts: NormalizeOptions = match options_json {
+        Some(o) => serde_json::from_str(o)
+            .map_err(|e| raise(py, "ConfigError", (format!("options: {e}"),)))?,
+        None => NormalizeOptions::default(),
+    };
+    opts.check().map_err(|e| raise(py, "ConfigError", (e,)))?;
+    Ok(opts)
+}
+
+/// normalize(field, value, options_json=None) -> (normalized, wire, warning)
+#[pyfunction]
+#[pyo3(signature = (field, value, options_json=None))]
+fn normalize(
+    py: Python<'_>,
+    field: &str,
+    value: &Bound<'_, PyAny>,
+    options_json: Option<&str>,
+) -> PyResult<(Option<String>, Option<String>, Option<&'static str>)> {
+    let field = Field::from_key(field).ok_or_else(|| {
+        raise(
+            py,
+            "ValidationError",
+            (format!(
+                "unknown field {field:?}; expected a user_data key such as em or ph"
+            ),),
+        )
+    })?;
+    let text = if let Ok(s) = value.cast::<PyString>() {
+        s.to_cow()?.into_owned()
+    } else if value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>() {
+        value.str()?.to_cow()?.into_owned()
+    } else {
+        return Err(raise(
+            py,
+            "ValidationError",
+            (format!("{field}: the value must be a str"),),
+        ));
+    };
+    let mut opts = options_from(py, options_json)?;
+    if opts.now.is_none() {
+        opts.now = Some(unix_now());
+    }
+    match normalize_value(field, &text, &opts) {
+        Ok(Some(n)) => {
+            let wire = n.to_wire(field, &opts);
+            Ok((Some(n.value), Some(wire), n.warning.map(|w| w.as_str())))
+        }
+        Ok(None) => Ok((None, None, Some("empty_value"))),
+        Err(e) => {
+            let loc = field.key();
+            let errors = vec![(e.kind.as_str(), loc, e.msg)];
+            Err(raise(
+                py,
+                "ValidationError",
+                (format!("{loc}: {} ({})", e.msg, e.kind.as_str()), errors),
+            ))
+        }
+    }
+}
+
+/// prepare(events, options_json=None, now=None) -> {"events": [...], "rejected": [...]}
+#[pyfunction]
+#[pyo3(signature = (events, options_json=None, now=None))]
+fn prepare<'py>(
+    py: Python<'py>,
+    events: &Bound<'py, PyAny>,
+    options_json: Option<&str>,
+    now: Option<i64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let events = events_in(py, events)?;
+    let normalize = options_from(py, options_json)?;
+    let now = now.unwrap_or_else(unix_now);
+    let prepared =
+        py.detach(|| freight::prepare::prepare(&events, &PrepareOptions { normalize }, now));
+    to_py_json(py, &prepared)
+}
+
+/// request_body(events, options_json=None, now=None, fields_json=None) ->
+/// (body: bytes, count: int, rejected: list)
+#[pyfunction]
+#[pyo3(signature = (events, options_json=None, now=None, fields_json=None))]
+fn request_body<'py>(
+    py: Python<'py>,
+    events: &Bound<'py, PyAny>,
+    options_json: Option<&str>,
+    now: Option<i64>,
+    fields_json: Option<&str>,
+) -> PyResult<(Bound<'py, PyBytes>, usize, Bound<'py, PyAny>)> {
+    let events = events_in(py, events)?;
+    let normalize = options_from(py, options_json)?;
+    let fields: RequestFields = match fields_json {
+        Some(f) => serde_json::from_str(f)
+            .map_err(|e| raise(py, "ConfigError", (format!("request fields: {e}"),)))?,
+        None => RequestFields::default(),
+    };
+    if events.len() > freight::batch::MAX_EVENTS_PER_REQUEST {
+        return Err(raise(
+            py,
+            "ValidationError",
+            ("a request holds at most 1000 events; split the list",),
+        ));
+    }
+    let now = now.unwrap_or_else(unix_now);
+    let (bytes, count, rejected) = py.detach(|| {
+        let preparer = Preparer::new(&PrepareOptions { normalize }, now);
+        let mut body = RequestBody::new(&fields);
+        let mut rejected = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            match preparer.prepare_one(e, i) {
+                Ok(p) => body.push(&p.event),
+                Err(r) => rejected.push(r),
+            }
+        }
+        let count = body.len();
+        (body.finish().to_vec(), count, rejected)
+    });
+    Ok((PyBytes::new(py, &bytes), count, to_py_json(py, &rejected)?))
+}
+
+fn destination(
+    py: Python<'_>,
+    pixel_id: &str,
+    access_token: &str,
+    test_event_code: Option<&str>,
+    app_secret: Option<&str>,
+) -> PyResult<Destination> {
+    let to_err = |e: freight::destination::DestinationError| raise(py, "ConfigError", (e.0,));
+    let mut d = Destination::new(pixel_id, access_token).map_err(to_err)?;
+    if let Some(code) = test_event_code {
+        d = d.with_test_event_code(code);
+    }
+    if let Some(secret) = app_secret {
+        d = d.with_app_secret(secret).map_err(to_err)?;
+    }
+    Ok(d)
+}
+
+/// The native client; `freight.Client` wraps it.
+#[pyclass(frozen, name = "_Client", module = "freight._freight")]
+struct NativeClient {
+    inner: Client,
+}
+
+#[pymethods]
+impl NativeClient {
+    #[new]
+    fn new(py: Python<'_>, config_json: &str) -> PyResult<Self> {
+        let config: ClientConfig = serde_json::from_str(config_json)
+            .map_err(|e| raise(py, "ConfigError", (format!("client configuration: {e}"),)))?;
+        let inner = Client::new(config).map_err(|e| raise(py, "ConfigError", (e.0,)))?;
+        Ok(NativeClient { inner })
+    }
+
+    #[pyo3(signature = (events, pixel_id, access_token, test_event_code=None, app_secret=None))]
+    fn send<'py>(
+        &self,
+        py: Python<'py>,
+        events: &Bound<'py, PyAny>,
+        pixel_id: &str,
+        access_token: &str,
+        test_event_code: Option<&str>,
+        app_secret: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let dest = destination(py, pixel_id, access_token, test_event_code, app_secret)?;
+        let events = events_in(py, events)?;
+        // Owned values only from here: other threads run Python while this one waits on
+        // the network.
+        let report = py.detach(|| self.inner.send(&dest, &events));
+        to_py_json(py, &report)
+    }
+
+    #[pyo3(signature = (pixel_id, access_token, test_event_code=None, app_secret=None))]
+    fn test_connection<'py>(
+        &self,
+        py: Python<'py>,
+        pixel_id: &str,
+        access_token: &str,
+        test_event_code: Option<&str>,
+        app_secret: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let dest = destination(py, pixel_id, access_token, test_event_code, app_secret)?;
+        let result = py.detach(|| self.inner.test_connection(&dest));
+        to_py_json(py, &result)
+    }
+
+    fn __repr__(&self) -> String {
+        let c = self.inner.config();
+        format!(
+            "<freight client graph_url={:?} api_version={:?}>",
+            c.graph_url, c.api_version
+        )
+    }
+}
+
+/// The native module.
+#[pymodule]
+fn _freight(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", freight::VERSION)?;
+    m.add_function(wrap_pyfunction!(normalize, m)?)?;
+    m.add_function(wrap_pyfunction!(prepare, m)?)?;
+    m.add_function(wrap_pyfunction!(request_body, m)?)?;
+    m.add_class::<NativeClient>()?;
+    Ok(())
+}

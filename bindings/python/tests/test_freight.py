@@ -1,0 +1,219 @@
+"""The Python module: shared fixtures, validation, sends to the sandbox, errors, threads."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import hashlib
+import threading
+import time
+from typing import Any, Dict, List
+
+import pytest
+
+import freight
+from conftest import TOKEN, Sandbox, fixture
+
+
+def sha(s: str) -> str:
+    return hashlib.sha256(s.encode()).hexdigest()
+
+
+def events(n: int, prefix: str = "py") -> List[Dict[str, Any]]:
+    now = int(time.time())
+    return [
+        {
+            "event_name": "Purchase",
+            "event_time": now - 60,
+            "action_source": "website",
+            "event_id": f"{prefix}-order-{i}",
+            "event_source_url": "https://shop.example/thanks",
+            "user_data": {"em": f"Customer{i}@Example.com", "client_user_agent": "UA/1",
+                          "client_ip_address": "203.0.113.5"},
+            "custom_data": {"value": 10.5, "currency": "usd"},
+        }
+        for i in range(n)
+    ]
+
+
+def client(sandbox: Sandbox, **kw: Any) -> freight.Client:
+    return freight.Client(graph_url=sandbox.url, timeout=3, max_retries=1,
+                          retry={"base_delay_ms": 1, "max_delay_ms": 2, "throttle_delay_ms": 5,
+                                 "max_throttle_delay_ms": 10}, **kw)
+
+
+# Shared fixtures
+
+
+@pytest.mark.parametrize("case", fixture("normalization.jsonl"), ids=lambda c: f"{c['field']}:{c['input']}")
+def test_normalization_fixture(case: Dict[str, Any]) -> None:
+    opts = case.get("options", {})
+    if "error" in case:
+        with pytest.raises(freight.ValidationError) as e:
+            freight.normalize(case["field"], case["input"], **opts)
+        assert e.value.errors()[0]["type"] == case["error"]
+        assert case["input"] not in str(e.value) or len(case["input"]) < 3
+        return
+    assert freight.normalize(case["field"], case["input"], **opts) == case["normalized"]
+    assert freight.normalize(case["field"], case["input"], hash=True, **opts) == case["wire"]
+
+
+@pytest.mark.parametrize("case", fixture("events.jsonl"), ids=lambda c: c["name"])
+def test_events_fixture(case: Dict[str, Any]) -> None:
+    out = freight.prepare([case["event"]], now=case["now"], **case.get("options", {}))
+    errors = sorted([p["type"], p["loc"]] for r in out.rejected for p in r["errors"])
+    warnings = sorted([p["type"], p["loc"]] for w in out.warnings for p in w["warnings"])
+    assert errors == sorted(case["errors"])
+    assert warnings == sorted(case["warnings"])
+    if "wire" in case:
+        def contains(actual: Any, expected: Any) -> bool:
+            if isinstance(expected, dict):
+                return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in expected.items())
+            return bool(actual == expected)
+        assert contains(out.events[0]["event"], case["wire"])
+
+
+# Validation
+
+
+def test_wrong_types_in_each_field_raise_a_clear_validation_error() -> None:
+    base = events(1)[0]
+    wrong: List[Any] = [[1], {"a": 1}, 3.5, True, None, "x", -1]
+    for key in ["event_name", "event_time", "action_source", "event_id", "event_source_url",
+                "user_data", "custom_data", "opt_out", "data_processing_options"]:
+        for bad in wrong:
+            event = dict(base)
+            event[key] = bad
+            prepared = freight.prepare([event])
+            if not prepared.rejected:
+                continue  # some values are valid for some keys (e.g. a str event_id)
+            with pytest.raises(freight.ValidationError) as e:
+                freight.prepare([event], strict=True)
+            assert isinstance(e.value, ValueError)
+            assert any(p["loc"].startswith("data[0]") for p in e.value.errors())
+    for key in ["em", "ph", "fn", "ct", "country", "client_ip_address", "fbc", "lead_id"]:
+        event = dict(base)
+        event["user_data"] = dict(base["user_data"], **{key: {"nested": 1}})
+        with pytest.raises(freight.ValidationError) as e:
+            freight.prepare([event], strict=True)
+        assert e.value.errors()[0]["loc"] == f"data[0].user_data.{key}"
+
+
+def test_non_json_values_are_refused_or_converted() -> None:
+    e = events(1)[0]
+    e["custom_data"] = {"value": decimal.Decimal("19.90"), "currency": "EUR"}
+    e["event_time"] = datetime.datetime.now(datetime.timezone.utc)
+    out = freight.prepare([e], strict=True)
+    assert out.events[0]["event"]["custom_data"]["value"] == 19.9
+    e["event_time"] = datetime.datetime.now()
+    with pytest.raises(freight.ValidationError, match="timezone-naive"):
+        freight.prepare([e])
+    e["event_time"] = object()
+    with pytest.raises(freight.ValidationError, match="event_time"):
+        freight.prepare([e])
+    with pytest.raises(freight.ValidationError):
+        freight.prepare("not a list")  # type: ignore[arg-type]
+    with pytest.raises(freight.ValidationError):
+        freight.normalize("zz", "x")
+    with pytest.raises(freight.ConfigError):
+        freight.normalize("ph", "1", default_country="Atlantis")
+
+
+def test_request_body_for_your_own_http_client() -> None:
+    body = freight.request_body(events(3) + [{"event_name": "x"}], partner_agent="plx-1-2")
+    assert body.count == 3 and len(body.rejected) == 1
+    import json
+    parsed = json.loads(body.body)
+    assert parsed["partner_agent"] == "plx-1-2" and len(parsed["data"]) == 3
+    assert parsed["data"][0]["user_data"]["em"] == [sha("customer0@example.com")]
+
+
+# Sending
+
+
+def test_send_reports_every_event(sandbox: Sandbox) -> None:
+    evs = events(3) + [{"event_name": "Lead", "event_time": int(time.time()), "action_source": "email",
+                        "user_data": {"em": "nope"}}]
+    report = client(sandbox, partner_agent="plfreight-py-1").send(
+        evs, pixel_id="1234567890", access_token=TOKEN, test_event_code="TEST_PY")
+    assert report.counts == {"input": 4, "delivered": 3, "rejected": 1, "failed": 0, "skipped": 0}
+    assert report.rejected[0]["errors"][0]["type"] == "invalid_email"
+    reqs = sandbox.get("/__sandbox/requests")
+    assert reqs[0]["test_event_code"] == "TEST_PY"
+    assert reqs[0]["partner_agent"] == "plfreight-py-1"
+    assert reqs[0]["events"][0]["user_data"]["em"] == [sha("customer0@example.com")]
+    with pytest.raises(freight.ValidationError) as e:
+        report.raise_for_status()
+    assert e.value.errors()[0]["type"] == "invalid_email"
+
+
+def test_error_classes(sandbox: Sandbox) -> None:
+    c = client(sandbox)
+    report = c.send(events(1), pixel_id="1234567890", access_token="EAAB-wrong-token-py")
+    assert not report.ok
+    with pytest.raises(freight.AuthError) as auth:
+        report.raise_for_status()
+    assert (auth.value.kind, auth.value.code) == ("invalid_token", 190)
+    assert isinstance(auth.value, freight.ApiError)
+    for obj in [auth.value, report, c]:
+        assert "EAAB-wrong-token-py" not in repr(obj) + str(obj)
+
+    sandbox.post("/__sandbox/faults", {"kind": "throttle", "code": 17, "times": 0})
+    with pytest.raises(freight.ApiError) as api:
+        c.send(events(1), pixel_id="1234567890", access_token=TOKEN).raise_for_status()
+    assert api.value.kind == "throttled" and not isinstance(api.value, freight.AuthError)
+    sandbox.post("/__sandbox/reset")
+    sandbox.post("/__sandbox/faults", {"kind": "reset", "times": 0})
+    with pytest.raises(freight.TransportError):
+        c.send(events(1), pixel_id="1234567890", access_token=TOKEN).raise_for_status()
+    sandbox.post("/__sandbox/reset")
+    with pytest.raises(freight.ConfigError):
+        freight.Client(graph_url="http://example.com")
+    with pytest.raises(freight.ConfigError) as cfg:
+        c.send(events(1), pixel_id="not-digits", access_token="secret-token-py")
+    assert "secret-token-py" not in str(cfg.value)
+    assert c.test_connection(pixel_id="1", access_token=TOKEN).status == "ok"
+    assert c.test_connection(pixel_id="1", access_token="nope").status == "invalid_token"
+
+
+def test_threads_share_a_client(sandbox: Sandbox) -> None:
+    c = client(sandbox)
+    results: List[freight.Report] = []
+    lock = threading.Lock()
+
+    def work(t: int) -> None:
+        for r in range(3):
+            rep = c.send(events(20, f"t{t}r{r}"), pixel_id=str(5000 + t), access_token=TOKEN)
+            with lock:
+                results.append(rep)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 18
+    assert all(r.counts["delivered"] == 20 for r in results)
+    accepted = sandbox.get("/__sandbox/events")
+    assert len(accepted) == 6 * 3 * 20
+    assert {e["dataset"] for e in accepted} == {str(5000 + t) for t in range(6)}
+
+
+def test_send_releases_the_gil(sandbox: Sandbox) -> None:
+    # While one thread waits on a slow sandbox, another keeps running Python.
+    sandbox.post("/__sandbox/faults", {"kind": "delay", "ms": 600})
+    c = client(sandbox)
+    done = threading.Event()
+    ticks = 0
+
+    def sender() -> None:
+        c.send(events(1), pixel_id="1", access_token=TOKEN)
+        done.set()
+
+    t = threading.Thread(target=sender)
+    t.start()
+    while not done.is_set():
+        ticks += 1
+        time.sleep(0.01)
+    t.join()
+    assert ticks >= 20
