@@ -290,6 +290,7 @@ fn normalize_line(line: &str, base: &NormalizeOptions) -> Result<Value, String> 
 enum Outcome {
     Ready(Box<freight::prepare::PreparedEvent>),
     Rejected(freight::prepare::Rejection),
+    Skipped(freight::prepare::Skipped),
 }
 
 /// Streams JSON Lines events through the preparer, calling `each` with the 1-based line
@@ -306,9 +307,10 @@ fn stream_events(
     let items = read_events(args.file.as_deref(), args.format, |r, _| r)?;
     for (index, item) in items.enumerate() {
         let outcome = match item.event {
-            Ok(event) => match preparer.prepare_one(&event, index) {
-                Ok(e) => Outcome::Ready(Box::new(e)),
-                Err(r) => Outcome::Rejected(r),
+            Ok(event) => match preparer.process(&event, index) {
+                freight::prepare::Outcome::Ready(e) => Outcome::Ready(e),
+                freight::prepare::Outcome::Rejected(r) => Outcome::Rejected(r),
+                freight::prepare::Outcome::Skipped(s) => Outcome::Skipped(s),
             },
             Err(msg) => Outcome::Rejected(unreadable(index, msg)),
         };
@@ -355,6 +357,7 @@ fn run_prepare(args: PrepareArgs) -> Result<ExitCode, Fatal> {
                 }
                 v
             }
+            Outcome::Skipped(s) => json!({"index": s.index, "line": line_no, "skipped": s.reason}),
         };
         serde_json::to_writer(&mut out, &v).map_err(|e| Fatal(e.to_string()))?;
         out.write_all(b"\n")?;
@@ -400,7 +403,7 @@ fn run_sandbox(args: SandboxArgs) -> Result<ExitCode, Fatal> {
 
 fn run_validate(args: PrepareArgs) -> Result<ExitCode, Fatal> {
     let mut out = BufWriter::new(io::stdout().lock());
-    let (mut valid, mut rejected, mut warned) = (0usize, 0usize, 0usize);
+    let (mut valid, mut rejected, mut warned, mut skipped) = (0usize, 0usize, 0usize, 0usize);
     stream_events(&args, |line_no, outcome| {
         let (warnings, errors) = match &outcome {
             Outcome::Ready(e) => {
@@ -410,6 +413,11 @@ fn run_validate(args: PrepareArgs) -> Result<ExitCode, Fatal> {
             Outcome::Rejected(r) => {
                 rejected += 1;
                 (&r.warnings, Some(&r.errors))
+            }
+            Outcome::Skipped(s) => {
+                skipped += 1;
+                writeln!(out, "line {line_no}: skipped ({})", s.reason)?;
+                return Ok(());
             }
         };
         if let Some(errors) = errors {
@@ -428,8 +436,8 @@ fn run_validate(args: PrepareArgs) -> Result<ExitCode, Fatal> {
     })?;
     writeln!(
         out,
-        "{} events: {valid} valid, {rejected} rejected, {warned} warnings",
-        valid + rejected
+        "{} events: {valid} valid, {rejected} rejected, {skipped} skipped, {warned} warnings",
+        valid + rejected + skipped
     )?;
     out.flush()?;
     Ok(if rejected > 0 {

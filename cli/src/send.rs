@@ -11,7 +11,7 @@ use clap::Args;
 use freight::batch::RequestFields;
 use freight::client::{Client, ClientConfig};
 use freight::destination::Destination;
-use freight::prepare::{PrepareOptions, PreparedEvent, Preparer, Rejection};
+use freight::prepare::{Outcome, PrepareOptions, PreparedEvent, Preparer, Rejection, Skipped};
 use freight::report::Report;
 use freight::request::DEFAULT_API_VERSION;
 use freight_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
@@ -149,6 +149,8 @@ enum Message {
     Batch(Vec<PreparedEvent>, Vec<(usize, usize)>),
     /// An event rejected locally, and its input line.
     Rejected(Rejection, usize),
+    /// An event not to be sent (consent denied), and its input line.
+    Skipped(Skipped, usize),
 }
 
 /// Counts for the summary line.
@@ -280,6 +282,8 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
                         report.batch(&r, &lines)?;
                     }
                     Message::Rejected(r, line) => report.rejected(&r, line)?,
+                    Message::Skipped(s, line) => report.line(&json!({"index": s.index,
+                        "line": line, "outcome": "skipped", "reason": s.reason}))?,
                 }
                 if let Some(bar) = &bar_sender {
                     bar.set_message(format!("{} delivered, {} failed", t.delivered, t.failed));
@@ -292,12 +296,18 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         for (index, item) in items.enumerate() {
             totals.input += 1;
             let prepared = match item.event {
-                Ok(event) => preparer.prepare_one(&event, index),
-                Err(msg) => Err(unreadable(index, msg)),
+                Ok(event) => preparer.process(&event, index),
+                Err(msg) => Outcome::Rejected(unreadable(index, msg)),
             };
             match prepared {
-                Ok(e) => {
-                    batch.push(e);
+                Outcome::Skipped(s) => {
+                    totals.skipped += 1;
+                    if tx.send(Message::Skipped(s, item.line)).is_err() {
+                        break;
+                    }
+                }
+                Outcome::Ready(e) => {
+                    batch.push(*e);
                     lines.push((index, item.line));
                     if batch.len() == args.batch_size {
                         let full =
@@ -309,7 +319,7 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
                         }
                     }
                 }
-                Err(r) => {
+                Outcome::Rejected(r) => {
                     totals.rejected += 1;
                     for p in &r.errors {
                         eprintln!(

@@ -22,7 +22,7 @@ use crate::batch::{RequestBody, RequestFields, MAX_EVENTS_PER_REQUEST};
 use crate::destination::Destination;
 use crate::hash::sha256_hex;
 use crate::normalize::NormalizeOptions;
-use crate::prepare::{PrepareOptions, PreparedEvent, Preparer};
+use crate::prepare::{Outcome, PrepareOptions, PreparedEvent, Preparer};
 use crate::report::{
     ConnectionStatus, ConnectionTest, Delivered, EventWarnings, Failure, Report, RequestLog,
 };
@@ -179,9 +179,10 @@ impl Client {
         };
         let mut ready = Vec::with_capacity(events.len());
         for (index, event) in events.iter().enumerate() {
-            match preparer.prepare_one(event, index) {
-                Ok(e) => ready.push(e),
-                Err(r) => report.rejected.push(r),
+            match preparer.process(event, index) {
+                Outcome::Ready(e) => ready.push(*e),
+                Outcome::Rejected(r) => report.rejected.push(r),
+                Outcome::Skipped(s) => report.skipped.push(s),
             }
         }
         let mut session = self.session(dest);

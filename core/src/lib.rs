@@ -15,6 +15,7 @@
 //! * [`destination`], [`request`], [`response`], [`retry`]: the Graph API request of a batch,
 //!   what a response means, and when to retry — all without IO.
 //! * [`report`]: what happened to every event.
+//! * [`platform`]: `partner_agent`, deduplication ids, `fbc`/`fbp` from a page request.
 //! * `client` (feature `transport`, on by default): the blocking ureq driver.
 //!
 //! ```
@@ -44,6 +45,7 @@ pub mod destination;
 pub mod hash;
 pub mod model;
 pub mod normalize;
+pub mod platform;
 pub mod prepare;
 pub mod report;
 pub mod request;

@@ -56,6 +56,38 @@ pub struct Prepared {
     pub events: Vec<PreparedEvent>,
     /// Rejected events, in input order.
     pub rejected: Vec<Rejection>,
+    /// Events not to be sent (e.g. `"consent": "denied"`), in input order.
+    pub skipped: Vec<Skipped>,
+}
+
+/// An event deliberately not sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// Position of the event in the input.
+    pub index: usize,
+    /// Why: `consent_denied`.
+    pub reason: String,
+}
+
+/// What becomes of one input event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Ready for the wire.
+    Ready(Box<PreparedEvent>),
+    /// Rejected locally, with every problem.
+    Rejected(Rejection),
+    /// Not to be sent.
+    Skipped(Skipped),
+}
+
+/// True when the event says `"consent": "denied"` (or `false`): it is never sent, whatever
+/// else it holds.
+fn consent_denied(event: &Value) -> bool {
+    match event.get("consent") {
+        Some(Value::Bool(granted)) => !granted,
+        Some(Value::String(s)) => s == "denied",
+        _ => false,
+    }
 }
 
 /// Prepares every event; `now` is the current Unix time in seconds.
@@ -69,11 +101,13 @@ pub fn prepare<'a>(
     let mut out = Prepared {
         events: Vec::with_capacity(events.size_hint().0),
         rejected: Vec::new(),
+        skipped: Vec::new(),
     };
     for (index, event) in events.enumerate() {
-        match preparer.prepare_one(event, index) {
-            Ok(e) => out.events.push(e),
-            Err(r) => out.rejected.push(r),
+        match preparer.process(event, index) {
+            Outcome::Ready(e) => out.events.push(*e),
+            Outcome::Rejected(r) => out.rejected.push(r),
+            Outcome::Skipped(s) => out.skipped.push(s),
         }
     }
     out
@@ -217,7 +251,23 @@ impl Preparer {
         Preparer { norm, now }
     }
 
-    /// Prepares the event at input position `index`.
+    /// Decides what becomes of the event at input position `index`: skipped when consent is
+    /// denied, else prepared or rejected.
+    pub fn process(&self, event: &Value, index: usize) -> Outcome {
+        if consent_denied(event) {
+            return Outcome::Skipped(Skipped {
+                index,
+                reason: "consent_denied".into(),
+            });
+        }
+        match self.prepare_one(event, index) {
+            Ok(e) => Outcome::Ready(Box::new(e)),
+            Err(r) => Outcome::Rejected(r),
+        }
+    }
+
+    /// Prepares the event at input position `index` (consent is not looked at: see
+    /// [`Preparer::process`]).
     pub fn prepare_one(&self, event: &Value, index: usize) -> Result<PreparedEvent, Rejection> {
         let mut p = Problems::default();
         let root = Loc::Event(index);
@@ -346,6 +396,18 @@ impl Preparer {
                 }
                 "advanced_measurement_table" => {
                     advanced_measurement_table = string(v, &root.key(k), p)
+                }
+                // Freight's own field: never sent. "denied" is handled by `process`.
+                "consent" => {
+                    if !matches!(v, Value::Bool(_))
+                        && !matches!(v.as_str(), Some("granted" | "denied"))
+                    {
+                        p.push(
+                            ProblemKind::InvalidConsent,
+                            &root.key(k),
+                            "must be \"granted\" or \"denied\" (or true/false)",
+                        );
+                    }
                 }
                 _ => p.push(
                     ProblemKind::UnknownField,

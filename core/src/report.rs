@@ -68,14 +68,7 @@ pub struct Failure {
     pub event: ServerEvent,
 }
 
-/// An event not sent on purpose.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    /// Input index.
-    pub index: usize,
-    /// Why (e.g. `consent_denied`).
-    pub reason: String,
-}
+pub use crate::prepare::Skipped;
 
 /// Warnings about one event that was sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

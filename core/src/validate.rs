@@ -136,6 +136,8 @@ problem_kinds! {
     InvalidAppData = "invalid_app_data", true;
     /// A value outside the documented set of an enumerated field.
     InvalidEnumValue = "invalid_enum_value", true;
+    /// `consent` is not `granted`/`denied`/`true`/`false`.
+    InvalidConsent = "invalid_consent", true;
 }
 
 impl fmt::Display for ProblemKind {

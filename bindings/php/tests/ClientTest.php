@@ -84,6 +84,19 @@ final class ClientTest extends TestCase
         }
     }
 
+    public function testDeniedConsentIsSkippedAndNeverSent(): void
+    {
+        freight_sandbox_post('/__sandbox/reset');
+        $events = self::events(2, 'consent');
+        $events[0]['consent'] = 'denied';
+        $report = $this->client()->send($events, '1234567890', self::TOKEN);
+        $this->assertSame(1, $report['counts']['skipped']);
+        $this->assertSame([['index' => 0, 'reason' => 'consent_denied']], $report['skipped']);
+        $accepted = freight_sandbox_get('/__sandbox/events');
+        $this->assertCount(1, $accepted);
+        $this->assertSame('consent-order-1', $accepted[0]['event']['event_id']);
+    }
+
     public function testConnectionStatus(): void
     {
         $client = $this->client();

@@ -320,6 +320,67 @@ fn destination(
     Ok(d)
 }
 
+/// partner_agent(partner, platform_version, app_version) -> str
+#[pyfunction]
+fn partner_agent(
+    py: Python<'_>,
+    partner: &str,
+    platform_version: &str,
+    app_version: &str,
+) -> PyResult<String> {
+    freight::platform::partner_agent(partner, platform_version, app_version)
+        .map_err(|e| raise(py, "ValidationError", (e.0,)))
+}
+
+/// event_id(secret, pixel_id, event_name, key) -> str (deterministic) ; event_id_random() -> str
+#[pyfunction]
+fn event_id_for(secret: &[u8], pixel_id: &str, event_name: &str, key: &str) -> String {
+    freight::platform::event_id_for(secret, pixel_id, event_name, key)
+}
+
+/// A random UUIDv4 event id.
+#[pyfunction]
+fn event_id_random(py: Python<'_>) -> PyResult<String> {
+    freight::platform::new_event_id().map_err(|e| raise(py, "FreightError", (e.0,)))
+}
+
+/// click_ids(host, url, referrer, fbc_cookie, fbp_cookie, now_ms, random) -> dict
+#[pyfunction]
+#[pyo3(signature = (host, url=None, referrer=None, fbc_cookie=None, fbp_cookie=None, now_ms=None, random=None))]
+#[allow(clippy::too_many_arguments)]
+fn click_ids<'py>(
+    py: Python<'py>,
+    host: &str,
+    url: Option<&str>,
+    referrer: Option<&str>,
+    fbc_cookie: Option<&str>,
+    fbp_cookie: Option<&str>,
+    now_ms: Option<i64>,
+    random: Option<u32>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let now_ms = now_ms.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    });
+    let random = match random {
+        Some(r) => r,
+        None => {
+            let id =
+                freight::platform::new_event_id().map_err(|e| raise(py, "FreightError", (e.0,)))?;
+            u32::from_str_radix(&id[..8], 16).unwrap_or(0) & 0x7fff_ffff
+        }
+    };
+    let ctx = freight::platform::RequestContext {
+        host,
+        url,
+        referrer,
+        fbc_cookie,
+        fbp_cookie,
+    };
+    to_py_json(py, &freight::platform::click_ids(&ctx, now_ms, random))
+}
+
 /// The native client; `freight.Client` wraps it.
 #[pyclass(frozen, name = "_Client", module = "freight._freight")]
 struct NativeClient {
@@ -384,6 +445,10 @@ fn _freight(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(normalize, m)?)?;
     m.add_function(wrap_pyfunction!(prepare, m)?)?;
     m.add_function(wrap_pyfunction!(request_body, m)?)?;
+    m.add_function(wrap_pyfunction!(partner_agent, m)?)?;
+    m.add_function(wrap_pyfunction!(event_id_for, m)?)?;
+    m.add_function(wrap_pyfunction!(event_id_random, m)?)?;
+    m.add_function(wrap_pyfunction!(click_ids, m)?)?;
     m.add_class::<NativeClient>()?;
     Ok(())
 }

@@ -217,3 +217,39 @@ def test_send_releases_the_gil(sandbox: Sandbox) -> None:
         time.sleep(0.01)
     t.join()
     assert ticks >= 20
+
+
+# Platform features
+
+
+@pytest.mark.parametrize("case", fixture("click_ids.jsonl"), ids=lambda c: c["name"])
+def test_click_ids_fixture(case: Dict[str, Any]) -> None:
+    ids = freight.click_ids(case["host"], url=case["url"], referrer=case["referrer"],
+                            fbc_cookie=case["fbc_cookie"], fbp_cookie=case["fbp_cookie"],
+                            now_ms=case["now_ms"], random=case["random"])
+    assert ids["fbc"] == case["expect"]["fbc"]
+    assert ids["fbp"] == case["expect"]["fbp"]
+    assert [[c["name"], c["value"], c["domain"]] for c in ids["cookies_to_set"]] == case["expect"]["cookies_to_set"]
+
+
+def test_partner_agent_and_event_ids() -> None:
+    assert freight.partner_agent("shopbuilder", "4.2", "1.0.3") == "plshopbuilder-4.2-1.0.3"
+    with pytest.raises(freight.ValidationError):
+        freight.partner_agent("shop builder", "4", "1")
+    a = freight.event_id("order-1", secret=b"s", pixel_id="1", event_name="Purchase")
+    assert a == freight.event_id("order-1", secret=b"s", pixel_id="1", event_name="Purchase")
+    assert a != freight.event_id("order-2", secret=b"s", pixel_id="1", event_name="Purchase")
+    r1, r2 = freight.event_id(), freight.event_id()
+    assert r1 != r2 and r1[14] == "4" and len(r1) == 36
+
+
+def test_denied_consent_never_reaches_the_sandbox(sandbox: Sandbox) -> None:
+    evs = events(2)
+    evs[0]["consent"] = "denied"
+    evs[1]["consent"] = "granted"
+    report = client(sandbox).send(evs, pixel_id="1", access_token=TOKEN)
+    assert report.counts["skipped"] == 1 and report.counts["delivered"] == 1
+    assert report.skipped == [{"index": 0, "reason": "consent_denied"}]
+    accepted = sandbox.get("/__sandbox/events")
+    assert [e["event"]["event_id"] for e in accepted] == [evs[1]["event_id"]]
+    assert freight.prepare(evs).skipped == [{"index": 0, "reason": "consent_denied"}]

@@ -29,6 +29,9 @@ __all__ = [
     "prepare",
     "request_body",
     "Prepared",
+    "partner_agent",
+    "event_id",
+    "click_ids",
     "RequestBody",
     "Client",
     "Report",
@@ -89,13 +92,15 @@ def normalize(
 class Prepared:
     """The outcome of :func:`prepare`: every input index is in ``events`` or ``rejected``."""
 
-    __slots__ = ("events", "rejected")
+    __slots__ = ("events", "rejected", "skipped")
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         #: ``[{"index", "event", "warnings"}]``: wire-ready events.
         self.events: List[Dict[str, Any]] = list(data["events"])
         #: ``[{"index", "errors", "warnings"}]``: events rejected locally, never sent.
         self.rejected: List[Dict[str, Any]] = list(data["rejected"])
+        #: ``[{"index", "reason"}]``: events not to be sent (``"consent": "denied"``).
+        self.skipped: List[Dict[str, Any]] = list(data.get("skipped", []))
 
     @property
     def warnings(self) -> List[Dict[str, Any]]:
@@ -116,7 +121,10 @@ class Prepared:
             )
 
     def __repr__(self) -> str:
-        return f"<Prepared events={len(self.events)} rejected={len(self.rejected)}>"
+        return (
+            f"<Prepared events={len(self.events)} rejected={len(self.rejected)} "
+            f"skipped={len(self.skipped)}>"
+        )
 
 
 def prepare(
@@ -139,6 +147,44 @@ def prepare(
     if strict:
         prepared.raise_for_rejections()
     return prepared
+
+
+def partner_agent(partner: str, platform_version: str, app_version: str) -> str:
+    """The documented ``partner_agent`` format ``pl<partner>-<platform version>-<app version>``."""
+    return _freight.partner_agent(partner, platform_version, app_version)
+
+
+def event_id(
+    key: Optional[str] = None,
+    *,
+    secret: Optional[bytes] = None,
+    pixel_id: str = "",
+    event_name: str = "",
+) -> str:
+    """An ``event_id`` shared by the browser pixel (``fbq('track', name, data, {eventID})``)
+    and the server event, so Meta keeps one. Without ``key``: a random UUIDv4. With ``key``
+    (an order id…) and the platform's ``secret``: a deterministic id, the same every time."""
+    if key is None:
+        return _freight.event_id_random()
+    if not secret:
+        raise ValidationError("a deterministic event_id needs the platform's secret")
+    return _freight.event_id_for(secret, pixel_id, event_name, key)
+
+
+def click_ids(
+    host: str,
+    *,
+    url: Optional[str] = None,
+    referrer: Optional[str] = None,
+    fbc_cookie: Optional[str] = None,
+    fbp_cookie: Optional[str] = None,
+    now_ms: Optional[int] = None,
+    random: Optional[int] = None,
+) -> Dict[str, Any]:
+    """``fbc``/``fbp`` for a page request by the rules of Meta's parameter builder:
+    ``{"fbc": …|None, "fbp": …, "cookies_to_set": [{"name", "value", "domain", "max_age"}]}``.
+    Set the returned cookies on the response (90 days, on the registrable domain)."""
+    return _freight.click_ids(host, url, referrer, fbc_cookie, fbp_cookie, now_ms, random)
 
 
 class RequestBody:

@@ -19,6 +19,19 @@ def request_body(
     fields_json: Optional[str] = None,
 ) -> Tuple[bytes, int, List[Dict[str, Any]]]: ...
 
+def partner_agent(partner: str, platform_version: str, app_version: str) -> str: ...
+def event_id_for(secret: bytes, pixel_id: str, event_name: str, key: str) -> str: ...
+def event_id_random() -> str: ...
+def click_ids(
+    host: str,
+    url: Optional[str] = None,
+    referrer: Optional[str] = None,
+    fbc_cookie: Optional[str] = None,
+    fbp_cookie: Optional[str] = None,
+    now_ms: Optional[int] = None,
+    random: Optional[int] = None,
+) -> Dict[str, Any]: ...
+
 class _Client:
     def __init__(self, config_json: str) -> None: ...
     def send(

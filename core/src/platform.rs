@@ -1,0 +1,374 @@
+//! Platform features of the source documents: partner attribution (`partner_agent`),
+//! browser/server deduplication ids (`event_id`), and the `fbc`/`fbp` click and browser ids
+//! from a page request, following the rules of Meta's parameter builder.
+//!
+//! Like the rest of the core these functions do no IO and read no clock: the time and the
+//! randomness are parameters (with the `os-random` feature, [`new_event_id`] draws from the
+//! operating system).
+
+use crate::hash::is_appendix;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+use std::fmt;
+
+/// A `partner_agent` or id that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformError(pub String);
+
+impl fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PlatformError {}
+
+/// The documented `partner_agent` format `pl<partner>-<platform version>-<app version>`
+/// (seed 000: "Setup Server-Side As A Platform").
+///
+/// ```
+/// let agent = freight::platform::partner_agent("shopbuilder", "4.2", "1.0.3").unwrap();
+/// assert_eq!(agent, "plshopbuilder-4.2-1.0.3");
+/// assert!(freight::platform::partner_agent("shop builder", "4", "1").is_err());
+/// ```
+pub fn partner_agent(
+    partner: &str,
+    platform_version: &str,
+    app_version: &str,
+) -> Result<String, PlatformError> {
+    let ok_partner = !partner.is_empty()
+        && partner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !ok_partner {
+        return Err(PlatformError(
+            "partner must be letters, digits or _ (the name Meta agreed with your platform)".into(),
+        ));
+    }
+    for (name, v) in [
+        ("platform_version", platform_version),
+        ("app_version", app_version),
+    ] {
+        let ok = !v.is_empty()
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
+        if !ok {
+            return Err(PlatformError(format!(
+                "{name} must be letters, digits, dots or _ (a dash separates the fields)"
+            )));
+        }
+    }
+    Ok(format!("pl{partner}-{platform_version}-{app_version}"))
+}
+
+/// A random `event_id` (UUID version 4) from 16 random bytes.
+///
+/// ```
+/// let id = freight::platform::event_id_from_random([0xab; 16]);
+/// assert_eq!(id, "abababab-abab-4bab-abab-abababababab");
+/// ```
+pub fn event_id_from_random(mut bytes: [u8; 16]) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid_text(&bytes)
+}
+
+/// A random `event_id` (UUID version 4) from the operating system's randomness.
+#[cfg(feature = "os-random")]
+pub fn new_event_id() -> Result<String, PlatformError> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| PlatformError(format!("no randomness from the operating system: {e}")))?;
+    Ok(event_id_from_random(bytes))
+}
+
+/// A deterministic `event_id` for `key` (an order id, a lead id…): a UUID (version 8) made
+/// from `HMAC-SHA256(secret, pixel_id | event_name | key)`. The platform computes it when it
+/// renders the page (for the browser's `fbq('track', name, data, {eventID})`) and again when
+/// it sends the server event, so both carry the same id and Meta keeps one. The secret keeps
+/// ids unguessable from order numbers.
+///
+/// ```
+/// use freight::platform::event_id_for;
+/// let a = event_id_for(b"platform-secret", "1234567890", "Purchase", "order-10423");
+/// assert_eq!(a, event_id_for(b"platform-secret", "1234567890", "Purchase", "order-10423"));
+/// assert_ne!(a, event_id_for(b"platform-secret", "1234567890", "Purchase", "order-10424"));
+/// assert_eq!(&a[14..15], "8");
+/// ```
+pub fn event_id_for(secret: &[u8], pixel_id: &str, event_name: &str, key: &str) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        unreachable!("HMAC takes keys of any length")
+    };
+    for (i, part) in [pixel_id, event_name, key].iter().enumerate() {
+        if i > 0 {
+            mac.update(b"|");
+        }
+        mac.update(part.as_bytes());
+    }
+    let digest = mac.finalize().into_bytes();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid_text(&bytes)
+}
+
+fn uuid_text(b: &[u8; 16]) -> String {
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The page request a browser made: what [`click_ids`] reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext<'a> {
+    /// The `Host` (a port is ignored).
+    pub host: &'a str,
+    /// The requested URL or just its query string (`fbclid` is looked for there).
+    pub url: Option<&'a str>,
+    /// The `Referer` header (looked at when the URL has no `fbclid`).
+    pub referrer: Option<&'a str>,
+    /// The `_fbc` cookie.
+    pub fbc_cookie: Option<&'a str>,
+    /// The `_fbp` cookie.
+    pub fbp_cookie: Option<&'a str>,
+}
+
+/// A cookie the host should set on its response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CookieToSet {
+    /// `_fbc` or `_fbp`.
+    pub name: &'static str,
+    /// The value.
+    pub value: String,
+    /// The registrable domain (eTLD+1), for `Domain=`.
+    pub domain: String,
+    /// Seconds: 90 days, as Meta recommends.
+    pub max_age: u64,
+}
+
+/// What [`click_ids`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClickIds {
+    /// For `user_data.fbc`, when the visitor came from a Meta ad (now or earlier).
+    pub fbc: Option<String>,
+    /// For `user_data.fbp`.
+    pub fbp: String,
+    /// The cookies to set (new or changed values only).
+    pub cookies_to_set: Vec<CookieToSet>,
+}
+
+/// Cookie lifetime: 90 days.
+pub const COOKIE_MAX_AGE: u64 = 90 * 24 * 3600;
+
+/// Builds `fbc`/`fbp` for a request, by the parameter builder's rules (wire-contract §5.3):
+/// the `fbclid` of the URL (else of the referrer) makes a new `fbc`
+/// `fb.<subdomain index>.<now_ms>.<fbclid>` (the fbclid's case kept) unless the `_fbc`
+/// cookie already carries the same fbclid; a valid cookie is kept otherwise; a missing or
+/// malformed `_fbp` is replaced by `fb.<subdomain index>.<now_ms>.<random>`. New values are
+/// returned as cookies to set for 90 days on the registrable domain. Unlike the parameter
+/// builder, Freight adds no appendix to the values it creates (the appendix names the library
+/// that made them); appendices on existing cookies are kept.
+///
+/// ```
+/// use freight::platform::{click_ids, RequestContext};
+/// let ids = click_ids(
+///     &RequestContext { host: "www.shop.example.com", url: Some("/p?fbclid=IwAR2F4-dbP0"),
+///                       ..Default::default() },
+///     1_795_392_000_123,
+///     1_234_567,
+/// );
+/// assert_eq!(ids.fbc.as_deref(), Some("fb.1.1795392000123.IwAR2F4-dbP0"));
+/// assert_eq!(ids.fbp, "fb.1.1795392000123.1234567");
+/// assert_eq!(ids.cookies_to_set[0].domain, "example.com");
+/// ```
+pub fn click_ids(ctx: &RequestContext<'_>, now_ms: i64, random: u32) -> ClickIds {
+    let (domain, index) = registrable_domain(ctx.host);
+    let fbclid = ctx
+        .url
+        .and_then(|u| query_param(u, "fbclid"))
+        .or_else(|| ctx.referrer.and_then(|r| query_param(r, "fbclid")))
+        .filter(|f| !f.is_empty() && f.bytes().all(is_fbclid_byte));
+    let mut cookies = Vec::new();
+    let cookie_fbc = ctx
+        .fbc_cookie
+        .map(str::trim)
+        .filter(|c| valid_cookie(c, true));
+    let fbc = match (fbclid, cookie_fbc) {
+        (Some(id), Some(c)) if c.split('.').nth(3) == Some(id.as_str()) => Some(c.to_owned()),
+        (Some(id), _) => {
+            let v = format!("fb.{index}.{now_ms}.{id}");
+            cookies.push(CookieToSet {
+                name: "_fbc",
+                value: v.clone(),
+                domain: domain.clone(),
+                max_age: COOKIE_MAX_AGE,
+            });
+            Some(v)
+        }
+        (None, Some(c)) => Some(c.to_owned()),
+        (None, None) => None,
+    };
+    let fbp = match ctx
+        .fbp_cookie
+        .map(str::trim)
+        .filter(|c| valid_cookie(c, false))
+    {
+        Some(c) => c.to_owned(),
+        None => {
+            let v = format!("fb.{index}.{now_ms}.{random}");
+            cookies.push(CookieToSet {
+                name: "_fbp",
+                value: v.clone(),
+                domain,
+                max_age: COOKIE_MAX_AGE,
+            });
+            v
+        }
+    };
+    ClickIds {
+        fbc,
+        fbp,
+        cookies_to_set: cookies,
+    }
+}
+
+fn is_fbclid_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// `fb.<index>.<time>.<payload>[.<appendix>]`.
+fn valid_cookie(c: &str, fbc: bool) -> bool {
+    let p: Vec<&str> = c.split('.').collect();
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    (4..=5).contains(&p.len())
+        && p[0] == "fb"
+        && digits(p[1])
+        && digits(p[2])
+        && if fbc {
+            !p[3].is_empty() && p[3].bytes().all(is_fbclid_byte)
+        } else {
+            digits(p[3])
+        }
+        && (p.len() == 4 || is_appendix(p[4]))
+}
+
+/// The value of `name` in a URL's (or a bare) query string, percent-decoded.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = match url.split_once('?') {
+        Some((_, q)) => q,
+        None if url.contains('=') => url,
+        None => return None,
+    };
+    let query = query.split('#').next().unwrap_or("");
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h << 4 | l);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Second-level labels under which registrations happen (`example.co.uk`).
+const SECOND_LEVEL: &[&str] = &[
+    "co", "com", "net", "org", "gov", "edu", "ac", "or", "ne", "go", "gob", "gv", "nic", "ltd",
+    "plc", "sch", "mil", "nom", "info", "biz",
+];
+
+/// The registrable domain (eTLD+1) of a host and the subdomain index Meta uses (the number of
+/// its labels minus one; 0 for IP addresses and single labels such as `localhost`).
+pub fn registrable_domain(host: &str) -> (String, usize) {
+    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    let host = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("").to_owned()
+    } else if host.matches(':').count() == 1 {
+        host.split(':').next().unwrap_or("").to_owned()
+    } else {
+        host
+    };
+    if host.parse::<std::net::IpAddr>().is_ok() || !host.contains('.') {
+        return (host, 0);
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    let n = labels.len();
+    let take = if n >= 3 && labels[n - 1].len() == 2 && SECOND_LEVEL.contains(&labels[n - 2]) {
+        3
+    } else {
+        2
+    };
+    let domain = labels[n - take.min(n)..].join(".");
+    (domain, take.min(n) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrable_domains() {
+        assert_eq!(
+            registrable_domain("www.example.com"),
+            ("example.com".into(), 1)
+        );
+        assert_eq!(
+            registrable_domain("shop.example.co.uk:8443"),
+            ("example.co.uk".into(), 2)
+        );
+        assert_eq!(registrable_domain("example.com"), ("example.com".into(), 1));
+        assert_eq!(registrable_domain("localhost"), ("localhost".into(), 0));
+        assert_eq!(
+            registrable_domain("127.0.0.1:8080"),
+            ("127.0.0.1".into(), 0)
+        );
+        assert_eq!(registrable_domain("[::1]:80"), ("::1".into(), 0));
+    }
+
+    #[test]
+    fn partner_agent_rules() {
+        assert!(partner_agent("", "1", "2").is_err());
+        assert!(partner_agent("x", "1-2", "2").is_err());
+        assert_eq!(
+            partner_agent("wp_shop", "6.4.2", "2.0").unwrap(),
+            "plwp_shop-6.4.2-2.0"
+        );
+    }
+
+    #[test]
+    fn uuids_have_version_and_variant() {
+        let r = event_id_from_random([0; 16]);
+        assert_eq!(r, "00000000-0000-4000-8000-000000000000");
+        let d = event_id_for(b"k", "1", "Purchase", "order-1");
+        assert_eq!(d.len(), 36);
+        assert_eq!(&d[14..15], "8");
+        assert!(matches!(&d[19..20], "8" | "9" | "a" | "b"));
+    }
+}
