@@ -140,6 +140,51 @@ enum freight_result freight_normalize(const char *field, size_t field_len, const
 enum freight_result freight_prepare(const char *events_json, size_t events_len, const char *options_json, size_t options_len, int64_t now, char **json_out);
 
 /*
+ Maps a CDP (Segment) track call to a Conversions API event (seed 002's table).
+
+ `call_json` is one track call; `options_json` NULL or `{"event_map":{…},"category_map":{…},
+ "value_field":"price","external_id_field":"context.traits.email","action_source":"website",
+ "default_currency":"USD"}`. On success `*json_out` receives `{"event":{…}}` — plain-text
+ customer data, ready for freight_prepare or freight_client_send — or
+ `{"errors":[{"type","loc","msg"}]}` for a call that cannot be mapped.
+
+ # Safety
+ As freight_normalize.
+ */
+enum freight_result freight_segment(const char *call_json, size_t call_len, const char *options_json, size_t options_len, char **json_out);
+
+/*
+ Builds a `partner_agent` in the documented format `pl<partner>-<platform version>-<app
+ version>` into `*agent_out`.
+
+ # Safety
+ As freight_normalize.
+ */
+enum freight_result freight_partner_agent(const char *partner, size_t partner_len, const char *platform_version, size_t platform_version_len, const char *app_version, size_t app_version_len, char **agent_out);
+
+/*
+ An `event_id` shared by the browser pixel and the server. With `key` NULL: a random UUIDv4.
+ With a key (an order id…): the deterministic id of (secret, pixel_id, event_name, key), the
+ same every time, so the page and the server compute it independently.
+
+ # Safety
+ As freight_normalize; `secret` may hold any bytes (it is not text).
+ */
+enum freight_result freight_event_id(const char *secret, size_t secret_len, const char *pixel_id, size_t pixel_id_len, const char *event_name, size_t event_name_len, const char *key, size_t key_len, char **id_out);
+
+/*
+ `fbc`/`fbp` for a page request, by the rules of Meta's parameter builder.
+ `context_json`: `{"host":"www.shop.example","url":"/p?fbclid=…","referrer":"…",
+ "fbc_cookie":"…","fbp_cookie":"…","now_ms":1795392000123,"random":123}` (`now_ms` and
+ `random` optional). `*json_out` receives `{"fbc":…|null,"fbp":"…","cookies_to_set":
+ [{"name","value","domain","max_age"}]}`.
+
+ # Safety
+ As freight_normalize.
+ */
+enum freight_result freight_click_ids(const char *context_json, size_t context_len, char **json_out);
+
+/*
  Creates a client from a JSON configuration (NULL or "{}" for the defaults):
  `{"graph_url":"https://graph.facebook.com","api_version":"v25.0","partner_agent":"…",
  "timeout_ms":1500,"deadline_ms":900000,"batch_size":1000,"bisect":true,

@@ -79,11 +79,85 @@ struct PrepareArgs {
     /// Input format; by default CSV for `*.csv` files, JSON Lines otherwise.
     #[arg(long, value_enum)]
     format: Option<Format>,
+    #[command(flatten)]
+    source: SourceArgs,
     /// The clock, as Unix seconds (default: now).
     #[arg(long)]
     now: Option<i64>,
     #[command(flatten)]
     options: OptionArgs,
+}
+
+/// What each input line is.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputKind {
+    /// A Conversions API event.
+    Capi,
+    /// A CDP (Segment) track call, mapped to an event (seed 002's table).
+    Segment,
+}
+
+/// Where events come from.
+#[derive(Args)]
+pub struct SourceArgs {
+    /// What each input line is.
+    #[arg(long = "from", value_enum, default_value_t = InputKind::Capi)]
+    from: InputKind,
+    /// JSON settings of the Segment mapping: event_map, category_map, value_field,
+    /// external_id_field, action_source, default_currency.
+    #[arg(long)]
+    segment_config: Option<String>,
+}
+
+/// Turns input lines into events (mapping track calls when asked).
+pub struct Source {
+    segment: Option<freight::segment::SegmentOptions>,
+}
+
+impl SourceArgs {
+    /// The source these flags describe.
+    pub fn source(&self) -> Result<Source, Fatal> {
+        let segment = match (self.from, &self.segment_config) {
+            (InputKind::Capi, Some(_)) => {
+                return Err(Fatal("--segment-config needs --from segment".into()))
+            }
+            (InputKind::Capi, None) => None,
+            (InputKind::Segment, None) => Some(Default::default()),
+            (InputKind::Segment, Some(path)) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| Fatal(format!("{path}: {e}")))?;
+                Some(
+                    serde_json::from_str(&text)
+                        .map_err(|e| Fatal(format!("{path}: not Segment settings: {e}")))?,
+                )
+            }
+        };
+        Ok(Source { segment })
+    }
+}
+
+impl Source {
+    /// The event of input `index`, or its rejection.
+    pub fn event(&self, value: Value, index: usize) -> Result<Value, freight::prepare::Rejection> {
+        let Some(opts) = &self.segment else {
+            return Ok(value);
+        };
+        freight::segment::map_track(&value, opts).map_err(|problems| freight::prepare::Rejection {
+            index,
+            errors: problems
+                .into_iter()
+                .map(|p| {
+                    let loc = if p.loc.is_empty() {
+                        format!("data[{index}]")
+                    } else {
+                        format!("data[{index}].{}", p.loc)
+                    };
+                    Problem::new(p.kind, loc, p.msg)
+                })
+                .collect(),
+            warnings: Vec::new(),
+        })
+    }
 }
 
 /// Input formats.
@@ -305,14 +379,19 @@ fn stream_events(
     };
     let preparer = Preparer::new(&opts, args.now.unwrap_or_else(unix_now));
     let items = read_events(args.file.as_deref(), args.format, |r, _| r)?;
+    let source = args.source.source()?;
     for (index, item) in items.enumerate() {
-        let outcome = match item.event {
+        let event = item
+            .event
+            .map_err(|msg| unreadable(index, msg))
+            .and_then(|v| source.event(v, index));
+        let outcome = match event {
             Ok(event) => match preparer.process(&event, index) {
                 freight::prepare::Outcome::Ready(e) => Outcome::Ready(e),
                 freight::prepare::Outcome::Rejected(r) => Outcome::Rejected(r),
                 freight::prepare::Outcome::Skipped(s) => Outcome::Skipped(s),
             },
-            Err(msg) => Outcome::Rejected(unreadable(index, msg)),
+            Err(r) => Outcome::Rejected(r),
         };
         each(item.line, outcome)?;
     }

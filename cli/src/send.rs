@@ -6,7 +6,9 @@
 //! sandbox on a free loopback port and say so on their first line: nothing leaves the
 //! machine.
 
-use crate::{read_events, unix_now, unreadable, Fatal, Format, OptionArgs, SANDBOX_TOKEN};
+use crate::{
+    read_events, unix_now, unreadable, Fatal, Format, OptionArgs, SourceArgs, SANDBOX_TOKEN,
+};
 use clap::Args;
 use freight::batch::RequestFields;
 use freight::client::{Client, ClientConfig};
@@ -51,6 +53,8 @@ pub struct SendArgs {
     /// Input format; by default CSV for `*.csv` files, JSON Lines otherwise.
     #[arg(long, value_enum)]
     format: Option<Format>,
+    #[command(flatten)]
+    source: SourceArgs,
     #[command(flatten)]
     target: Target,
     /// Write the report here as JSON Lines: one line per event, then a summary line.
@@ -224,6 +228,7 @@ impl ReportWriter {
 
 pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     let options = args.options.to_options().map_err(Fatal)?;
+    let source = args.source.source()?;
     let Resolved {
         mut client_config,
         dest,
@@ -295,9 +300,13 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         let mut lines: Vec<(usize, usize)> = Vec::with_capacity(args.batch_size);
         for (index, item) in items.enumerate() {
             totals.input += 1;
-            let prepared = match item.event {
+            let event = item
+                .event
+                .map_err(|msg| unreadable(index, msg))
+                .and_then(|v| source.event(v, index));
+            let prepared = match event {
                 Ok(event) => preparer.process(&event, index),
-                Err(msg) => Outcome::Rejected(unreadable(index, msg)),
+                Err(r) => Outcome::Rejected(r),
             };
             match prepared {
                 Outcome::Skipped(s) => {

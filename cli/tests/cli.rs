@@ -340,3 +340,35 @@ fn test_connection_reports_a_status() {
         .unwrap()
         .contains("\"status\":\"invalid_token\""));
 }
+
+#[test]
+fn send_from_segment_maps_track_calls() {
+    let calls = concat!(
+        r#"{"type":"track","event":"Order Completed","messageId":"m1","timestamp":"2026-11-22T10:00:00Z","userId":"u1","context":{"ip":"203.0.113.1","userAgent":"UA","page":{"url":"https://s.example/t"}},"properties":{"revenue":12.5,"coupon":"X"}}"#,
+        "\n",
+        r#"{"type":"track","event":"Order Completed","properties":{"products":"nope"}}"#,
+        "\n"
+    );
+    let out = freight(&["prepare", "--from", "segment", "--now", NOW], calls);
+    let l = lines(&out);
+    assert_eq!(l[0]["event"]["event_name"], "Purchase");
+    assert_eq!(l[0]["event"]["custom_data"]["currency"], "USD");
+    assert_eq!(l[0]["event"]["custom_data"]["coupon"], "X");
+    assert_eq!(l[1]["rejected"][0]["loc"], "data[1].properties.products");
+    let sent = freight_env(
+        &["send", "-", "--from", "segment", "--now", NOW],
+        &[],
+        calls,
+    );
+    let stdout = String::from_utf8(sent.stdout).unwrap();
+    assert!(
+        stdout.contains("2 events: 1 delivered, 1 rejected"),
+        "{stdout}"
+    );
+    let bad = freight(&["prepare", "--segment-config", "x.json"], "");
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "--segment-config needs --from segment"
+    );
+}

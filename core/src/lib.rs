@@ -16,6 +16,7 @@
 //!   what a response means, and when to retry — all without IO.
 //! * [`report`]: what happened to every event.
 //! * [`platform`]: `partner_agent`, deduplication ids, `fbc`/`fbp` from a page request.
+//! * [`segment`]: CDP (Segment) track calls → server events.
 //! * `client` (feature `transport`, on by default): the blocking ureq driver.
 //!
 //! ```
@@ -51,6 +52,7 @@ pub mod report;
 pub mod request;
 pub mod response;
 pub mod retry;
+pub mod segment;
 pub mod validate;
 
 pub use model::ServerEvent;

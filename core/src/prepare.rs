@@ -254,7 +254,26 @@ impl Preparer {
     /// Decides what becomes of the event at input position `index`: skipped when consent is
     /// denied, else prepared or rejected.
     pub fn process(&self, event: &Value, index: usize) -> Outcome {
-        if consent_denied(event) {
+        self.process_with_consent(event, index, |_| true)
+    }
+
+    /// [`Preparer::process`] with the host's own consent decision: `consent(event)` returning
+    /// false skips the event (`consent_denied`), as does a `"consent": "denied"` field.
+    ///
+    /// ```
+    /// use freight::prepare::{Outcome, PrepareOptions, Preparer};
+    /// let p = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
+    /// let ev = serde_json::json!({"event_name": "Lead", "user_data": {"em": "a@b.co"}});
+    /// let opted_out = |e: &serde_json::Value| e["user_data"]["em"] != "a@b.co";
+    /// assert!(matches!(p.process_with_consent(&ev, 0, opted_out), Outcome::Skipped(_)));
+    /// ```
+    pub fn process_with_consent(
+        &self,
+        event: &Value,
+        index: usize,
+        consent: impl Fn(&Value) -> bool,
+    ) -> Outcome {
+        if consent_denied(event) || !consent(event) {
             return Outcome::Skipped(Skipped {
                 index,
                 reason: "consent_denied".into(),

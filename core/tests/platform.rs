@@ -142,3 +142,45 @@ fn consent_and_dedup_against_the_sandbox() {
         "the resent event_id is a duplicate for Meta"
     );
 }
+
+#[test]
+fn segment_fixture() {
+    use freight::segment::{map_track, SegmentOptions};
+    let cases = read_jsonl("segment.jsonl");
+    assert!(cases.len() >= 40);
+    for c in &cases {
+        let name = &c["name"];
+        let opts: SegmentOptions = match c.get("options") {
+            Some(o) => serde_json::from_value(o.clone()).unwrap(),
+            None => SegmentOptions::default(),
+        };
+        match (map_track(&c["call"], &opts), c.get("errors")) {
+            (Ok(event), None) => {
+                assert_eq!(event, c["event"], "{name}");
+                // What the mapping makes prepares into a sendable event, or fails only on
+                // what validation checks anyway (time, event name).
+                let now = 1_795_392_000 + 36_000;
+                let out = prepare([&event], &PrepareOptions::default(), now);
+                for r in &out.rejected {
+                    for p in &r.errors {
+                        assert!(
+                            matches!(
+                                p.kind.as_str(),
+                                "missing_event_time" | "missing_event_source_url" | "missing_value"
+                            ),
+                            "{name}: {p:?}"
+                        );
+                    }
+                }
+            }
+            (Err(problems), Some(expected)) => {
+                let got: Vec<Value> = problems
+                    .iter()
+                    .map(|p| json!([p.kind.as_str(), p.loc]))
+                    .collect();
+                assert_eq!(&Value::Array(got), expected, "{name}");
+            }
+            (got, _) => panic!("{name}: unexpected {got:?}"),
+        }
+    }
+}

@@ -414,6 +414,189 @@ pub unsafe extern "C" fn freight_prepare(
     })
 }
 
+/// Maps a CDP (Segment) track call to a Conversions API event (seed 002's table).
+///
+/// `call_json` is one track call; `options_json` NULL or `{"event_map":{…},"category_map":{…},
+/// "value_field":"price","external_id_field":"context.traits.email","action_source":"website",
+/// "default_currency":"USD"}`. On success `*json_out` receives `{"event":{…}}` — plain-text
+/// customer data, ready for freight_prepare or freight_client_send — or
+/// `{"errors":[{"type","loc","msg"}]}` for a call that cannot be mapped.
+///
+/// # Safety
+/// As freight_normalize.
+#[no_mangle]
+pub unsafe extern "C" fn freight_segment(
+    call_json: *const c_char,
+    call_len: usize,
+    options_json: *const c_char,
+    options_len: usize,
+    json_out: *mut *mut c_char,
+) -> freight_result {
+    guard(|| {
+        out_ptr(json_out, "json_out")?;
+        // SAFETY: the caller's contract on each (pointer, length) pair.
+        let (call, options) = unsafe {
+            (
+                required(call_json, call_len, "call_json")?,
+                str_in(options_json, options_len, "options_json", true)?,
+            )
+        };
+        let call = parse_json(call, "call_json")?;
+        let opts: freight_core::segment::SegmentOptions = match options {
+            Some(o) => serde_json::from_value(parse_json(o, "options_json")?)
+                .map_err(|e| fail(freight_result::InvalidJson, format!("options_json: {e}")))?,
+            None => Default::default(),
+        };
+        let out = match freight_core::segment::map_track(&call, &opts) {
+            Ok(event) => json!({ "event": event }),
+            Err(problems) => json!({ "errors": problems }),
+        };
+        // SAFETY: checked non-NULL above; writable by contract.
+        unsafe { write_string(json_out, to_json(&out)?) }
+    })
+}
+
+/// Builds a `partner_agent` in the documented format `pl<partner>-<platform version>-<app
+/// version>` into `*agent_out`.
+///
+/// # Safety
+/// As freight_normalize.
+#[no_mangle]
+pub unsafe extern "C" fn freight_partner_agent(
+    partner: *const c_char,
+    partner_len: usize,
+    platform_version: *const c_char,
+    platform_version_len: usize,
+    app_version: *const c_char,
+    app_version_len: usize,
+    agent_out: *mut *mut c_char,
+) -> freight_result {
+    guard(|| {
+        out_ptr(agent_out, "agent_out")?;
+        // SAFETY: the caller's contract on each (pointer, length) pair.
+        let (p, pv, av) = unsafe {
+            (
+                required(partner, partner_len, "partner")?,
+                required(platform_version, platform_version_len, "platform_version")?,
+                required(app_version, app_version_len, "app_version")?,
+            )
+        };
+        let agent = freight_core::platform::partner_agent(p, pv, av)
+            .map_err(|e| fail(freight_result::InvalidArgument, e.0))?;
+        // SAFETY: checked non-NULL above; writable by contract.
+        unsafe { write_string(agent_out, agent) }
+    })
+}
+
+/// An `event_id` shared by the browser pixel and the server. With `key` NULL: a random UUIDv4.
+/// With a key (an order id…): the deterministic id of (secret, pixel_id, event_name, key), the
+/// same every time, so the page and the server compute it independently.
+///
+/// # Safety
+/// As freight_normalize; `secret` may hold any bytes (it is not text).
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn freight_event_id(
+    secret: *const c_char,
+    secret_len: usize,
+    pixel_id: *const c_char,
+    pixel_id_len: usize,
+    event_name: *const c_char,
+    event_name_len: usize,
+    key: *const c_char,
+    key_len: usize,
+    id_out: *mut *mut c_char,
+) -> freight_result {
+    guard(|| {
+        out_ptr(id_out, "id_out")?;
+        let id = if key.is_null() {
+            freight_core::platform::new_event_id()
+                .map_err(|e| fail(freight_result::InvalidArgument, e.0))?
+        } else {
+            if secret.is_null() || secret_len == 0 {
+                return Err(fail(
+                    freight_result::NullArgument,
+                    "a deterministic event id needs the platform's secret",
+                ));
+            }
+            // SAFETY: the caller's contract on each (pointer, length) pair.
+            let (secret, pixel, name, key) = unsafe {
+                (
+                    std::slice::from_raw_parts(
+                        secret.cast::<u8>(),
+                        secret_len.min(isize::MAX as usize),
+                    ),
+                    required(pixel_id, pixel_id_len, "pixel_id")?,
+                    required(event_name, event_name_len, "event_name")?,
+                    required(key, key_len, "key")?,
+                )
+            };
+            freight_core::platform::event_id_for(secret, pixel, name, key)
+        };
+        // SAFETY: checked non-NULL above; writable by contract.
+        unsafe { write_string(id_out, id) }
+    })
+}
+
+/// `fbc`/`fbp` for a page request, by the rules of Meta's parameter builder.
+/// `context_json`: `{"host":"www.shop.example","url":"/p?fbclid=…","referrer":"…",
+/// "fbc_cookie":"…","fbp_cookie":"…","now_ms":1795392000123,"random":123}` (`now_ms` and
+/// `random` optional). `*json_out` receives `{"fbc":…|null,"fbp":"…","cookies_to_set":
+/// [{"name","value","domain","max_age"}]}`.
+///
+/// # Safety
+/// As freight_normalize.
+#[no_mangle]
+pub unsafe extern "C" fn freight_click_ids(
+    context_json: *const c_char,
+    context_len: usize,
+    json_out: *mut *mut c_char,
+) -> freight_result {
+    guard(|| {
+        out_ptr(json_out, "json_out")?;
+        // SAFETY: the caller's contract.
+        let ctx = parse_json(
+            unsafe { required(context_json, context_len, "context_json")? },
+            "context_json",
+        )?;
+        let field = |k: &str| -> Result<Option<&str>, Error> {
+            match ctx.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.as_str())),
+                Some(_) => Err(fail(
+                    freight_result::InvalidJson,
+                    format!("context_json: {k} must be a string"),
+                )),
+            }
+        };
+        let host = field("host")?.ok_or_else(|| {
+            fail(
+                freight_result::InvalidArgument,
+                "context_json: host is required",
+            )
+        })?;
+        let now_ms = ctx["now_ms"].as_i64().unwrap_or_else(|| unix_now() * 1000);
+        let random = match ctx["random"].as_u64() {
+            Some(r) => r as u32,
+            None => {
+                let id = freight_core::platform::new_event_id()
+                    .map_err(|e| fail(freight_result::InvalidArgument, e.0))?;
+                u32::from_str_radix(&id[..8], 16).unwrap_or(0) & 0x7fff_ffff
+            }
+        };
+        let request = freight_core::platform::RequestContext {
+            host,
+            url: field("url")?,
+            referrer: field("referrer")?,
+            fbc_cookie: field("fbc_cookie")?,
+            fbp_cookie: field("fbp_cookie")?,
+        };
+        let ids = freight_core::platform::click_ids(&request, now_ms, random);
+        // SAFETY: checked non-NULL above; writable by contract.
+        unsafe { write_string(json_out, to_json(&ids)?) }
+    })
+}
+
 /// Creates a client from a JSON configuration (NULL or "{}" for the defaults):
 /// `{"graph_url":"https://graph.facebook.com","api_version":"v25.0","partner_agent":"…",
 /// "timeout_ms":1500,"deadline_ms":900000,"batch_size":1000,"bisect":true,

@@ -36,5 +36,21 @@ elif kind == "events":
         print("\t".join(clean(x) for x in [c["name"], str(c["now"]),
                                             json.dumps([c["event"]], ensure_ascii=False), opts,
                                             "0" if c["errors"] else "1", errors]))
+elif kind == "segment":
+    # name, call JSON, options JSON, expected event_name ("" when errors), error types.
+    for line in (FIXTURES / "segment.jsonl").read_text(encoding="utf-8").splitlines():
+        c = json.loads(line)
+        name = c["event"]["event_name"] if "event" in c else ""
+        errors = ",".join(e[0] for e in c.get("errors", []))
+        print("\t".join(clean(x) for x in [c["name"], json.dumps(c["call"], ensure_ascii=False),
+                                            json.dumps(c.get("options", {})), name, errors]))
+elif kind == "click_ids":
+    # context JSON, expected fbc ("" for none), expected fbp.
+    for line in (FIXTURES / "click_ids.jsonl").read_text(encoding="utf-8").splitlines():
+        c = json.loads(line)
+        ctx = {k: c[k] for k in ["host", "url", "referrer", "fbc_cookie", "fbp_cookie", "now_ms",
+                                 "random"]}
+        print("\t".join(clean(x) for x in [json.dumps(ctx), c["expect"]["fbc"] or "",
+                                            c["expect"]["fbp"]]))
 else:
-    raise SystemExit("usage: fixtures_to_tsv.py normalization|events")
+    raise SystemExit("usage: fixtures_to_tsv.py normalization|events|segment|click_ids")

@@ -11,6 +11,8 @@ trap 'kill "${SB_PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 python3 tests/c/fixtures_to_tsv.py normalization > "$WORK/norm.tsv"
 python3 tests/c/fixtures_to_tsv.py events > "$WORK/events.tsv"
+python3 tests/c/fixtures_to_tsv.py segment > "$WORK/segment.tsv"
+python3 tests/c/fixtures_to_tsv.py click_ids > "$WORK/click_ids.tsv"
 
 "$TARGET/freight" sandbox --port 0 > "$WORK/sandbox.out" &
 SB_PID=$!
@@ -25,8 +27,8 @@ cc "${CFLAGS[@]}" tests/c/test_freight.c -o "$WORK/test_static" \
 
 VALGRIND=(valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
 echo "== C suite, shared library, under valgrind"
-"${VALGRIND[@]}" "$WORK/test_shared" "$WORK/norm.tsv" "$WORK/events.tsv" "$URL" 300
+"${VALGRIND[@]}" "$WORK/test_shared" "$WORK/norm.tsv" "$WORK/events.tsv" "$URL" 300 "$WORK/segment.tsv" "$WORK/click_ids.tsv"
 echo "== C suite, static library, under valgrind"
-"${VALGRIND[@]}" "$WORK/test_static" "$WORK/norm.tsv" "$WORK/events.tsv" "$URL" 300
+"${VALGRIND[@]}" "$WORK/test_static" "$WORK/norm.tsv" "$WORK/events.tsv" "$URL" 300 "$WORK/segment.tsv" "$WORK/click_ids.tsv"
 echo "== C suite, random input (5000 rounds, shared library)"
 "$WORK/test_shared" "$WORK/norm.tsv" "$WORK/events.tsv" "$URL" 5000

@@ -152,6 +152,100 @@ static void test_events_fixture(const char *path) {
     CHECK(cases >= 50, "only %d event cases", cases);
 }
 
+static void test_segment_fixture(const char *path) {
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL, "cannot open %s", path);
+    if (!f) {
+        return;
+    }
+    static char line[16384];
+    int cases = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *c[5];
+        if (split_tabs(line, c, 5) != 5) {
+            continue;
+        }
+        cases++;
+        const char *name = c[0], *call = c[1], *opts = c[2], *event_name = c[3], *errors = c[4];
+        char *out = NULL;
+        freight_result r = freight_segment(call, strlen(call), opts, strlen(opts), &out);
+        CHECK(r == FREIGHT_RESULT_OK, "%s: %s", name, last_error());
+        if (r != FREIGHT_RESULT_OK) {
+            continue;
+        }
+        if (event_name[0]) {
+            char expect[256];
+            snprintf(expect, sizeof expect, "\"event_name\":\"%s\"", event_name);
+            CHECK(strstr(out, expect) != NULL, "%s: %s lacks %s", name, out, expect);
+        } else {
+            char copy[512];
+            snprintf(copy, sizeof copy, "%s", errors);
+            for (char *t = strtok(copy, ","); t; t = strtok(NULL, ",")) {
+                char expect[128];
+                snprintf(expect, sizeof expect, "\"type\":\"%s\"", t);
+                CHECK(strstr(out, expect) != NULL, "%s: lacks %s", name, t);
+            }
+        }
+        freight_string_free(out);
+    }
+    fclose(f);
+    CHECK(cases >= 40, "only %d segment cases", cases);
+}
+
+static void test_click_ids_fixture(const char *path) {
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL, "cannot open %s", path);
+    if (!f) {
+        return;
+    }
+    static char line[8192];
+    int cases = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *c[3];
+        if (split_tabs(line, c, 3) != 3) {
+            continue;
+        }
+        cases++;
+        char *out = NULL;
+        freight_result r = freight_click_ids(c[0], strlen(c[0]), &out);
+        CHECK(r == FREIGHT_RESULT_OK, "click_ids: %s", last_error());
+        if (r != FREIGHT_RESULT_OK) {
+            continue;
+        }
+        char expect[512];
+        if (c[1][0]) {
+            snprintf(expect, sizeof expect, "\"fbc\":\"%s\"", c[1]);
+        } else {
+            snprintf(expect, sizeof expect, "\"fbc\":null");
+        }
+        CHECK(strstr(out, expect) != NULL, "%s lacks %s", out, expect);
+        snprintf(expect, sizeof expect, "\"fbp\":\"%s\"", c[2]);
+        CHECK(strstr(out, expect) != NULL, "%s lacks %s", out, expect);
+        freight_string_free(out);
+    }
+    fclose(f);
+    CHECK(cases >= 30, "only %d click id cases", cases);
+}
+
+static void test_platform_helpers(void) {
+    char *out = NULL;
+    freight_result r = freight_partner_agent("shopbuilder", 11, "4.2", 3, "1.0.3", 5, &out);
+    CHECK(r == FREIGHT_RESULT_OK && strcmp(out, "plshopbuilder-4.2-1.0.3") == 0, "partner_agent");
+    freight_string_free(out);
+    r = freight_partner_agent("shop builder", 12, "4", 1, "1", 1, &out);
+    CHECK(r == FREIGHT_RESULT_INVALID_ARGUMENT, "bad partner accepted");
+    char *a = NULL, *b = NULL, *rnd = NULL;
+    r = freight_event_id("s3cret", 6, "1", 1, "Purchase", 8, "order-1", 7, &a);
+    CHECK(r == FREIGHT_RESULT_OK, "event_id: %s", last_error());
+    r = freight_event_id("s3cret", 6, "1", 1, "Purchase", 8, "order-1", 7, &b);
+    CHECK(r == FREIGHT_RESULT_OK && strcmp(a, b) == 0 && strlen(a) == 36, "deterministic id");
+    r = freight_event_id(NULL, 0, NULL, 0, NULL, 0, NULL, 0, &rnd);
+    CHECK(r == FREIGHT_RESULT_OK && rnd[14] == '4', "random id");
+    freight_string_free(a);
+    freight_string_free(b);
+    freight_string_free(rnd);
+}
+
 static freight_client *new_client(const char *url) {
     char config[512];
     snprintf(config, sizeof config,
@@ -342,10 +436,17 @@ static void test_random_input(int rounds) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s NORMALIZATION_TSV EVENTS_TSV SANDBOX_URL [FUZZ_ROUNDS]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s NORMALIZATION_TSV EVENTS_TSV SANDBOX_URL [FUZZ_ROUNDS [SEGMENT_TSV CLICK_IDS_TSV]]\n",
+                argv[0]);
         return 2;
     }
     int rounds = argc > 4 ? atoi(argv[4]) : 2000;
+    if (argc > 6) {
+        test_segment_fixture(argv[5]);
+        test_click_ids_fixture(argv[6]);
+    }
+    test_platform_helpers();
     test_version();
     test_normalization_fixture(argv[1]);
     test_events_fixture(argv[2]);

@@ -79,4 +79,93 @@ final class Freight
         ));
         return Library::decode($json);
     }
+
+    /**
+     * Maps a CDP (Segment) track call to a Conversions API event (plain-text customer data,
+     * ready for prepare() or Client::send()). Options: event_map, category_map, value_field,
+     * external_id_field, action_source, default_currency.
+     *
+     * @param array<string, mixed> $call
+     * @param array<string, mixed> $options
+     * @return array<string, mixed> the event
+     * @throws ValidationException listing the problems (getType() of the first)
+     */
+    public static function segment(array $call, array $options = []): array
+    {
+        $ffi = Library::ffi();
+        $callJson = Library::json((object) $call);
+        $opts = $options === [] ? null : Library::json((object) $options);
+        $out = Library::decode(Library::callForString(fn ($o) => $ffi->freight_segment(
+            $callJson,
+            strlen($callJson),
+            $opts,
+            $opts === null ? 0 : strlen($opts),
+            $o
+        )));
+        if (isset($out['errors'])) {
+            $first = $out['errors'][0];
+            throw new ValidationException("{$first['type']}: {$first['loc']}: {$first['msg']}", 'FREIGHT_RESULT_INVALID_VALUE');
+        }
+        return $out['event'];
+    }
+
+    /** The documented partner_agent format: pl<partner>-<platform version>-<app version>. */
+    public static function partnerAgent(string $partner, string $platformVersion, string $appVersion): string
+    {
+        $ffi = Library::ffi();
+        return Library::callForString(fn ($o) => $ffi->freight_partner_agent(
+            $partner,
+            strlen($partner),
+            $platformVersion,
+            strlen($platformVersion),
+            $appVersion,
+            strlen($appVersion),
+            $o
+        ));
+    }
+
+    /**
+     * An event_id for the browser pixel and the server: random without $key; with a key (an
+     * order id) and the platform's secret, the same id every time.
+     */
+    public static function eventId(?string $key = null, string $secret = '', string $pixelId = '', string $eventName = ''): string
+    {
+        $ffi = Library::ffi();
+        if ($key === null) {
+            return Library::callForString(fn ($o) => $ffi->freight_event_id(null, 0, null, 0, null, 0, null, 0, $o));
+        }
+        return Library::callForString(fn ($o) => $ffi->freight_event_id(
+            $secret,
+            strlen($secret),
+            $pixelId,
+            strlen($pixelId),
+            $eventName,
+            strlen($eventName),
+            $key,
+            strlen($key),
+            $o
+        ));
+    }
+
+    /**
+     * fbc/fbp for the current request (by default from $_SERVER and $_COOKIE), by the rules of
+     * Meta's parameter builder: ['fbc' => …|null, 'fbp' => …, 'cookies_to_set' => [[name, value,
+     * domain, max_age]]]. Set the returned cookies with setcookie().
+     *
+     * @param array<string, mixed>|null $context host, url, referrer, fbc_cookie, fbp_cookie, now_ms, random
+     * @return array<string, mixed>
+     */
+    public static function clickIds(?array $context = null): array
+    {
+        $context ??= [
+            'host' => $_SERVER['HTTP_HOST'] ?? 'localhost',
+            'url' => $_SERVER['REQUEST_URI'] ?? null,
+            'referrer' => $_SERVER['HTTP_REFERER'] ?? null,
+            'fbc_cookie' => $_COOKIE['_fbc'] ?? null,
+            'fbp_cookie' => $_COOKIE['_fbp'] ?? null,
+        ];
+        $ffi = Library::ffi();
+        $json = Library::json((object) $context);
+        return Library::decode(Library::callForString(fn ($o) => $ffi->freight_click_ids($json, strlen($json), $o)));
+    }
 }

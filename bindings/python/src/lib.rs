@@ -381,6 +381,36 @@ fn click_ids<'py>(
     to_py_json(py, &freight::platform::click_ids(&ctx, now_ms, random))
 }
 
+/// segment(call, options_json=None) -> dict (the event); raises ValidationError with errors()
+#[pyfunction]
+#[pyo3(signature = (call, options_json=None))]
+fn segment<'py>(
+    py: Python<'py>,
+    call: &Bound<'py, PyAny>,
+    options_json: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut path = String::from("call");
+    let call = to_value(call, &mut path, 0)
+        .map_err(|e| raise(py, "ValidationError", (e.value(py).to_string(),)))?;
+    let opts: freight::segment::SegmentOptions = match options_json {
+        Some(o) => serde_json::from_str(o)
+            .map_err(|e| raise(py, "ConfigError", (format!("segment options: {e}"),)))?,
+        None => Default::default(),
+    };
+    match freight::segment::map_track(&call, &opts) {
+        Ok(event) => to_py(py, &event),
+        Err(problems) => {
+            let first = &problems[0];
+            let message = format!("{}: {} ({})", first.loc, first.msg, first.kind.as_str());
+            Err(raise(
+                py,
+                "ValidationError",
+                (message, to_py_json(py, &problems)?),
+            ))
+        }
+    }
+}
+
 /// The native client; `freight.Client` wraps it.
 #[pyclass(frozen, name = "_Client", module = "freight._freight")]
 struct NativeClient {
@@ -449,6 +479,7 @@ fn _freight(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(event_id_for, m)?)?;
     m.add_function(wrap_pyfunction!(event_id_random, m)?)?;
     m.add_function(wrap_pyfunction!(click_ids, m)?)?;
+    m.add_function(wrap_pyfunction!(segment, m)?)?;
     m.add_class::<NativeClient>()?;
     Ok(())
 }

@@ -253,3 +253,18 @@ def test_denied_consent_never_reaches_the_sandbox(sandbox: Sandbox) -> None:
     accepted = sandbox.get("/__sandbox/events")
     assert [e["event"]["event_id"] for e in accepted] == [evs[1]["event_id"]]
     assert freight.prepare(evs).skipped == [{"index": 0, "reason": "consent_denied"}]
+
+
+@pytest.mark.parametrize("case", fixture("segment.jsonl"), ids=lambda c: c["name"])
+def test_segment_fixture(case: Dict[str, Any]) -> None:
+    call = case["call"]
+    if not isinstance(call, dict):
+        with pytest.raises(freight.ValidationError):
+            freight.segment(call)  # type: ignore[arg-type]
+        return
+    if "errors" in case:
+        with pytest.raises(freight.ValidationError) as e:
+            freight.segment(call, **case.get("options", {}))
+        assert [[p["type"], p["loc"]] for p in e.value.errors()] == case["errors"]
+    else:
+        assert freight.segment(call, **case.get("options", {})) == case["event"]

@@ -32,6 +32,7 @@ __all__ = [
     "partner_agent",
     "event_id",
     "click_ids",
+    "segment",
     "RequestBody",
     "Client",
     "Report",
@@ -185,6 +186,28 @@ def click_ids(
     ``{"fbc": …|None, "fbp": …, "cookies_to_set": [{"name", "value", "domain", "max_age"}]}``.
     Set the returned cookies on the response (90 days, on the registrable domain)."""
     return _freight.click_ids(host, url, referrer, fbc_cookie, fbp_cookie, now_ms, random)
+
+
+def segment(
+    call: Mapping[str, Any],
+    *,
+    event_map: Optional[Mapping[str, str]] = None,
+    category_map: Optional[Mapping[str, str]] = None,
+    value_field: Optional[str] = None,
+    external_id_field: Optional[str] = None,
+    action_source: Optional[str] = None,
+    default_currency: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Maps a CDP (Segment) track call to a Conversions API event with plain-text customer
+    data, ready for :func:`prepare` or :meth:`Client.send`. Raises :class:`ValidationError`
+    (with ``errors()``) for a call that cannot be mapped."""
+    opts: Dict[str, Any] = {}
+    for key, value in (("event_map", event_map), ("category_map", category_map),
+                       ("value_field", value_field), ("external_id_field", external_id_field),
+                       ("action_source", action_source), ("default_currency", default_currency)):
+        if value is not None:
+            opts[key] = dict(value) if isinstance(value, Mapping) else value
+    return _freight.segment(call, json.dumps(opts) if opts else None)
 
 
 class RequestBody:
