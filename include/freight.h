@@ -131,8 +131,9 @@ enum freight_result freight_normalize(const char *field, size_t field_len, const
  `options_json` NULL or the normalization options of freight_normalize; `now` the clock
  in Unix seconds (0 or less: the current time). On success `*json_out` receives
  `{"events":[{"index":0,"event":{…wire…},"warnings":[…]}],
- "rejected":[{"index":1,"errors":[{"type","loc","msg"}],"warnings":[…]}]}`: every input
- index appears once. Rejected events are data, not an error.
+ "rejected":[{"index":1,"errors":[{"type","loc","msg"}],"warnings":[…]}],
+ "skipped":[{"index":2,"reason":"consent_denied"}]}`: every input index appears once.
+ Rejected and skipped events are data, not an error.
 
  # Safety
  As freight_normalize.

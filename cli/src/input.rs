@@ -183,7 +183,12 @@ fn parse_time(cell: &str) -> Value {
     let t: Vec<i64> = time.split(':').filter_map(|p| p.parse().ok()).collect();
     match (d.as_slice(), t.as_slice()) {
         ([y, m, day], [hh, mm, rest @ ..])
-            if (1..=12).contains(m) && (1..=31).contains(day) && *hh < 24 && *mm < 60 =>
+            if (1970..=9999).contains(y)
+                && (1..=12).contains(m)
+                && (1..=31).contains(day)
+                && (0..24).contains(hh)
+                && (0..60).contains(mm)
+                && rest.first().is_none_or(|s| (0..61).contains(s)) =>
         {
             let ss = rest.first().copied().unwrap_or(0);
             json!(days_from_civil(*y, *m, *day) * 86_400 + hh * 3600 + mm * 60 + ss)

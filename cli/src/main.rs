@@ -4,6 +4,7 @@
 //! JSON line per input) and `validate` (a human summary; exit 1 when an event is rejected).
 
 mod input;
+mod outbox;
 mod send;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -41,6 +42,8 @@ enum Command {
     Send(send::SendArgs),
     /// Send one test event and print whether the connection works.
     TestConnection(send::TestConnectionArgs),
+    /// The durable local outbox: enqueue now, deliver later (enqueue|flush|stats|retry|resume).
+    Outbox(outbox::OutboxArgs),
 }
 
 #[derive(Args)]
@@ -258,6 +261,7 @@ fn main() -> ExitCode {
         Command::Sandbox(args) => run_sandbox(args),
         Command::Send(args) => send::run_send(args),
         Command::TestConnection(args) => send::run_test_connection(args),
+        Command::Outbox(args) => outbox::run(args),
     };
     match result {
         Ok(code) => code,

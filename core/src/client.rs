@@ -49,7 +49,7 @@ pub struct ClientConfig {
     pub partner_agent: Option<String>,
     /// Per-request timeout (connect to last body byte), in milliseconds. Meta advises 1500.
     pub timeout_ms: u64,
-    /// Time budget of one `send` call including retries, in milliseconds.
+    /// Time budget of one request (a batch) including its retries, in milliseconds.
     pub deadline_ms: u64,
     /// Retries.
     pub retry: RetryPolicy,
@@ -101,9 +101,7 @@ impl ClientConfig {
                 "batch_size must be 1 to {MAX_EVENTS_PER_REQUEST}"
             )));
         }
-        if self.retry.max_attempts == 0 {
-            return Err(ConfigError("retry.max_attempts must be at least 1".into()));
-        }
+        self.retry.check().map_err(ConfigError)?;
         self.normalize.check().map_err(ConfigError)
     }
 }
@@ -199,7 +197,6 @@ impl Client {
             dest,
             fields: RequestFields::default(),
             halted: None,
-            deadline: Instant::now() + Duration::from_millis(self.config.deadline_ms),
         }
     }
 
@@ -241,7 +238,7 @@ impl Client {
                 fbtrace_id: s.fbtrace_id,
             },
             Err(e) => ConnectionTest {
-                status: ConnectionStatus::from_error(e.kind),
+                status: ConnectionStatus::from_error(&e),
                 fbtrace_id: e.fbtrace_id.clone(),
                 error: Some(e),
             },
@@ -313,7 +310,6 @@ pub struct Session<'a> {
     dest: &'a Destination,
     fields: RequestFields,
     halted: Option<GraphError>,
-    deadline: Instant,
 }
 
 impl Session<'_> {
@@ -372,6 +368,7 @@ impl Session<'_> {
         let req = build_request(&client.graph, self.dest, &mut body);
         drop(body);
         let started = Instant::now();
+        let deadline = started + Duration::from_millis(client.config.deadline_ms);
         let mut attempts = 0;
         let err = loop {
             attempts += 1;
@@ -423,7 +420,7 @@ impl Session<'_> {
                         client.random(),
                     );
                     match delay {
-                        Some(d) if Instant::now() + d < self.deadline => {
+                        Some(d) if Instant::now() + d < deadline => {
                             std::thread::sleep(d);
                         }
                         _ => break err,

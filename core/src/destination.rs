@@ -206,38 +206,10 @@ impl Destination {
 
 impl<'de> Deserialize<'de> for Destination {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Destination, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            pixel_id: PixelId,
-            access_token: String,
-            #[serde(default)]
-            test_event_code: Option<String>,
-            #[serde(default)]
-            app_secret: Option<String>,
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum PixelId {
-            Text(String),
-            Number(u64),
-        }
-        let raw = Raw::deserialize(d)?;
-        let pixel = match raw.pixel_id {
-            PixelId::Text(s) => s,
-            PixelId::Number(n) => n.to_string(),
-        };
-        let mut dest =
-            Destination::new(pixel, raw.access_token).map_err(serde::de::Error::custom)?;
-        if let Some(code) = raw.test_event_code {
-            dest = dest.with_test_event_code(code);
-        }
-        if let Some(secret) = raw.app_secret {
-            dest = dest
-                .with_app_secret(secret)
-                .map_err(serde::de::Error::custom)?;
-        }
-        Ok(dest)
+        // Through `from_value`, whose messages never quote a value (serde's would echo a
+        // token given with the wrong type).
+        let value = serde_json::Value::deserialize(d)?;
+        Destination::from_value(&value).map_err(serde::de::Error::custom)
     }
 }
 
@@ -260,6 +232,10 @@ mod tests {
         assert!(dbg.contains("TEST1"));
         let e = Destination::new("123", "EAAB token").unwrap_err();
         assert!(!e.to_string().contains("EAAB"));
+        let e =
+            serde_json::from_str::<Destination>(r#"{"pixel_id": "1", "access_token": 987654321}"#)
+                .unwrap_err();
+        assert!(!e.to_string().contains("987654321"), "{e}");
         let json = r#"{"pixel_id": 123, "access_token": "bad token"}"#;
         let e = serde_json::from_str::<Destination>(json).unwrap_err();
         assert!(!e.to_string().contains("bad token"), "{e}");

@@ -475,7 +475,7 @@ impl Preparer {
             } else {
                 7
             };
-            if t < self.now - days * DAY {
+            if t < self.now.saturating_sub(days * DAY) {
                 p.push(
                     ProblemKind::EventTimeTooOld,
                     &root.key("event_time"),
@@ -599,7 +599,7 @@ impl Preparer {
             );
             return None;
         }
-        if t > self.now + MAX_FUTURE_SECS {
+        if t > self.now.saturating_add(MAX_FUTURE_SECS) {
             p.push(
                 ProblemKind::EventTimeInFuture,
                 loc,

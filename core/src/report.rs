@@ -180,15 +180,24 @@ impl ConnectionStatus {
     }
 
     /// The status a failed test request means.
-    pub fn from_error(kind: ErrorKind) -> ConnectionStatus {
-        match kind {
+    pub fn from_error(error: &crate::response::GraphError) -> ConnectionStatus {
+        match error.kind {
             ErrorKind::InvalidToken => ConnectionStatus::InvalidToken,
-            ErrorKind::NoPermission | ErrorKind::Config => ConnectionStatus::NoPermission,
+            ErrorKind::NoPermission => ConnectionStatus::NoPermission,
+            // appsecret_proof errors (code 100) are about the credentials; other
+            // configuration errors (a wrong path or version, a proxy's 4xx) mean Meta's
+            // endpoint was not reached as configured.
+            ErrorKind::Config if error.code == Some(100) => ConnectionStatus::InvalidToken,
+            ErrorKind::Config if error.code == Some(368) => ConnectionStatus::NoPermission,
+            ErrorKind::Config => ConnectionStatus::Unreachable,
             ErrorKind::PixelNotFound => ConnectionStatus::PixelNotFound,
             ErrorKind::Throttled => ConnectionStatus::Throttled,
             ErrorKind::Transient | ErrorKind::Network => ConnectionStatus::Unreachable,
-            // The test event itself was refused: the connection works.
-            ErrorKind::Payload | ErrorKind::CountMismatch => ConnectionStatus::Ok,
+            // Meta refused the test event itself: the connection and credentials work.
+            ErrorKind::Payload | ErrorKind::CountMismatch if error.code.is_some() => {
+                ConnectionStatus::Ok
+            }
+            ErrorKind::Payload | ErrorKind::CountMismatch => ConnectionStatus::Unreachable,
         }
     }
 }

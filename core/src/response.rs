@@ -237,8 +237,12 @@ pub fn classify(
         429 => ErrorKind::Throttled,
         401 => ErrorKind::InvalidToken,
         403 => ErrorKind::NoPermission,
+        408 | 425 => ErrorKind::Transient,
         s if s >= 500 => ErrorKind::Transient,
-        _ => ErrorKind::Payload,
+        // A 4xx without a Graph error is no verdict on the events (a proxy, a wrong path):
+        // a configuration problem, not retried and not bisected.
+        413 => ErrorKind::Payload,
+        _ => ErrorKind::Config,
     };
     let mut err = GraphError {
         kind: by_status,
@@ -256,9 +260,16 @@ pub fn classify(
             err.kind = if e.is_transient == Some(true) {
                 ErrorKind::Transient
             } else {
-                e.code
-                    .and_then(|c| kind_of_code(c, e.error_subcode, e.error_type.as_deref()))
-                    .unwrap_or(by_status)
+                match e.code {
+                    Some(c) => kind_of_code(c, e.error_subcode, e.error_type.as_deref()).unwrap_or(
+                        if status < 500 && status != 429 {
+                            ErrorKind::Payload
+                        } else {
+                            by_status
+                        },
+                    ),
+                    None => by_status,
+                }
             };
             err.code = e.code;
             err.subcode = e.error_subcode;
@@ -296,7 +307,7 @@ fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
         .flatten()
         .filter_map(|e| e["estimated_time_to_regain_access"].as_u64())
         .max()?;
-    (minutes > 0).then(|| Duration::from_secs(minutes * 60))
+    (minutes > 0).then(|| Duration::from_secs(minutes.saturating_mul(60)))
 }
 
 #[cfg(test)]
@@ -346,7 +357,11 @@ mod tests {
         assert_eq!(kind(503, &e(r#""code":-3"#)), ErrorKind::Transient);
         assert_eq!(kind(502, "<html>bad gateway</html>"), ErrorKind::Transient);
         assert_eq!(kind(429, "Too Many Requests"), ErrorKind::Throttled);
-        assert_eq!(kind(418, ""), ErrorKind::Payload);
+        assert_eq!(kind(418, ""), ErrorKind::Config);
+        assert_eq!(kind(404, "<html>not found</html>"), ErrorKind::Config);
+        assert_eq!(kind(408, ""), ErrorKind::Transient);
+        assert_eq!(kind(413, ""), ErrorKind::Payload);
+        assert_eq!(kind(400, &e(r#""code":999999"#)), ErrorKind::Payload);
     }
 
     #[test]

@@ -41,6 +41,30 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Checks the settings: at least one attempt, delays in order and under a day.
+    pub fn check(&self) -> Result<(), String> {
+        const DAY_MS: u64 = 86_400_000;
+        if self.max_attempts == 0 {
+            return Err("retry.max_attempts must be at least 1".into());
+        }
+        if self.base_delay_ms > self.max_delay_ms
+            || self.throttle_delay_ms > self.max_throttle_delay_ms
+        {
+            return Err("retry: a first delay must not exceed its maximum".into());
+        }
+        if [
+            self.max_delay_ms,
+            self.max_throttle_delay_ms,
+            self.max_elapsed_ms,
+        ]
+        .iter()
+        .any(|&d| d > DAY_MS)
+        {
+            return Err("retry: delays are limited to one day (86400000 ms)".into());
+        }
+        Ok(())
+    }
+
     /// No retries at all.
     pub fn none() -> RetryPolicy {
         RetryPolicy {
@@ -63,6 +87,13 @@ impl RetryPolicy {
             return None;
         }
         let exp = attempts.saturating_sub(1).min(30);
+        // What Meta asks for is honoured within the retry budget; a longer (or hostile)
+        // `Retry-After` ends the retries instead of parking the sender (or overflowing).
+        let asked = asked.map(|a| {
+            a.min(
+                Duration::from_millis(self.max_elapsed_ms).saturating_add(Duration::from_millis(1)),
+            )
+        });
         let delay = if kind == ErrorKind::Throttled {
             let cool = self
                 .throttle_delay_ms
@@ -75,10 +106,11 @@ impl RetryPolicy {
                 .base_delay_ms
                 .saturating_mul(1 << exp)
                 .min(self.max_delay_ms);
-            let jittered = Duration::from_millis(if cap == 0 { 0 } else { random % (cap + 1) });
+            let jittered = Duration::from_millis(random % cap.saturating_add(1).max(1));
             asked.map_or(jittered, |a| a.max(jittered))
         };
-        (elapsed + delay <= Duration::from_millis(self.max_elapsed_ms)).then_some(delay)
+        let total = elapsed.checked_add(delay)?;
+        (total <= Duration::from_millis(self.max_elapsed_ms)).then_some(delay)
     }
 }
 

@@ -286,7 +286,11 @@ fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
         reader.read_line(&mut line)?;
         let size = line.trim().split(';').next().unwrap_or("");
         let size = usize::from_str_radix(size, 16).map_err(|_| bad("bad chunk size"))?;
-        if body.len() + size > MAX_BODY_BYTES {
+        if body
+            .len()
+            .checked_add(size)
+            .is_none_or(|n| n > MAX_BODY_BYTES)
+        {
             return Err(io::Error::other("body too large"));
         }
         if size == 0 {
@@ -397,6 +401,12 @@ mod tests {
         assert_eq!(req.path, "/v25.0/1/events");
         assert_eq!(req.query, "x=1");
         assert_eq!(req.body, b"abcde");
+    }
+
+    #[test]
+    fn huge_chunk_sizes_are_refused() {
+        let raw = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\nffffffffffffffff\r\nx\r\n0\r\n\r\n";
+        assert!(read_request(&mut &raw[..]).is_err());
     }
 
     #[test]

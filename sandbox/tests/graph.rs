@@ -785,7 +785,41 @@ fn recordings_never_contain_tokens() {
     )
     .unwrap();
     post(a, PIXEL, TOKEN, &json!({"data": ev, "access_token": TOKEN}));
+    // Encoded forms: a percent-encoded query key, an escaped JSON string, lowercase %xx.
+    let q = format!("/v25.0/{PIXEL}/events?access%5Ftoken={TOKEN}");
+    request(
+        a,
+        "POST",
+        &q,
+        &[("Content-Type", "application/json")],
+        json!({"data": ev}).to_string().as_bytes(),
+    )
+    .unwrap();
+    let escaped: String = TOKEN
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let body = format!(r#"{{"data":{ev},"access_token":"{escaped}"}}"#);
+    request(
+        a,
+        "POST",
+        &format!("/v25.0/{PIXEL}/events"),
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .unwrap();
+    let lower: String = TOKEN.bytes().map(|b| format!("%{b:02x}")).collect();
+    let form = format!("access_token={lower}&data={}", urlencode(&ev.to_string()));
+    request(
+        a,
+        "POST",
+        &format!("/v25.0/{PIXEL}/events"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    )
+    .unwrap();
     let all = serde_json::to_string(&sb.requests()).unwrap();
+    assert!(!all.contains(&lower) && !all.contains(&escaped));
     assert!(!all.contains(TOKEN), "token leaked into recordings");
     assert!(!all.contains(secret));
     assert!(all.contains("Bearer ***"));

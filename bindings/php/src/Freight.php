@@ -57,12 +57,12 @@ final class Freight
 
     /**
      * Prepares events without sending them: ['events' => [['index', 'event', 'warnings']],
-     * 'rejected' => [['index', 'errors' => [['type', 'loc', 'msg']], 'warnings']]]. Every input
-     * index appears once.
+     * 'rejected' => [['index', 'errors' => [['type', 'loc', 'msg']], 'warnings']],
+     * 'skipped' => [['index', 'reason']]] (consent denied). Every input index appears once.
      *
      * @param list<array<string, mixed>> $events
      * @param array<string, mixed> $options
-     * @return array{events: list<array<string, mixed>>, rejected: list<array<string, mixed>>}
+     * @return array{events: list<array<string, mixed>>, rejected: list<array<string, mixed>>, skipped: list<array<string, mixed>>}
      */
     public static function prepare(array $events, array $options = [], ?int $now = null): array
     {

@@ -451,8 +451,16 @@ fn phone(s: &str, opts: &NormalizeOptions, buf: &mut String) -> Step {
             buf.drain(..2);
         } else {
             let trunk = buf.starts_with('0');
-            let zeros = buf.len() - buf.trim_start_matches('0').len();
-            buf.drain(..zeros);
+            // Italy, San Marino and the Vatican keep the leading 0 in international format.
+            let keeps_zero = opts
+                .default_country
+                .as_deref()
+                .and_then(lookup_country)
+                .is_some_and(|c| matches!(c, "it" | "sm" | "va"));
+            if !keeps_zero {
+                let zeros = buf.len() - buf.trim_start_matches('0').len();
+                buf.drain(..zeros);
+            }
             match &opts.default_country {
                 Some(c) => {
                     let cc = calling_code(c).ok_or(err(

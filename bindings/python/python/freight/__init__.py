@@ -91,7 +91,8 @@ def normalize(
 
 
 class Prepared:
-    """The outcome of :func:`prepare`: every input index is in ``events`` or ``rejected``."""
+    """The outcome of :func:`prepare`: every input index is in ``events``, ``rejected`` or
+    ``skipped``."""
 
     __slots__ = ("events", "rejected", "skipped")
 

@@ -1,0 +1,218 @@
+//! `freight outbox`: enqueue events into a local SQLite outbox, flush it to Meta later.
+//!
+//! Destinations are referenced by key. `flush` resolves keys with a JSON file
+//! `{"shop-1": {"pixel_id": "123", "token_env": "SHOP1_TOKEN"}}`: the token is read from the
+//! named environment variable at flush time and never stored in the outbox.
+
+use crate::{read_events, unix_now, Fatal, Format, OptionArgs};
+use clap::{Args, Subcommand};
+use freight::client::{Client, ClientConfig};
+use freight::destination::Destination;
+use freight::prepare::PrepareOptions;
+use freight::request::DEFAULT_API_VERSION;
+use freight_outbox::{FlushLimits, Outbox};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+/// `freight outbox …`
+#[derive(Args)]
+pub struct OutboxArgs {
+    #[command(subcommand)]
+    command: OutboxCommand,
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Validate events and store them for a destination key; prints what was stored.
+    Enqueue {
+        /// The outbox file (created owner-only if missing).
+        db: String,
+        /// The destination key the flush resolves.
+        #[arg(long)]
+        key: String,
+        /// JSON Lines or CSV events; `-` for standard input.
+        file: String,
+        /// Input format.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Events per transaction.
+        #[arg(long, default_value_t = 1000)]
+        chunk: usize,
+        #[command(flatten)]
+        options: OptionArgs,
+    },
+    /// Send due events; prints what happened.
+    Flush {
+        /// The outbox file.
+        db: String,
+        /// `{"key": {"pixel_id": "…", "token_env": "ENV_VAR"}}`.
+        #[arg(long)]
+        destinations: String,
+        /// Graph API base URL (https, or http to a loopback host).
+        #[arg(long)]
+        graph_url: Option<String>,
+        /// Graph API version.
+        #[arg(long, default_value = DEFAULT_API_VERSION)]
+        api_version: String,
+        /// Most requests in this flush.
+        #[arg(long, default_value_t = 100)]
+        max_requests: usize,
+        /// Lease of claimed rows, in seconds.
+        #[arg(long, default_value_t = 120)]
+        lease_secs: i64,
+        /// A name for this worker (recorded on claimed rows).
+        #[arg(long, default_value = "freight-cli")]
+        worker: String,
+    },
+    /// Counts per state and paused destinations (JSON).
+    Stats {
+        /// The outbox file.
+        db: String,
+    },
+    /// Re-queue failed (and with --expired, expired) events.
+    Retry {
+        /// The outbox file.
+        db: String,
+        /// Only this destination.
+        #[arg(long)]
+        key: Option<String>,
+        /// Expired events too.
+        #[arg(long)]
+        expired: bool,
+    },
+    /// Lift the circuit breaker of a destination.
+    Resume {
+        /// The outbox file.
+        db: String,
+        /// The destination key.
+        #[arg(long)]
+        key: String,
+    },
+}
+
+fn open(db: &str) -> Result<Outbox, Fatal> {
+    Outbox::open(db).map_err(|e| Fatal(format!("{db}: {e}")))
+}
+
+fn print(v: &Value) {
+    println!("{v}");
+}
+
+pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
+    let now = unix_now();
+    match args.command {
+        OutboxCommand::Enqueue {
+            db,
+            key,
+            file,
+            format,
+            chunk,
+            options,
+        } => {
+            let outbox = open(&db)?.with_prepare_options(PrepareOptions {
+                normalize: options.to_options().map_err(Fatal)?,
+            });
+            let file = (file != "-").then_some(file);
+            let items = read_events(file.as_deref(), format, |r, _| r)?;
+            let (mut stored, mut duplicates, mut rejected, mut skipped, mut unreadable) =
+                (0, 0, 0, 0, 0);
+            let mut batch = Vec::with_capacity(chunk.max(1));
+            let mut flush_batch = |batch: &mut Vec<Value>| -> Result<(), Fatal> {
+                let r = outbox
+                    .enqueue(&key, batch, now)
+                    .map_err(|e| Fatal(e.to_string()))?;
+                stored += r.stored;
+                duplicates += r.duplicates;
+                rejected += r.rejected.len();
+                skipped += r.skipped.len();
+                for rej in &r.rejected {
+                    for p in &rej.errors {
+                        eprintln!("rejected: {}: {} [{}]", p.loc, p.msg, p.kind);
+                    }
+                }
+                batch.clear();
+                Ok(())
+            };
+            for item in items {
+                match item.event {
+                    Ok(v) => {
+                        batch.push(v);
+                        if batch.len() >= chunk.max(1) {
+                            flush_batch(&mut batch)?;
+                        }
+                    }
+                    Err(msg) => {
+                        unreadable += 1;
+                        eprintln!("{msg}");
+                    }
+                }
+            }
+            flush_batch(&mut batch)?;
+            print(
+                &json!({"stored": stored, "duplicates": duplicates, "rejected": rejected + unreadable,
+                          "skipped": skipped}),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCommand::Flush {
+            db,
+            destinations,
+            graph_url,
+            api_version,
+            max_requests,
+            lease_secs,
+            worker,
+        } => {
+            let text = std::fs::read_to_string(&destinations)
+                .map_err(|e| Fatal(format!("{destinations}: {e}")))?;
+            let table: HashMap<String, Value> =
+                serde_json::from_str(&text).map_err(|e| Fatal(format!("{destinations}: {e}")))?;
+            let mut config = ClientConfig {
+                api_version,
+                ..ClientConfig::default()
+            };
+            if let Some(url) = graph_url {
+                config.graph_url = url;
+            }
+            let client = Client::new(config).map_err(|e| Fatal(e.to_string()))?;
+            let resolve = |key: &str| -> Option<Destination> {
+                let d = table.get(key)?;
+                let pixel = d["pixel_id"].as_str()?;
+                let token = std::env::var(d["token_env"].as_str()?).ok()?;
+                Destination::new(pixel, token).ok()
+            };
+            let limits = FlushLimits {
+                max_requests,
+                lease_secs,
+                ..FlushLimits::default()
+            };
+            let r = open(&db)?
+                .flush(&client, resolve, now, limits, &worker)
+                .map_err(|e| Fatal(e.to_string()))?;
+            print(&serde_json::to_value(&r).map_err(|e| Fatal(e.to_string()))?);
+            Ok(if r.failed > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        OutboxCommand::Stats { db } => {
+            let s = open(&db)?.stats(now).map_err(|e| Fatal(e.to_string()))?;
+            print(&serde_json::to_value(&s).map_err(|e| Fatal(e.to_string()))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCommand::Retry { db, key, expired } => {
+            let n = open(&db)?
+                .requeue(key.as_deref(), expired, now)
+                .map_err(|e| Fatal(e.to_string()))?;
+            print(&json!({"requeued": n}));
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCommand::Resume { db, key } => {
+            open(&db)?.resume(&key).map_err(|e| Fatal(e.to_string()))?;
+            print(&json!({"resumed": key}));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

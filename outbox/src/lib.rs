@@ -1,0 +1,450 @@
+//! Freight's outbox: a durable local queue between a page request and Meta.
+//!
+//! A storefront must not wait for Meta (a plugin that sent synchronously added 0.5–6 s to
+//! every page), yet no event may be lost and errors must stay visible. [`Outbox::enqueue`]
+//! validates and prepares events (rejections come back at once) and stores the wire-ready
+//! events in SQLite (WAL); a worker calls [`Outbox::flush`], which sends due events per
+//! destination in batches of up to 1000 with the transport's retries, and records every
+//! outcome.
+//!
+//! - **Tokens are not stored**: events reference a caller-chosen destination key, resolved
+//!   to a [`Destination`] at flush time (the platform keeps tokens in its own secret store).
+//! - **Idempotent**: the same (destination, event_name, event_id) is stored once. Delivery is
+//!   at least once; a resend keeps its `event_id`, so Meta deduplicates it.
+//! - **Lifecycle**: `pending → delivered | failed | expired` (not delivered before Meta's
+//!   window closes: 7 days, 62 for `physical_store`, minus a margin). Failed and expired
+//!   events stay inspectable and can be re-queued; delivered ones are pruned after a
+//!   retention period.
+//! - **Per-destination circuit breaker**: a token, permission or configuration error pauses
+//!   that destination only (with the reason) until [`Outbox::resume`] or a pause time;
+//!   throttling delays only the throttled destination.
+//! - **Concurrency**: several processes may enqueue into one file while others flush: rows
+//!   are claimed with a lease, so two flushers never send the same row at once.
+//!
+//! Storage sits behind the [`Store`] trait; `docs/outbox.md` plans a PostgreSQL store.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use freight::client::Client;
+use freight::destination::Destination;
+use freight::model::{ActionSource, ServerEvent};
+use freight::prepare::{Outcome, PrepareOptions, PreparedEvent, Preparer, Rejection, Skipped};
+use freight::response::{ErrorKind, GraphError};
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt;
+
+/// An outbox error: storage or arguments (never containing a token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxError(pub String);
+
+impl fmt::Display for OutboxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OutboxError {}
+
+impl From<rusqlite::Error> for OutboxError {
+    fn from(e: rusqlite::Error) -> Self {
+        OutboxError(format!("outbox storage: {e}"))
+    }
+}
+
+/// One stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Storage id.
+    pub id: i64,
+    /// The destination key.
+    pub dest_key: String,
+    /// The wire event.
+    pub event: ServerEvent,
+    /// Send attempts so far.
+    pub attempts: u32,
+}
+
+/// Where an event stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Waiting to be sent.
+    Pending,
+    /// Meta acknowledged it.
+    Delivered,
+    /// Refused by Meta (or retried to exhaustion).
+    Failed,
+    /// Not delivered before Meta's window closed.
+    Expired,
+}
+
+impl State {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Delivered => "delivered",
+            State::Failed => "failed",
+            State::Expired => "expired",
+        }
+    }
+}
+
+/// Counts per state, and the paused destinations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Waiting.
+    pub pending: u64,
+    /// Delivered (until pruned).
+    pub delivered: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Expired.
+    pub expired: u64,
+    /// Destinations paused by the circuit breaker: (key, reason, until).
+    pub paused: Vec<(String, String, i64)>,
+}
+
+/// The storage an outbox needs. [`SqliteStore`] is the embedded default.
+pub trait Store {
+    /// Stores prepared events of `dest_key`; returns how many were new (duplicates of a
+    /// stored (destination, event_name, event_id) are kept once).
+    fn insert(
+        &self,
+        dest_key: &str,
+        events: &[(ServerEvent, i64)],
+        now: i64,
+    ) -> Result<usize, OutboxError>;
+    /// Marks pending events past their window as expired; returns how many.
+    fn expire(&self, now: i64) -> Result<usize, OutboxError>;
+    /// Destinations with due, unleased pending events that are not paused or throttled.
+    fn due_destinations(&self, now: i64) -> Result<Vec<String>, OutboxError>;
+    /// Claims up to `limit` due rows of a destination for `lease_secs` (atomic).
+    fn claim(
+        &self,
+        dest_key: &str,
+        limit: usize,
+        now: i64,
+        lease_secs: i64,
+        owner: &str,
+    ) -> Result<Vec<Row>, OutboxError>;
+    /// Records delivered rows.
+    fn delivered(&self, ids: &[i64], now: i64) -> Result<(), OutboxError>;
+    /// Records failed rows with the error.
+    fn failed(&self, ids: &[i64], error: &str, now: i64) -> Result<(), OutboxError>;
+    /// Puts claimed rows back to pending, due at `at`.
+    fn release(&self, ids: &[i64], at: i64) -> Result<(), OutboxError>;
+    /// Pauses a destination until `until` with a reason (circuit breaker).
+    fn pause(&self, dest_key: &str, reason: &str, until: i64) -> Result<(), OutboxError>;
+    /// Delays a throttled destination until `until`.
+    fn throttle(&self, dest_key: &str, until: i64) -> Result<(), OutboxError>;
+    /// Lifts a pause.
+    fn resume(&self, dest_key: &str) -> Result<(), OutboxError>;
+    /// Re-queues failed (and, with `expired`, expired) events of a destination or all;
+    /// returns how many.
+    fn requeue(
+        &self,
+        dest_key: Option<&str>,
+        expired: bool,
+        now: i64,
+    ) -> Result<usize, OutboxError>;
+    /// Deletes delivered events older than `before`; returns how many.
+    fn prune(&self, before: i64) -> Result<usize, OutboxError>;
+    /// Counts.
+    fn stats(&self, now: i64) -> Result<Stats, OutboxError>;
+}
+
+/// What [`Outbox::enqueue`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EnqueueReport {
+    /// Events stored now.
+    pub stored: usize,
+    /// Events already stored before (same destination, event_name and event_id).
+    pub duplicates: usize,
+    /// Events rejected by validation, never stored.
+    pub rejected: Vec<Rejection>,
+    /// Events skipped (consent denied), never stored.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Limits of one [`Outbox::flush`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushLimits {
+    /// Most requests in this flush.
+    pub max_requests: usize,
+    /// Events per request (≤ 1000).
+    pub batch_size: usize,
+    /// How long a claim holds, in seconds (a crashed flusher's rows return after it).
+    pub lease_secs: i64,
+    /// How long an auth/config error pauses a destination, in seconds.
+    pub pause_secs: i64,
+    /// Delay before retrying events after a transient failure, in seconds.
+    pub retry_after_secs: i64,
+    /// Attempts after which a transient failure becomes final.
+    pub max_attempts: u32,
+}
+
+impl Default for FlushLimits {
+    fn default() -> Self {
+        FlushLimits {
+            max_requests: 100,
+            batch_size: 1000,
+            lease_secs: 120,
+            pause_secs: 3600,
+            retry_after_secs: 60,
+            max_attempts: 20,
+        }
+    }
+}
+
+/// What one flush did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FlushReport {
+    /// Requests sent.
+    pub requests: usize,
+    /// Events delivered.
+    pub delivered: usize,
+    /// Events failed for good.
+    pub failed: usize,
+    /// Events put back for a later flush.
+    pub retried: usize,
+    /// Events expired before sending.
+    pub expired: usize,
+    /// Destinations paused in this flush, with the reason.
+    pub paused: Vec<(String, String)>,
+    /// Destinations with no credentials from the resolver (events kept).
+    pub unresolved: Vec<String>,
+}
+
+/// Seconds before Meta's window closes that an event is given up (the margin).
+pub const EXPIRY_MARGIN_SECS: i64 = 3600;
+
+/// The outbox.
+pub struct Outbox<S: Store = SqliteStore> {
+    store: S,
+    prepare: PrepareOptions,
+}
+
+impl Outbox<SqliteStore> {
+    /// Opens (creating it, owner-only) the SQLite outbox at `path`.
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self, OutboxError> {
+        Ok(Outbox::with_store(SqliteStore::open(path)?))
+    }
+}
+
+impl<S: Store> Outbox<S> {
+    /// An outbox over any store.
+    pub fn with_store(store: S) -> Self {
+        Outbox {
+            store,
+            prepare: PrepareOptions::default(),
+        }
+    }
+
+    /// Sets the normalization options used by `enqueue`.
+    pub fn with_prepare_options(mut self, options: PrepareOptions) -> Self {
+        self.prepare = options;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Validates, prepares and stores `events` for the destination `dest_key` (a key the
+    /// resolver of [`Outbox::flush`] knows). Rejected and skipped events come back at once.
+    pub fn enqueue(
+        &self,
+        dest_key: &str,
+        events: &[Value],
+        now: i64,
+    ) -> Result<EnqueueReport, OutboxError> {
+        if dest_key.is_empty() || dest_key.len() > 256 {
+            return Err(OutboxError(
+                "the destination key must be 1 to 256 characters".into(),
+            ));
+        }
+        let preparer = Preparer::new(&self.prepare, now);
+        let mut report = EnqueueReport::default();
+        let mut ready = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            match preparer.process(e, i) {
+                Outcome::Ready(p) => {
+                    let expires = expires_at(&p.event);
+                    ready.push((p.event, expires));
+                }
+                Outcome::Rejected(r) => report.rejected.push(r),
+                Outcome::Skipped(s) => report.skipped.push(s),
+            }
+        }
+        report.stored = self.store.insert(dest_key, &ready, now)?;
+        report.duplicates = ready.len() - report.stored;
+        Ok(report)
+    }
+
+    /// Sends due events with `client`, resolving each destination key with `resolve` (None:
+    /// the events stay pending). Records every outcome; see [`FlushLimits`].
+    pub fn flush(
+        &self,
+        client: &Client,
+        resolve: impl Fn(&str) -> Option<Destination>,
+        now: i64,
+        limits: FlushLimits,
+        owner: &str,
+    ) -> Result<FlushReport, OutboxError> {
+        let mut report = FlushReport {
+            expired: self.store.expire(now)?,
+            ..FlushReport::default()
+        };
+        'destinations: for key in self.store.due_destinations(now)? {
+            let Some(dest) = resolve(&key) else {
+                report.unresolved.push(key);
+                continue;
+            };
+            let mut session = client.session(&dest);
+            while report.requests < limits.max_requests {
+                let rows = self.store.claim(
+                    &key,
+                    limits.batch_size.clamp(1, 1000),
+                    now,
+                    limits.lease_secs,
+                    owner,
+                )?;
+                if rows.is_empty() {
+                    break;
+                }
+                let prepared: Vec<PreparedEvent> = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(index, r)| PreparedEvent {
+                        index,
+                        event: r.event.clone(),
+                        warnings: Vec::new(),
+                    })
+                    .collect();
+                let sent = session.send_prepared(&prepared);
+                report.requests += sent.requests.len();
+                let ids = |idx: &mut dyn Iterator<Item = usize>| -> Vec<i64> {
+                    idx.map(|i| rows[i].id).collect()
+                };
+                let delivered = ids(&mut sent.delivered.iter().map(|d| d.index));
+                self.store.delivered(&delivered, now)?;
+                report.delivered += delivered.len();
+                let mut stop = false;
+                for f in &sent.failed {
+                    let id = rows[f.index].id;
+                    match classify(&f.error) {
+                        Next::Retry if rows[f.index].attempts + 1 < limits.max_attempts => {
+                            self.store.release(&[id], now + limits.retry_after_secs)?;
+                            report.retried += 1;
+                        }
+                        Next::Throttled => {
+                            let wait = f
+                                .error
+                                .retry_after
+                                .map_or(limits.retry_after_secs, |d| d.as_secs() as i64);
+                            self.store.throttle(&key, now + wait.max(1))?;
+                            self.store.release(&[id], now + wait.max(1))?;
+                            report.retried += 1;
+                            stop = true;
+                        }
+                        Next::Pause => {
+                            let reason = describe(&f.error);
+                            self.store.pause(&key, &reason, now + limits.pause_secs)?;
+                            self.store.release(&[id], now)?;
+                            if !report.paused.iter().any(|(k, _)| k == &key) {
+                                report.paused.push((key.clone(), reason));
+                            }
+                            stop = true;
+                        }
+                        Next::Retry | Next::Fail => {
+                            self.store.failed(&[id], &describe(&f.error), now)?;
+                            report.failed += 1;
+                        }
+                    }
+                }
+                if stop {
+                    continue 'destinations;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Lifts the circuit breaker of a destination.
+    pub fn resume(&self, dest_key: &str) -> Result<(), OutboxError> {
+        self.store.resume(dest_key)
+    }
+
+    /// Re-queues failed events (and expired ones with `expired`) of one destination or all.
+    pub fn requeue(
+        &self,
+        dest_key: Option<&str>,
+        expired: bool,
+        now: i64,
+    ) -> Result<usize, OutboxError> {
+        self.store.requeue(dest_key, expired, now)
+    }
+
+    /// Deletes delivered events older than `retention_secs`.
+    pub fn prune(&self, retention_secs: i64, now: i64) -> Result<usize, OutboxError> {
+        self.store.prune(now - retention_secs)
+    }
+
+    /// Counts per state and the paused destinations.
+    pub fn stats(&self, now: i64) -> Result<Stats, OutboxError> {
+        self.store.stats(now)
+    }
+}
+
+enum Next {
+    Retry,
+    Throttled,
+    Pause,
+    Fail,
+}
+
+fn classify(e: &GraphError) -> Next {
+    match e.kind {
+        ErrorKind::Transient | ErrorKind::Network => Next::Retry,
+        ErrorKind::Throttled => Next::Throttled,
+        ErrorKind::InvalidToken
+        | ErrorKind::NoPermission
+        | ErrorKind::PixelNotFound
+        | ErrorKind::Config => Next::Pause,
+        ErrorKind::Payload | ErrorKind::CountMismatch => Next::Fail,
+    }
+}
+
+fn describe(e: &GraphError) -> String {
+    let mut s = e.kind.as_str().to_owned();
+    if let Some(c) = e.code {
+        s.push_str(&format!(" (code {c}"));
+        if let Some(sc) = e.subcode {
+            s.push_str(&format!("/{sc}"));
+        }
+        s.push(')');
+    }
+    if let Some(t) = &e.fbtrace_id {
+        s.push_str(&format!(" fbtrace_id {t}"));
+    }
+    s
+}
+
+/// When Meta stops accepting an event: 7 days after it happened (62 for `physical_store`),
+/// minus [`EXPIRY_MARGIN_SECS`].
+pub fn expires_at(event: &ServerEvent) -> i64 {
+    let days = if event.action_source == ActionSource::PhysicalStore {
+        62
+    } else {
+        7
+    };
+    event.event_time + days * 86_400 - EXPIRY_MARGIN_SECS
+}

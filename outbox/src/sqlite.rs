@@ -1,0 +1,319 @@
+//! The embedded store: one SQLite file (bundled SQLite, WAL), created owner-only.
+
+use crate::{OutboxError, Row, Stats, Store};
+use freight::model::ServerEvent;
+use rusqlite::{params, Connection, TransactionBehavior};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS destinations (
+    key TEXT PRIMARY KEY,
+    paused_until INTEGER,
+    pause_reason TEXT,
+    throttled_until INTEGER
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    dest_key TEXT NOT NULL,
+    event_name TEXT NOT NULL,
+    event_id TEXT,
+    expires_at INTEGER NOT NULL,
+    wire TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    lease_owner TEXT,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_once
+    ON events(dest_key, event_name, event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_due ON events(state, dest_key, next_attempt_at);
+";
+
+/// An outbox in one SQLite file. Several processes may open the same file.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens or creates the file (mode 0600 on Unix), in WAL mode with a busy timeout.
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<SqliteStore, OutboxError> {
+        let path = path.as_ref();
+        if !path.exists() {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            match opts.open(path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(OutboxError(format!(
+                        "cannot create {}: {e}",
+                        path.display()
+                    )))
+                }
+            }
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_state(
+        &self,
+        ids: &[i64],
+        sql: &str,
+        now: i64,
+        text: Option<&str>,
+    ) -> Result<(), OutboxError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare(sql)?;
+            for id in ids {
+                match text {
+                    Some(t) => stmt.execute(params![now, t, id])?,
+                    None => stmt.execute(params![now, id])?,
+                };
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn insert(
+        &self,
+        dest_key: &str,
+        events: &[(ServerEvent, i64)],
+        now: i64,
+    ) -> Result<usize, OutboxError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut stored = 0;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT OR IGNORE INTO events
+                 (dest_key, event_name, event_id, expires_at, wire, next_attempt_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
+            )?;
+            for (event, expires) in events {
+                let wire = serde_json::to_string(event)
+                    .map_err(|e| OutboxError(format!("cannot store an event: {e}")))?;
+                stored += stmt.execute(params![
+                    dest_key,
+                    event.event_name,
+                    event.event_id,
+                    expires,
+                    wire,
+                    now
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    fn expire(&self, now: i64) -> Result<usize, OutboxError> {
+        Ok(self.conn().execute(
+            "UPDATE events SET state = 'expired', updated_at = ?1
+             WHERE state = 'pending' AND expires_at <= ?1
+               AND (lease_until IS NULL OR lease_until <= ?1)",
+            params![now],
+        )?)
+    }
+
+    fn due_destinations(&self, now: i64) -> Result<Vec<String>, OutboxError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT DISTINCT e.dest_key FROM events e
+             LEFT JOIN destinations d ON d.key = e.dest_key
+             WHERE e.state = 'pending' AND e.next_attempt_at <= ?1
+               AND (e.lease_until IS NULL OR e.lease_until <= ?1)
+               AND (d.paused_until IS NULL OR d.paused_until <= ?1)
+               AND (d.throttled_until IS NULL OR d.throttled_until <= ?1)
+             ORDER BY e.dest_key",
+        )?;
+        let keys = stmt
+            .query_map(params![now], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(keys)
+    }
+
+    fn claim(
+        &self,
+        dest_key: &str,
+        limit: usize,
+        now: i64,
+        lease_secs: i64,
+        owner: &str,
+    ) -> Result<Vec<Row>, OutboxError> {
+        let mut conn = self.conn();
+        // BEGIN IMMEDIATE takes the write lock first: two flushers cannot claim the same rows.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows = {
+            let mut stmt = tx.prepare(
+                "UPDATE events SET lease_until = ?1, lease_owner = ?2, attempts = attempts + 1,
+                        updated_at = ?3
+                 WHERE id IN (SELECT id FROM events
+                              WHERE dest_key = ?4 AND state = 'pending' AND next_attempt_at <= ?3
+                                AND (lease_until IS NULL OR lease_until <= ?3)
+                              ORDER BY id LIMIT ?5)
+                 RETURNING id, wire, attempts",
+            )?;
+            let mut rows = Vec::new();
+            let mut q = stmt.query(params![
+                now + lease_secs,
+                owner,
+                now,
+                dest_key,
+                limit as i64
+            ])?;
+            while let Some(r) = q.next()? {
+                let id: i64 = r.get(0)?;
+                let wire: String = r.get(1)?;
+                let attempts: i64 = r.get(2)?;
+                let event: ServerEvent = serde_json::from_str(&wire)
+                    .map_err(|e| OutboxError(format!("stored event {id} is unreadable: {e}")))?;
+                rows.push(Row {
+                    id,
+                    dest_key: dest_key.to_owned(),
+                    event,
+                    attempts: (attempts - 1).max(0) as u32,
+                });
+            }
+            rows
+        };
+        tx.commit()?;
+        let mut rows = rows;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    fn delivered(&self, ids: &[i64], now: i64) -> Result<(), OutboxError> {
+        self.set_state(
+            ids,
+            "UPDATE events SET state = 'delivered', lease_until = NULL, lease_owner = NULL,
+                    updated_at = ?1 WHERE id = ?2",
+            now,
+            None,
+        )
+    }
+
+    fn failed(&self, ids: &[i64], error: &str, now: i64) -> Result<(), OutboxError> {
+        self.set_state(
+            ids,
+            "UPDATE events SET state = 'failed', last_error = ?2, lease_until = NULL,
+                    lease_owner = NULL, updated_at = ?1 WHERE id = ?3",
+            now,
+            Some(error),
+        )
+    }
+
+    fn release(&self, ids: &[i64], at: i64) -> Result<(), OutboxError> {
+        self.set_state(
+            ids,
+            "UPDATE events SET next_attempt_at = ?1, updated_at = ?1, lease_until = NULL,
+                    lease_owner = NULL WHERE id = ?2",
+            at,
+            None,
+        )
+    }
+
+    fn pause(&self, dest_key: &str, reason: &str, until: i64) -> Result<(), OutboxError> {
+        self.conn().execute(
+            "INSERT INTO destinations (key, paused_until, pause_reason) VALUES (?1, ?2, ?3)
+             ON CONFLICT(key) DO UPDATE SET paused_until = ?2, pause_reason = ?3",
+            params![dest_key, until, reason],
+        )?;
+        Ok(())
+    }
+
+    fn throttle(&self, dest_key: &str, until: i64) -> Result<(), OutboxError> {
+        self.conn().execute(
+            "INSERT INTO destinations (key, throttled_until) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET throttled_until = ?2",
+            params![dest_key, until],
+        )?;
+        Ok(())
+    }
+
+    fn resume(&self, dest_key: &str) -> Result<(), OutboxError> {
+        self.conn().execute(
+            "UPDATE destinations SET paused_until = NULL, pause_reason = NULL, throttled_until = NULL
+             WHERE key = ?1",
+            params![dest_key],
+        )?;
+        Ok(())
+    }
+
+    fn requeue(
+        &self,
+        dest_key: Option<&str>,
+        expired: bool,
+        now: i64,
+    ) -> Result<usize, OutboxError> {
+        let states = if expired {
+            "('failed', 'expired')"
+        } else {
+            "('failed')"
+        };
+        let sql = format!(
+            "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ?1,
+                    last_error = NULL, updated_at = ?1
+             WHERE state IN {states} AND (?2 IS NULL OR dest_key = ?2)"
+        );
+        Ok(self.conn().execute(&sql, params![now, dest_key])?)
+    }
+
+    fn prune(&self, before: i64) -> Result<usize, OutboxError> {
+        Ok(self.conn().execute(
+            "DELETE FROM events WHERE state = 'delivered' AND updated_at < ?1",
+            params![before],
+        )?)
+    }
+
+    fn stats(&self, now: i64) -> Result<Stats, OutboxError> {
+        let conn = self.conn();
+        let mut stats = Stats::default();
+        let mut stmt = conn.prepare("SELECT state, COUNT(*) FROM events GROUP BY state")?;
+        let counts = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for c in counts {
+            let (state, n) = c?;
+            let n = n as u64;
+            match state.as_str() {
+                "pending" => stats.pending = n,
+                "delivered" => stats.delivered = n,
+                "failed" => stats.failed = n,
+                "expired" => stats.expired = n,
+                _ => {}
+            }
+        }
+        let mut stmt = conn.prepare(
+            "SELECT key, COALESCE(pause_reason, ''), paused_until FROM destinations
+             WHERE paused_until > ?1 ORDER BY key",
+        )?;
+        stats.paused = stmt
+            .query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(stats)
+    }
+}

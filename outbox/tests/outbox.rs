@@ -1,0 +1,288 @@
+//! The outbox against the sandbox: enqueue, flush, idempotency, lifecycle, circuit breaker.
+
+use freight::client::{Client, ClientConfig};
+use freight::destination::Destination;
+use freight::retry::RetryPolicy;
+use freight_outbox::{FlushLimits, Outbox};
+use freight_sandbox::{Fault, FaultKind, Sandbox, SandboxConfig, SandboxHandle, TokenConfig};
+use serde_json::{json, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn temp_db(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("freight-outbox-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("outbox.db")
+}
+
+fn event(i: usize, t: i64) -> Value {
+    json!({"event_name": "Purchase", "event_time": t, "action_source": "website",
+           "event_id": format!("order-{i}"), "event_source_url": "https://shop.example/t",
+           "user_data": {"em": format!("c{i}@example.com"), "client_user_agent": "UA",
+                         "client_ip_address": "203.0.113.1"},
+           "custom_data": {"value": 5, "currency": "EUR"}})
+}
+
+fn client(sb: &SandboxHandle) -> Client {
+    Client::new(ClientConfig {
+        graph_url: sb.url(),
+        retry: RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        },
+        ..ClientConfig::default()
+    })
+    .unwrap()
+}
+
+fn resolver(key: &str) -> Option<Destination> {
+    let n: u32 = key.strip_prefix("shop-")?.parse().ok()?;
+    Destination::new(format!("{}", 1000 + n), format!("token-{n}")).ok()
+}
+
+fn sandbox(destinations: u32) -> SandboxHandle {
+    let mut c = SandboxConfig::default();
+    for n in 0..destinations {
+        c.tokens.insert(
+            format!("token-{n}"),
+            TokenConfig {
+                datasets: vec![format!("{}", 1000 + n)],
+                ..Default::default()
+            },
+        );
+    }
+    Sandbox::start(c).unwrap()
+}
+
+#[test]
+fn enqueue_validates_stores_once_and_is_private() {
+    let path = temp_db("enqueue");
+    let outbox = Outbox::open(&path).unwrap();
+    let t = now();
+    let mut bad = event(9, t);
+    bad["user_data"]["em"] = json!("nope");
+    let r = outbox
+        .enqueue("shop-0", &[event(1, t), event(2, t), bad], t)
+        .unwrap();
+    assert_eq!((r.stored, r.duplicates, r.rejected.len()), (2, 0, 1));
+    assert_eq!(r.rejected[0].errors[0].kind.as_str(), "invalid_email");
+    let again = outbox.enqueue("shop-0", &[event(1, t)], t).unwrap();
+    assert_eq!(
+        (again.stored, again.duplicates),
+        (0, 1),
+        "same event_id stored once"
+    );
+    assert_eq!(outbox.stats(t).unwrap().pending, 2);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "owner-only file");
+    }
+    let text = std::fs::read(&path).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&text).contains("token-"),
+        "no token in the file"
+    );
+}
+
+#[test]
+fn flush_delivers_and_records() {
+    let sb = sandbox(3);
+    let outbox = Outbox::open(temp_db("flush")).unwrap();
+    let t = now();
+    for n in 0..3 {
+        let events: Vec<Value> = (0..1500).map(|i| event(i, t - 10)).collect();
+        outbox.enqueue(&format!("shop-{n}"), &events, t).unwrap();
+    }
+    let r = outbox
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w1")
+        .unwrap();
+    assert_eq!((r.delivered, r.failed, r.requests), (4500, 0, 6));
+    let s = outbox.stats(t).unwrap();
+    assert_eq!((s.pending, s.delivered), (0, 4500));
+    assert_eq!(sb.accepted_events().len(), 4500);
+    let again = outbox
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w1")
+        .unwrap();
+    assert_eq!(again.requests, 0, "nothing is sent twice");
+    assert_eq!(outbox.prune(0, t + 1).unwrap(), 4500);
+}
+
+#[test]
+fn an_auth_failure_pauses_only_that_destination() {
+    let sb = sandbox(20);
+    sb.add_token(
+        "token-7",
+        TokenConfig {
+            state: freight_sandbox::TokenState::Expired,
+            ..Default::default()
+        },
+    );
+    let outbox = Outbox::open(temp_db("pause")).unwrap();
+    let t = now();
+    for n in 0..20 {
+        outbox
+            .enqueue(
+                &format!("shop-{n}"),
+                &[event(n, t - 5), event(100 + n, t - 5)],
+                t,
+            )
+            .unwrap();
+    }
+    let r = outbox
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .unwrap();
+    assert_eq!(r.delivered, 38);
+    assert_eq!(r.paused.len(), 1);
+    assert_eq!(r.paused[0].0, "shop-7");
+    assert!(
+        r.paused[0].1.starts_with("invalid_token (code 190/463)"),
+        "{}",
+        r.paused[0].1
+    );
+    let s = outbox.stats(t).unwrap();
+    assert_eq!(
+        (s.pending, s.failed),
+        (2, 0),
+        "the paused events wait, nothing is lost"
+    );
+    assert_eq!(s.paused[0].0, "shop-7");
+    // Still paused on the next flush; resumes when told, and delivers once the token works.
+    assert_eq!(
+        outbox
+            .flush(&client(&sb), resolver, t + 1, FlushLimits::default(), "w")
+            .unwrap()
+            .requests,
+        0
+    );
+    sb.add_token(
+        "token-7",
+        TokenConfig {
+            datasets: vec!["1007".into()],
+            ..Default::default()
+        },
+    );
+    outbox.resume("shop-7").unwrap();
+    let r = outbox
+        .flush(&client(&sb), resolver, t + 2, FlushLimits::default(), "w")
+        .unwrap();
+    assert_eq!(r.delivered, 2);
+}
+
+#[test]
+fn transient_failures_retry_later_and_payload_errors_fail() {
+    let mut config = SandboxConfig::with_token("token-0");
+    config.future_tolerance_secs = Some(0);
+    let sb = Sandbox::start(config).unwrap();
+    let outbox = Outbox::open(temp_db("retry")).unwrap();
+    let t = now();
+    let mut future = event(2, t + 30);
+    future["event_id"] = json!("future");
+    outbox
+        .enqueue("shop-0", &[event(1, t - 1), future], t)
+        .unwrap();
+    sb.push_fault(Fault::once(FaultKind::Transient));
+    let limits = FlushLimits {
+        retry_after_secs: 30,
+        ..FlushLimits::default()
+    };
+    let r = outbox
+        .flush(&client(&sb), resolver, t, limits, "w")
+        .unwrap();
+    assert_eq!((r.delivered, r.retried), (0, 2));
+    assert_eq!(
+        outbox
+            .flush(&client(&sb), resolver, t + 1, limits, "w")
+            .unwrap()
+            .requests,
+        0,
+        "not due yet"
+    );
+    let r = outbox
+        .flush(&client(&sb), resolver, t + 31, limits, "w")
+        .unwrap();
+    assert_eq!(
+        (r.delivered, r.failed),
+        (1, 1),
+        "the bad event is bisected out and failed"
+    );
+    assert_eq!(outbox.stats(t + 31).unwrap().failed, 1);
+    assert_eq!(outbox.requeue(Some("shop-0"), false, t + 32).unwrap(), 1);
+    assert_eq!(outbox.stats(t + 32).unwrap().pending, 1);
+}
+
+#[test]
+fn throttling_delays_only_that_destination() {
+    let sb = sandbox(2);
+    let outbox = Outbox::open(temp_db("throttle")).unwrap();
+    let t = now();
+    outbox.enqueue("shop-0", &[event(1, t)], t).unwrap();
+    outbox.enqueue("shop-1", &[event(2, t)], t).unwrap();
+    sb.push_fault(Fault {
+        kind: FaultKind::Throttle {
+            code: 80004,
+            subcode: None,
+            http: 400,
+            regain_minutes: Some(2),
+        },
+        dataset: Some("1000".into()),
+        times: 0,
+    });
+    let r = outbox
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .unwrap();
+    assert_eq!((r.delivered, r.retried), (1, 1));
+    assert_eq!(
+        outbox
+            .flush(&client(&sb), resolver, t + 60, FlushLimits::default(), "w")
+            .unwrap()
+            .requests,
+        0,
+        "still cooling down (2 minutes)"
+    );
+    sb.reset();
+    let r = outbox
+        .flush(&client(&sb), resolver, t + 121, FlushLimits::default(), "w")
+        .unwrap();
+    assert_eq!(r.delivered, 1);
+}
+
+#[test]
+fn events_expire_before_metas_window_closes() {
+    let sb = sandbox(1);
+    let outbox = Outbox::open(temp_db("expire")).unwrap();
+    let t = now();
+    outbox.enqueue("shop-0", &[event(1, t - 60)], t).unwrap();
+    let later = t + 7 * 86_400;
+    let r = outbox
+        .flush(&client(&sb), resolver, later, FlushLimits::default(), "w")
+        .unwrap();
+    assert_eq!((r.expired, r.requests), (1, 0));
+    assert_eq!(outbox.stats(later).unwrap().expired, 1);
+    assert_eq!(
+        outbox.requeue(None, true, later).unwrap(),
+        1,
+        "expired events can be re-queued"
+    );
+}
+
+#[test]
+fn unresolved_destinations_keep_their_events() {
+    let sb = sandbox(1);
+    let outbox = Outbox::open(temp_db("unresolved")).unwrap();
+    let t = now();
+    outbox.enqueue("unknown-shop", &[event(1, t)], t).unwrap();
+    let r = outbox
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .unwrap();
+    assert_eq!(r.unresolved, ["unknown-shop"]);
+    assert_eq!(outbox.stats(t).unwrap().pending, 1);
+}
