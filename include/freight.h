@@ -23,7 +23,8 @@
 
 /*
  Status of every fallible function. Codes are stable and grouped; they are never
- renumbered: 0 success, 1xx bad arguments, 2xx bad configuration, 9xx internal errors.
+ renumbered: 0 success, 1xx bad arguments, 2xx bad configuration, 3xx storage, 9xx internal
+ errors.
  */
 typedef enum freight_result {
   /*
@@ -59,6 +60,10 @@ typedef enum freight_result {
    */
   FREIGHT_RESULT_INVALID_DESTINATION = 201,
   /*
+   The outbox file cannot be opened or written.
+   */
+  FREIGHT_RESULT_STORAGE = 300,
+  /*
    A bug: a panic was caught at the boundary. Please report it.
    */
   FREIGHT_RESULT_PANIC = 900,
@@ -70,6 +75,14 @@ typedef enum freight_result {
  Thread safety: a `freight_client *` may be used from several threads at once.
  */
 typedef struct freight_client freight_client;
+
+/*
+ A durable local outbox (one SQLite file).
+
+ Thread safety: a `freight_outbox *` may be used from several threads at once; several
+ processes may open the same file.
+ */
+typedef struct freight_outbox freight_outbox;
 
 /*
  The library's version, e.g. "0.1.0". Static: never free it.
@@ -233,5 +246,60 @@ enum freight_result freight_client_send(const struct freight_client *client, con
  As freight_client_send.
  */
 enum freight_result freight_client_test_connection(const struct freight_client *client, const char *destination_json, size_t destination_len, char **json_out);
+
+/*
+ Opens (creating it, owner-only) the outbox file at `path` (UTF-8). `options_json` is NULL or
+ the normalization options of freight_normalize, used by freight_outbox_enqueue.
+
+ # Safety
+ `path` must point to `path_len` readable bytes; `options_json` NULL or readable;
+ `outbox_out` writable. Free the outbox with freight_outbox_free.
+ */
+enum freight_result freight_outbox_open(const char *path, size_t path_len, const char *options_json, size_t options_len, struct freight_outbox **outbox_out);
+
+/*
+ Frees an outbox. NULL is a no-op. No other thread may be using it.
+
+ # Safety
+ `outbox` must be NULL or an outbox from freight_outbox_open, not yet freed.
+ */
+void freight_outbox_free(struct freight_outbox *outbox);
+
+/*
+ Validates and stores events for the destination key `key` (resolved at flush time).
+ `*report_out` receives `{"stored":n,"duplicates":n,"rejected":[…],"skipped":[…]}`.
+
+ # Safety
+ As freight_client_send, with a live outbox.
+ */
+enum freight_result freight_outbox_enqueue(const struct freight_outbox *outbox, const char *key, size_t key_len, const char *events_json, size_t events_len, char **report_out);
+
+/*
+ Sends due events with `client`. `destinations_json` maps keys to credentials, supplied at
+ flush time and never stored: `{"shop-1":{"pixel_id":"…","access_token":"…",
+ "test_event_code":"…","app_secret":"…"}}`; events of other keys stay pending. `*report_out`
+ receives `{"requests","delivered","failed","retried","expired","paused":[[key,reason]],
+ "unresolved":[key]}`.
+
+ # Safety
+ As freight_client_send, with a live outbox and client.
+ */
+enum freight_result freight_outbox_flush(const struct freight_outbox *outbox, const struct freight_client *client, const char *destinations_json, size_t destinations_len, char **report_out);
+
+/*
+ Writes `{"pending","delivered","failed","expired","paused":[[key,reason,until]]}`.
+
+ # Safety
+ `outbox` must be a live outbox; `json_out` writable.
+ */
+enum freight_result freight_outbox_stats(const struct freight_outbox *outbox, char **json_out);
+
+/*
+ Lifts the circuit breaker of a destination key (after its token was fixed).
+
+ # Safety
+ `outbox` must be a live outbox; `key` readable.
+ */
+enum freight_result freight_outbox_resume(const struct freight_outbox *outbox, const char *key, size_t key_len);
 
 #endif  /* FREIGHT_H */

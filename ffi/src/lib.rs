@@ -22,7 +22,8 @@ use std::ptr;
 pub const FREIGHT_ABI_VERSION: u32 = 1;
 
 /// Status of every fallible function. Codes are stable and grouped; they are never
-/// renumbered: 0 success, 1xx bad arguments, 2xx bad configuration, 9xx internal errors.
+/// renumbered: 0 success, 1xx bad arguments, 2xx bad configuration, 3xx storage, 9xx internal
+/// errors.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum freight_result {
@@ -42,6 +43,8 @@ pub enum freight_result {
     InvalidConfig = 200,
     /// The destination is invalid (pixel id, token).
     InvalidDestination = 201,
+    /// The outbox file cannot be opened or written.
+    Storage = 300,
     /// A bug: a panic was caught at the boundary. Please report it.
     Panic = 900,
 }
@@ -57,6 +60,7 @@ impl freight_result {
             freight_result::InvalidValue => c"FREIGHT_RESULT_INVALID_VALUE",
             freight_result::InvalidConfig => c"FREIGHT_RESULT_INVALID_CONFIG",
             freight_result::InvalidDestination => c"FREIGHT_RESULT_INVALID_DESTINATION",
+            freight_result::Storage => c"FREIGHT_RESULT_STORAGE",
             freight_result::Panic => c"FREIGHT_RESULT_PANIC",
         }
     }
@@ -67,6 +71,14 @@ impl freight_result {
 /// Thread safety: a `freight_client *` may be used from several threads at once.
 pub struct freight_client {
     inner: Client,
+}
+
+/// A durable local outbox (one SQLite file).
+///
+/// Thread safety: a `freight_outbox *` may be used from several threads at once; several
+/// processes may open the same file.
+pub struct freight_outbox {
+    inner: ::freight_outbox::Outbox,
 }
 
 /// An error on its way to the caller: a status and a message.
@@ -241,6 +253,7 @@ pub extern "C" fn freight_result_name(result: i32) -> *const c_char {
         freight_result::InvalidValue,
         freight_result::InvalidConfig,
         freight_result::InvalidDestination,
+        freight_result::Storage,
         freight_result::Panic,
     ];
     match known.iter().find(|r| **r as i32 == result) {
@@ -744,3 +757,208 @@ pub unsafe extern "C" fn freight_client_test_connection(
 
 #[cfg(test)]
 mod tests;
+
+/// Opens (creating it, owner-only) the outbox file at `path` (UTF-8). `options_json` is NULL or
+/// the normalization options of freight_normalize, used by freight_outbox_enqueue.
+///
+/// # Safety
+/// `path` must point to `path_len` readable bytes; `options_json` NULL or readable;
+/// `outbox_out` writable. Free the outbox with freight_outbox_free.
+#[no_mangle]
+pub unsafe extern "C" fn freight_outbox_open(
+    path: *const c_char,
+    path_len: usize,
+    options_json: *const c_char,
+    options_len: usize,
+    outbox_out: *mut *mut freight_outbox,
+) -> freight_result {
+    guard(|| {
+        out_ptr(outbox_out, "outbox_out")?;
+        // SAFETY: the caller's contract on each (pointer, length) pair.
+        let (path, options) = unsafe {
+            (
+                required(path, path_len, "path")?,
+                str_in(options_json, options_len, "options_json", true)?,
+            )
+        };
+        let opts: PrepareOptions = match options {
+            Some(o) => serde_json::from_value(parse_json(o, "options_json")?)
+                .map_err(|e| fail(freight_result::InvalidJson, format!("options_json: {e}")))?,
+            None => PrepareOptions::default(),
+        };
+        let inner = ::freight_outbox::Outbox::open(path)
+            .map_err(|e| fail(freight_result::Storage, e.0))?
+            .with_prepare_options(opts);
+        let outbox = Box::into_raw(Box::new(freight_outbox { inner }));
+        // SAFETY: checked non-NULL; writable by contract.
+        unsafe { *outbox_out = outbox };
+        Ok(())
+    })
+}
+
+/// Frees an outbox. NULL is a no-op. No other thread may be using it.
+///
+/// # Safety
+/// `outbox` must be NULL or an outbox from freight_outbox_open, not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn freight_outbox_free(outbox: *mut freight_outbox) {
+    if outbox.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `outbox` came from Box::into_raw in freight_outbox_open.
+        drop(unsafe { Box::from_raw(outbox) });
+    }));
+}
+
+/// # Safety
+/// `outbox` must be NULL or a live outbox.
+unsafe fn outbox_ref<'a>(
+    outbox: *const freight_outbox,
+) -> Result<&'a ::freight_outbox::Outbox, Error> {
+    if outbox.is_null() {
+        return Err(fail(freight_result::NullArgument, "outbox is NULL"));
+    }
+    // SAFETY: non-NULL and live by the caller's contract.
+    Ok(unsafe { &(*outbox).inner })
+}
+
+/// Validates and stores events for the destination key `key` (resolved at flush time).
+/// `*report_out` receives `{"stored":n,"duplicates":n,"rejected":[…],"skipped":[…]}`.
+///
+/// # Safety
+/// As freight_client_send, with a live outbox.
+#[no_mangle]
+pub unsafe extern "C" fn freight_outbox_enqueue(
+    outbox: *const freight_outbox,
+    key: *const c_char,
+    key_len: usize,
+    events_json: *const c_char,
+    events_len: usize,
+    report_out: *mut *mut c_char,
+) -> freight_result {
+    guard(|| {
+        out_ptr(report_out, "report_out")?;
+        // SAFETY: the caller's contract.
+        let (outbox, key, events) = unsafe {
+            (
+                outbox_ref(outbox)?,
+                required(key, key_len, "key")?,
+                required(events_json, events_len, "events_json")?,
+            )
+        };
+        let events = match parse_json(events, "events_json")? {
+            Value::Array(a) => a,
+            _ => {
+                return Err(fail(
+                    freight_result::InvalidJson,
+                    "events_json must be a JSON array of events",
+                ))
+            }
+        };
+        let report = outbox
+            .enqueue(key, &events, unix_now())
+            .map_err(|e| fail(freight_result::Storage, e.0))?;
+        // SAFETY: checked non-NULL above; writable by contract.
+        unsafe { write_string(report_out, to_json(&report)?) }
+    })
+}
+
+/// Sends due events with `client`. `destinations_json` maps keys to credentials, supplied at
+/// flush time and never stored: `{"shop-1":{"pixel_id":"…","access_token":"…",
+/// "test_event_code":"…","app_secret":"…"}}`; events of other keys stay pending. `*report_out`
+/// receives `{"requests","delivered","failed","retried","expired","paused":[[key,reason]],
+/// "unresolved":[key]}`.
+///
+/// # Safety
+/// As freight_client_send, with a live outbox and client.
+#[no_mangle]
+pub unsafe extern "C" fn freight_outbox_flush(
+    outbox: *const freight_outbox,
+    client: *const freight_client,
+    destinations_json: *const c_char,
+    destinations_len: usize,
+    report_out: *mut *mut c_char,
+) -> freight_result {
+    guard(|| {
+        out_ptr(report_out, "report_out")?;
+        // SAFETY: the caller's contract.
+        let (outbox, client, dests) = unsafe {
+            (
+                outbox_ref(outbox)?,
+                client_ref(client)?,
+                required(destinations_json, destinations_len, "destinations_json")?,
+            )
+        };
+        let table = match parse_json(dests, "destinations_json")? {
+            Value::Object(m) => m,
+            _ => {
+                return Err(fail(
+                    freight_result::InvalidJson,
+                    "destinations_json must map keys to destinations",
+                ))
+            }
+        };
+        let mut resolved = std::collections::HashMap::new();
+        for (key, value) in &table {
+            let d = Destination::from_value(value).map_err(|e| {
+                fail(
+                    freight_result::InvalidDestination,
+                    format!("destination {key:?}: {e}"),
+                )
+            })?;
+            resolved.insert(key.clone(), d);
+        }
+        let report = outbox
+            .flush(
+                client,
+                |k| resolved.get(k).cloned(),
+                unix_now(),
+                ::freight_outbox::FlushLimits::default(),
+                "libfreight",
+            )
+            .map_err(|e| fail(freight_result::Storage, e.0))?;
+        // SAFETY: checked non-NULL above; writable by contract.
+        unsafe { write_string(report_out, to_json(&report)?) }
+    })
+}
+
+/// Writes `{"pending","delivered","failed","expired","paused":[[key,reason,until]]}`.
+///
+/// # Safety
+/// `outbox` must be a live outbox; `json_out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn freight_outbox_stats(
+    outbox: *const freight_outbox,
+    json_out: *mut *mut c_char,
+) -> freight_result {
+    guard(|| {
+        out_ptr(json_out, "json_out")?;
+        // SAFETY: the caller's contract.
+        let outbox = unsafe { outbox_ref(outbox)? };
+        let stats = outbox
+            .stats(unix_now())
+            .map_err(|e| fail(freight_result::Storage, e.0))?;
+        // SAFETY: checked non-NULL above; writable by contract.
+        unsafe { write_string(json_out, to_json(&stats)?) }
+    })
+}
+
+/// Lifts the circuit breaker of a destination key (after its token was fixed).
+///
+/// # Safety
+/// `outbox` must be a live outbox; `key` readable.
+#[no_mangle]
+pub unsafe extern "C" fn freight_outbox_resume(
+    outbox: *const freight_outbox,
+    key: *const c_char,
+    key_len: usize,
+) -> freight_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let (outbox, key) = unsafe { (outbox_ref(outbox)?, required(key, key_len, "key")?) };
+        outbox
+            .resume(key)
+            .map_err(|e| fail(freight_result::Storage, e.0))
+    })
+}

@@ -347,6 +347,42 @@ static void test_bad_input(const char *url) {
     freight_string_free(out);
 }
 
+static void test_outbox(const char *url) {
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/freight-c-outbox-%ld.db", (long)time(NULL));
+    remove(path);
+    freight_outbox *outbox = NULL;
+    freight_result r = freight_outbox_open(path, strlen(path), NULL, 0, &outbox);
+    CHECK(r == FREIGHT_RESULT_OK && outbox != NULL, "outbox_open: %s", last_error());
+    if (!outbox) {
+        return;
+    }
+    char *events = events_json(5, "outbox-c");
+    char *out = NULL;
+    r = freight_outbox_enqueue(outbox, "shop", 4, events, strlen(events), &out);
+    CHECK(r == FREIGHT_RESULT_OK && strstr(out, "\"stored\":5") != NULL, "enqueue: %s", out ? out : last_error());
+    freight_string_free(out);
+    r = freight_outbox_enqueue(outbox, "shop", 4, events, strlen(events), &out);
+    CHECK(r == FREIGHT_RESULT_OK && strstr(out, "\"duplicates\":5") != NULL, "idempotent enqueue");
+    freight_string_free(out);
+    free(events);
+    freight_client *client = new_client(url);
+    const char *dests = "{\"shop\":{\"pixel_id\":\"777\",\"access_token\":\"sandbox-token\"}}";
+    r = freight_outbox_flush(outbox, client, dests, strlen(dests), &out);
+    CHECK(r == FREIGHT_RESULT_OK && strstr(out, "\"delivered\":5") != NULL, "flush: %s", out ? out : last_error());
+    freight_string_free(out);
+    r = freight_outbox_stats(outbox, &out);
+    CHECK(r == FREIGHT_RESULT_OK && strstr(out, "\"pending\":0") != NULL, "stats: %s", out);
+    freight_string_free(out);
+    CHECK(freight_outbox_resume(outbox, "shop", 4) == FREIGHT_RESULT_OK, "resume");
+    freight_client_free(client);
+    freight_outbox_free(outbox);
+    freight_outbox_free(NULL);
+    remove(path);
+    r = freight_outbox_open("/nonexistent-dir/x.db", 20, NULL, 0, &outbox);
+    CHECK(r == FREIGHT_RESULT_STORAGE, "storage error: %s", freight_result_name(r));
+}
+
 struct job {
     freight_client *client;
     int thread;
@@ -453,6 +489,7 @@ int main(int argc, char **argv) {
     test_send(argv[3]);
     test_bad_input(argv[3]);
     test_threads(argv[3]);
+    test_outbox(argv[3]);
     test_random_input(rounds);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -28,6 +28,15 @@ final class Client
         $this->handle = $handle;
     }
 
+    /** @internal the native handle, for Outbox::flush() */
+    public function handle(): FFI\CData
+    {
+        if ($this->handle === null) {
+            throw new FreightException('the client was freed');
+        }
+        return $this->handle;
+    }
+
     public function __destruct()
     {
         if ($this->handle !== null && !FFI::isNull($this->handle)) {

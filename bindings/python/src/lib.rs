@@ -468,6 +468,88 @@ impl NativeClient {
     }
 }
 
+/// The native outbox; `freight.Outbox` wraps it.
+#[pyclass(frozen, name = "_Outbox", module = "freight._freight")]
+struct NativeOutbox {
+    inner: freight_outbox::Outbox,
+}
+
+#[pymethods]
+impl NativeOutbox {
+    #[new]
+    #[pyo3(signature = (path, options_json=None))]
+    fn new(py: Python<'_>, path: &str, options_json: Option<&str>) -> PyResult<Self> {
+        let normalize = options_from(py, options_json)?;
+        let inner = freight_outbox::Outbox::open(path)
+            .map_err(|e| raise(py, "FreightError", (e.0,)))?
+            .with_prepare_options(PrepareOptions { normalize });
+        Ok(NativeOutbox { inner })
+    }
+
+    fn enqueue<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        events: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let events = events_in(py, events)?;
+        let report = py
+            .detach(|| self.inner.enqueue(key, &events, unix_now()))
+            .map_err(|e| raise(py, "FreightError", (e.0,)))?;
+        to_py_json(py, &report)
+    }
+
+    /// destinations: {key: (pixel_id, access_token, test_event_code, app_secret)}
+    fn flush<'py>(
+        &self,
+        py: Python<'py>,
+        client: &NativeClient,
+        destinations: std::collections::HashMap<
+            String,
+            (String, String, Option<String>, Option<String>),
+        >,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut resolved = std::collections::HashMap::new();
+        for (key, (pixel, token, code, secret)) in destinations {
+            let d = destination(py, &pixel, &token, code.as_deref(), secret.as_deref())?;
+            resolved.insert(key, d);
+        }
+        let report = py
+            .detach(|| {
+                self.inner.flush(
+                    &client.inner,
+                    |k| resolved.get(k).cloned(),
+                    unix_now(),
+                    freight_outbox::FlushLimits::default(),
+                    "freight-python",
+                )
+            })
+            .map_err(|e| raise(py, "FreightError", (e.0,)))?;
+        to_py_json(py, &report)
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self
+            .inner
+            .stats(unix_now())
+            .map_err(|e| raise(py, "FreightError", (e.0,)))?;
+        to_py_json(py, &s)
+    }
+
+    fn resume(&self, py: Python<'_>, key: &str) -> PyResult<()> {
+        self.inner
+            .resume(key)
+            .map_err(|e| raise(py, "FreightError", (e.0,)))
+    }
+
+    #[pyo3(signature = (key=None, expired=false))]
+    fn requeue(&self, py: Python<'_>, key: Option<&str>, expired: bool) -> PyResult<usize> {
+        self.inner
+            .requeue(key, expired, unix_now())
+            .map_err(|e| raise(py, "FreightError", (e.0,)))
+    }
+}
+
 /// The native module.
 #[pymodule]
 fn _freight(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -481,5 +563,6 @@ fn _freight(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(click_ids, m)?)?;
     m.add_function(wrap_pyfunction!(segment, m)?)?;
     m.add_class::<NativeClient>()?;
+    m.add_class::<NativeOutbox>()?;
     Ok(())
 }

@@ -268,3 +268,17 @@ def test_segment_fixture(case: Dict[str, Any]) -> None:
         assert [[p["type"], p["loc"]] for p in e.value.errors()] == case["errors"]
     else:
         assert freight.segment(call, **case.get("options", {})) == case["event"]
+
+
+def test_outbox(sandbox: Sandbox, tmp_path: Any) -> None:
+    outbox = freight.Outbox(str(tmp_path / "outbox.db"))
+    evs = events(3, "outbox-py") + [{"event_name": "Lead", "event_time": int(time.time()),
+                                     "action_source": "email", "user_data": {"em": "bad"}}]
+    r = outbox.enqueue("shop", evs)
+    assert (r["stored"], len(r["rejected"])) == (3, 1)
+    assert outbox.enqueue("shop", evs)["duplicates"] == 3
+    f = outbox.flush(client(sandbox), {"shop": {"pixel_id": "888", "access_token": TOKEN}})
+    assert f["delivered"] == 3
+    assert outbox.stats()["pending"] == 0
+    assert len(sandbox.get("/__sandbox/events")) == 3
+    assert "sandbox-token" not in repr(outbox)

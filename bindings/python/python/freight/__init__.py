@@ -35,6 +35,7 @@ __all__ = [
     "segment",
     "RequestBody",
     "Client",
+    "Outbox",
     "Report",
     "ConnectionTest",
     "FreightError",
@@ -414,3 +415,45 @@ class Client:
 
     def __repr__(self) -> str:
         return repr(self._native)
+
+
+class Outbox:
+    """A durable local outbox (one SQLite file): :meth:`enqueue` in a request handler (it
+    validates and stores, well under a millisecond), :meth:`flush` from a worker. Tokens are
+    never stored: :meth:`flush` receives them per destination key."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, path: str, *, default_country: Optional[str] = None,
+                 date_order: Optional[str] = None) -> None:
+        self._native = _freight._Outbox(str(path), _options(default_country, date_order))
+
+    def enqueue(self, key: str, events: Sequence[Event]) -> Dict[str, Any]:
+        """Stores events for a destination key: ``{"stored", "duplicates", "rejected",
+        "skipped"}``; rejected events come back at once and are never stored."""
+        return self._native.enqueue(key, events)
+
+    def flush(self, client: Client, destinations: Mapping[str, Mapping[str, str]]) -> Dict[str, Any]:
+        """Sends due events. ``destinations`` maps keys to ``{"pixel_id", "access_token",
+        "test_event_code"?, "app_secret"?}``; other keys stay pending."""
+        table = {
+            k: (str(d["pixel_id"]), d["access_token"], d.get("test_event_code"), d.get("app_secret"))
+            for k, d in destinations.items()
+        }
+        return self._native.flush(client._native, table)
+
+    def stats(self) -> Dict[str, Any]:
+        """``{"pending", "delivered", "failed", "expired", "paused"}``."""
+        return self._native.stats()
+
+    def resume(self, key: str) -> None:
+        """Lifts the circuit breaker of a destination key."""
+        self._native.resume(key)
+
+    def requeue(self, key: Optional[str] = None, *, expired: bool = False) -> int:
+        """Re-queues failed (and with ``expired=True`` expired) events; returns how many."""
+        return self._native.requeue(key, expired)
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return f"<Outbox pending={s['pending']} delivered={s['delivered']} failed={s['failed']}>"

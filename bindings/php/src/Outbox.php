@@ -1,0 +1,90 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Freight;
+
+use FFI;
+
+/**
+ * A durable local outbox: enqueue() in a page request (validates and stores, well under a
+ * millisecond), flush() from a worker (WP-cron, a queue consumer). Tokens are never stored:
+ * flush() receives them per destination key from the platform's own secret store.
+ */
+final class Outbox
+{
+    private ?FFI\CData $handle = null;
+
+    /** @param array<string, mixed> $options normalization options (default_country, …) */
+    public function __construct(string $path, array $options = [])
+    {
+        $ffi = Library::ffi();
+        $opts = $options === [] ? null : Library::json((object) $options);
+        $handle = $ffi->new('freight_outbox*');
+        Library::check($ffi->freight_outbox_open($path, strlen($path), $opts, $opts === null ? 0 : strlen($opts), FFI::addr($handle)));
+        $this->handle = $handle;
+    }
+
+    public function __destruct()
+    {
+        if ($this->handle !== null && !FFI::isNull($this->handle)) {
+            Library::ffi()->freight_outbox_free($this->handle);
+        }
+        $this->handle = null;
+    }
+
+    /**
+     * Stores events for a destination key: ['stored' => n, 'duplicates' => n, 'rejected' => […],
+     * 'skipped' => […]]. Rejected events come back at once and are never stored.
+     *
+     * @param list<array<string, mixed>> $events
+     * @return array<string, mixed>
+     */
+    public function enqueue(string $key, array $events): array
+    {
+        $ffi = Library::ffi();
+        $json = Library::json(array_values($events));
+        return Library::decode(Library::callForString(fn ($o) => $ffi->freight_outbox_enqueue(
+            $this->handle,
+            $key,
+            strlen($key),
+            $json,
+            strlen($json),
+            $o
+        )));
+    }
+
+    /**
+     * Sends due events. $destinations maps keys to ['pixel_id' => …, 'access_token' => …];
+     * other keys stay pending. Returns ['requests', 'delivered', 'failed', 'retried',
+     * 'expired', 'paused' => [[key, reason]], 'unresolved' => [key]].
+     *
+     * @param array<string, array<string, string>> $destinations
+     * @return array<string, mixed>
+     */
+    public function flush(Client $client, array $destinations): array
+    {
+        $ffi = Library::ffi();
+        $json = Library::json((object) $destinations);
+        return Library::decode(Library::callForString(fn ($o) => $ffi->freight_outbox_flush(
+            $this->handle,
+            $client->handle(),
+            $json,
+            strlen($json),
+            $o
+        )));
+    }
+
+    /** @return array<string, mixed> ['pending', 'delivered', 'failed', 'expired', 'paused'] */
+    public function stats(): array
+    {
+        $ffi = Library::ffi();
+        return Library::decode(Library::callForString(fn ($o) => $ffi->freight_outbox_stats($this->handle, $o)));
+    }
+
+    /** Lifts the circuit breaker of a destination key (after its token was fixed). */
+    public function resume(string $key): void
+    {
+        Library::check(Library::ffi()->freight_outbox_resume($this->handle, $key, strlen($key)));
+    }
+}
