@@ -42,7 +42,7 @@ enum Command {
     Send(send::SendArgs),
     /// Send one test event and print whether the connection works.
     TestConnection(send::TestConnectionArgs),
-    /// The durable local outbox: enqueue now, deliver later (enqueue|flush|stats|retry|resume).
+    /// The durable local outbox: enqueue now, deliver later (enqueue|flush|stats|list|retry|resume).
     Outbox(outbox::OutboxArgs),
 }
 

@@ -81,6 +81,17 @@ enum OutboxCommand {
         #[arg(long)]
         expired: bool,
     },
+    /// List stored events in a state (JSON Lines), e.g. the failed ones with their error.
+    List {
+        /// The outbox file.
+        db: String,
+        /// pending, delivered, failed or expired.
+        #[arg(long, default_value = "failed")]
+        state: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Lift the circuit breaker of a destination.
     Resume {
         /// The outbox file.
@@ -207,6 +218,26 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                 .requeue(key.as_deref(), expired, now)
                 .map_err(|e| Fatal(e.to_string()))?;
             print(&json!({"requeued": n}));
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCommand::List { db, state, limit } => {
+            let state = match state.as_str() {
+                "pending" => freight_outbox::State::Pending,
+                "delivered" => freight_outbox::State::Delivered,
+                "failed" => freight_outbox::State::Failed,
+                "expired" => freight_outbox::State::Expired,
+                other => {
+                    return Err(Fatal(format!(
+                        "unknown state {other:?}; pending, delivered, failed or expired"
+                    )))
+                }
+            };
+            for e in open(&db)?
+                .list(state, limit)
+                .map_err(|e| Fatal(e.to_string()))?
+            {
+                print(&serde_json::to_value(&e).map_err(|e| Fatal(e.to_string()))?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         OutboxCommand::Resume { db, key } => {

@@ -158,6 +158,25 @@ pub trait Store {
     fn prune(&self, before: i64) -> Result<usize, OutboxError>;
     /// Counts.
     fn stats(&self, now: i64) -> Result<Stats, OutboxError>;
+    /// Stored events in `state` (oldest first, at most `limit`), for inspection.
+    fn list(&self, state: State, limit: usize) -> Result<Vec<StoredEvent>, OutboxError>;
+}
+
+/// A stored event, for inspection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    /// Storage id.
+    pub id: i64,
+    /// The destination key.
+    pub dest_key: String,
+    /// Its state.
+    pub state: State,
+    /// Send attempts.
+    pub attempts: u32,
+    /// Why it failed (kind, code, fbtrace_id), if it did.
+    pub last_error: Option<String>,
+    /// The wire event.
+    pub event: ServerEvent,
 }
 
 /// What [`Outbox::enqueue`] did.
@@ -401,6 +420,11 @@ impl<S: Store> Outbox<S> {
     /// Counts per state and the paused destinations.
     pub fn stats(&self, now: i64) -> Result<Stats, OutboxError> {
         self.store.stats(now)
+    }
+
+    /// Stored events in `state`, oldest first (failed and expired ones stay inspectable).
+    pub fn list(&self, state: State, limit: usize) -> Result<Vec<StoredEvent>, OutboxError> {
+        self.store.list(state, limit)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file (bundled SQLite, WAL), created owner-only.
 
-use crate::{OutboxError, Row, Stats, Store};
+use crate::{OutboxError, Row, State, Stats, Store, StoredEvent};
 use freight::model::ServerEvent;
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::sync::{Mutex, MutexGuard};
@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE UNIQUE INDEX IF NOT EXISTS events_once
     ON events(dest_key, event_name, event_id) WHERE event_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_due ON events(state, dest_key, next_attempt_at);
+CREATE INDEX IF NOT EXISTS events_claim ON events(dest_key, state, id);
 ";
 
 /// An outbox in one SQLite file. Several processes may open the same file.
@@ -315,5 +316,37 @@ impl Store for SqliteStore {
             .query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(stats)
+    }
+
+    fn list(&self, state: State, limit: usize) -> Result<Vec<StoredEvent>, OutboxError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, dest_key, attempts, last_error, wire FROM events
+             WHERE state = ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![state.as_str(), limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, dest_key, attempts, last_error, wire) = row?;
+            let event = serde_json::from_str(&wire)
+                .map_err(|e| OutboxError(format!("stored event {id} is unreadable: {e}")))?;
+            out.push(StoredEvent {
+                id,
+                dest_key,
+                state,
+                attempts: attempts.max(0) as u32,
+                last_error,
+                event,
+            });
+        }
+        Ok(out)
     }
 }

@@ -215,6 +215,13 @@ fn transient_failures_retry_later_and_payload_errors_fail() {
         "the bad event is bisected out and failed"
     );
     assert_eq!(outbox.stats(t + 31).unwrap().failed, 1);
+    let failed = outbox.list(freight_outbox::State::Failed, 10).unwrap();
+    assert_eq!(failed[0].event.event_id.as_deref(), Some("future"));
+    assert!(failed[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .starts_with("payload (code 100/2804004)"));
     assert_eq!(outbox.requeue(Some("shop-0"), false, t + 32).unwrap(), 1);
     assert_eq!(outbox.stats(t + 32).unwrap().pending, 1);
 }
@@ -285,4 +292,48 @@ fn unresolved_destinations_keep_their_events() {
         .unwrap();
     assert_eq!(r.unresolved, ["unknown-shop"]);
     assert_eq!(outbox.stats(t).unwrap().pending, 1);
+}
+
+#[test]
+fn two_concurrent_flushers_never_send_a_row_twice() {
+    let sb = sandbox(4);
+    let path = temp_db("two-flushers");
+    let t = now();
+    {
+        let outbox = Outbox::open(&path).unwrap();
+        for n in 0..4 {
+            let events: Vec<Value> = (0..2500)
+                .map(|i| event(n * 10_000 + i as usize, t - 5))
+                .collect();
+            outbox.enqueue(&format!("shop-{n}"), &events, t).unwrap();
+        }
+    }
+    let limits = FlushLimits {
+        batch_size: 250,
+        ..FlushLimits::default()
+    };
+    let reports: Vec<_> = std::thread::scope(|s| {
+        let workers: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|w| {
+                let (path, sb) = (&path, &sb);
+                s.spawn(move || {
+                    let outbox = Outbox::open(path).unwrap(); // its own connection
+                    outbox.flush(&client(sb), resolver, t, limits, w).unwrap()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let delivered: usize = reports.iter().map(|r| r.delivered).sum();
+    assert_eq!(delivered, 10_000);
+    let mut ids: Vec<String> = sb
+        .accepted_events()
+        .iter()
+        .map(|e| format!("{}/{}", e.dataset, e.event["event_id"]))
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((n, ids.len()), (10_000, 10_000), "no row was sent twice");
 }
