@@ -135,6 +135,15 @@ fn bad_options_exit_2() {
 
 #[test]
 fn sandbox_prints_its_address_and_stops_on_sigint() {
+    sandbox_stops_on("-INT");
+}
+
+#[test]
+fn sandbox_stops_on_sigterm() {
+    sandbox_stops_on("-TERM");
+}
+
+fn sandbox_stops_on(signal: &str) {
     use std::io::{BufRead, BufReader, Read};
     let mut child = Command::new(env!("CARGO_BIN_EXE_freight"))
         .args(["sandbox", "--port", "0"])
@@ -154,14 +163,14 @@ fn sandbox_prints_its_address_and_stops_on_sigint() {
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    // SIGINT, as Ctrl-C sends.
+    // SIGINT as Ctrl-C sends, or SIGTERM as a service manager does.
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
-    assert_eq!(exit.code(), Some(0), "clean shutdown on SIGINT");
+    assert_eq!(exit.code(), Some(0), "clean shutdown on {signal}");
 }
 
 fn freight_env(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {

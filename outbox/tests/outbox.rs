@@ -241,6 +241,8 @@ fn throttling_delays_only_that_destination() {
             regain_minutes: Some(2),
         },
         dataset: Some("1000".into()),
+        test_event_code: None,
+        after: 0,
         times: 0,
     });
     let r = outbox

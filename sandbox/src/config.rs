@@ -27,6 +27,12 @@ pub struct SandboxConfig {
     pub currency_subcode: i64,
     /// Accept `"1700000000"` as an event time.
     pub accept_numeric_strings: bool,
+    /// Accept ISO-8601 strings (`2026-11-23T10:00:00Z`) as event times.
+    pub accept_iso8601: bool,
+    /// `reject` gzip-encoded request bodies (as Graph is believed to) or `accept` them.
+    pub gzip_requests: GzipMode,
+    /// After this many requests to a dataset, successes carry `x-business-use-case-usage`.
+    pub usage_header_after: Option<u64>,
     /// HTTP status of token errors (Graph mostly answers 400, sometimes 401).
     pub auth_error_status: u16,
     /// How a token without access to a dataset is answered.
@@ -75,6 +81,9 @@ impl Default for SandboxConfig {
             future_subcode: 2_804_004,
             currency_subcode: 2_804_008,
             accept_numeric_strings: true,
+            accept_iso8601: false,
+            gzip_requests: GzipMode::Reject,
+            usage_header_after: None,
             auth_error_status: 400,
             permission_error_style: PermissionStyle::Subcode33,
             conflicting_tokens: ConflictMode::FirstWins,
@@ -197,6 +206,17 @@ pub enum PermissionStyle {
     /// 10 "Application does not have permission for this action".
     #[serde(rename = "10")]
     Code10,
+}
+
+/// Gzip request bodies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GzipMode {
+    /// 400 code 100 "(#100) The parameter data is required".
+    #[default]
+    Reject,
+    /// Decode them.
+    Accept,
 }
 
 /// What to do when the header, query and body carry different tokens.

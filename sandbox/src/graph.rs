@@ -91,6 +91,12 @@ pub struct Fault {
     /// Only requests to this dataset (pixel id) match; `None` matches all.
     #[serde(default)]
     pub dataset: Option<String>,
+    /// Only requests with this top-level `test_event_code` match.
+    #[serde(default)]
+    pub test_event_code: Option<String>,
+    /// Let this many matching requests through first (the fault hits the next ones).
+    #[serde(default)]
+    pub after: u32,
     /// How many requests it applies to; `0` is every request until reset.
     #[serde(default = "one")]
     pub times: u32,
@@ -103,11 +109,7 @@ fn one() -> u32 {
 impl Fault {
     /// A fault for the next request.
     pub fn once(kind: FaultKind) -> Fault {
-        Fault {
-            kind,
-            dataset: None,
-            times: 1,
-        }
+        Fault::times(kind, 1)
     }
 
     /// A fault for the next `n` requests.
@@ -115,6 +117,8 @@ impl Fault {
         Fault {
             kind,
             dataset: None,
+            test_event_code: None,
+            after: 0,
             times: n,
         }
     }
@@ -422,12 +426,16 @@ impl State {
             .collect()
     }
 
-    fn take_fault(&mut self, dataset: Option<&str>) -> Option<FaultKind> {
-        let pos = self.faults.iter().position(|f| match &f.dataset {
-            Some(d) => Some(d.as_str()) == dataset,
-            None => true,
+    fn take_fault(&mut self, dataset: Option<&str>, code: Option<&str>) -> Option<FaultKind> {
+        let pos = self.faults.iter().position(|f| {
+            f.dataset.as_deref().is_none_or(|d| Some(d) == dataset)
+                && f.test_event_code.as_deref().is_none_or(|c| Some(c) == code)
         })?;
         let fault = &mut self.faults[pos];
+        if fault.after > 0 {
+            fault.after -= 1;
+            return None;
+        }
         let kind = fault.kind.clone();
         if fault.times == 1 {
             self.faults.remove(pos);
@@ -659,7 +667,7 @@ struct Decoded {
     encoded: bool,
 }
 
-fn decode_body(req: &Request) -> Decoded {
+fn decode_body(req: &Request, gzip_accept: bool) -> Decoded {
     let ct = req
         .header("content-type")
         .unwrap_or("")
@@ -675,11 +683,33 @@ fn decode_body(req: &Request) -> Decoded {
         encoded,
     };
     let mut raw_data: Option<Value> = None;
-    if req.body.is_empty() {
+    let gunzipped;
+    let body: &[u8] = if encoded
+        && gzip_accept
+        && req
+            .header("content-encoding")
+            .is_some_and(|e| e.eq_ignore_ascii_case("gzip"))
+    {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let mut dec =
+            flate2::read::GzDecoder::new(&req.body[..]).take(crate::http::MAX_BODY_BYTES as u64);
+        match dec.read_to_end(&mut out) {
+            Ok(_) => {
+                d.encoded = false;
+                gunzipped = out;
+                &gunzipped
+            }
+            Err(_) => &req.body,
+        }
+    } else {
+        &req.body
+    };
+    if body.is_empty() {
         // nothing
     } else if ct.starts_with("application/json") {
         d.body_kind = "json";
-        if let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(&req.body) {
+        if let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(body) {
             raw_data = m.remove("data");
             d.top = m;
         }
@@ -688,10 +718,10 @@ fn decode_body(req: &Request) -> Decoded {
     {
         let fields = if ct.starts_with("multipart") {
             d.body_kind = "multipart";
-            parse_multipart(req.header("content-type").unwrap_or(""), &req.body).unwrap_or_default()
+            parse_multipart(req.header("content-type").unwrap_or(""), body).unwrap_or_default()
         } else {
             d.body_kind = "form";
-            parse_form(&String::from_utf8_lossy(&req.body))
+            parse_form(&String::from_utf8_lossy(body))
         };
         for (k, v) in fields {
             if k == "data" {
@@ -797,10 +827,14 @@ fn redact_query(query: &str) -> String {
 
 /// Handles one request: the whole emulation.
 pub(crate) fn handle(state: &Mutex<State>, req: Request) -> Action {
+    let gzip_accept = {
+        let st = state.lock().unwrap_or_else(|e| e.into_inner());
+        st.config.gzip_requests == crate::config::GzipMode::Accept
+    };
     let decoded = if req.path.starts_with("/__sandbox/") {
         None
     } else {
-        Some(decode_body(&req))
+        Some(decode_body(&req, gzip_accept))
     };
     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut decoded) = decoded else {
@@ -1013,7 +1047,8 @@ fn graph_request(st: &mut State, req: Request, decoded: &mut Decoded) -> Action 
 
     let node_str = node.clone().unwrap_or_default();
     let mut delay = None;
-    let action = match st.take_fault(node.as_deref()) {
+    let code = rec.test_event_code.clone();
+    let action = match st.take_fault(node.as_deref(), code.as_deref()) {
         Some(FaultKind::Delay { ms }) => {
             delay = Some(Duration::from_millis(ms));
             None
@@ -1269,6 +1304,21 @@ fn process(
             "private, no-cache, no-store, must-revalidate".to_owned(),
         ),
     ]);
+    if let Some(k) = st.config.usage_header_after {
+        let calls = st
+            .requests
+            .iter()
+            .filter(|q| q.node_id.as_deref() == Some(node.as_str()))
+            .count() as u64
+            + 1;
+        if calls > k {
+            let usage = json!({ node.as_str(): [{"type": "ads_management", "call_count": calls,
+                "total_cputime": calls, "total_time": calls, "estimated_time_to_regain_access": 0,
+                "ads_api_access_tier": "standard_access"}]});
+            r.headers
+                .push(("x-business-use-case-usage".to_owned(), usage.to_string()));
+        }
+    }
     let outcome = Outcome::Accepted {
         events_received: events.len(),
     };
@@ -1288,7 +1338,11 @@ fn validate_event(
     }
     let time = match e.get("event_time") {
         Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) if st.config.accept_numeric_strings => s.parse::<i64>().ok(),
+        Some(Value::String(s)) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|_| st.config.accept_numeric_strings)
+            .or_else(|| iso8601(s).filter(|_| st.config.accept_iso8601)),
         _ => None,
     };
     let Some(time) = time else {
@@ -1472,6 +1526,32 @@ fn validate_event(
         }
     }
     None
+}
+
+/// Unix seconds of `YYYY-MM-DDTHH:MM:SS[.fff]Z` (UTC only; the knob is for probing clients).
+fn iso8601(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !s.ends_with('Z') {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d, hh, mm, ss) = (
+        n(0..4)?,
+        n(5..7)?,
+        n(8..10)?,
+        n(11..13)?,
+        n(14..16)?,
+        n(17..19)?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 fn is_currency(code: &str) -> bool {

@@ -120,6 +120,25 @@ impl SandboxHandle {
         self.shared.lock().accepted_events()
     }
 
+    /// The requests to one dataset (pixel id).
+    pub fn requests_for(&self, dataset: &str) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.node_id.as_deref() == Some(dataset))
+            .collect()
+    }
+
+    /// Panics when `token` appears in the path or query of any recorded request.
+    pub fn assert_no_token_in_urls(&self, token: &str) {
+        for r in self.shared.lock().requests.iter() {
+            assert!(
+                !r.path.contains(token) && !r.query.contains(token),
+                "request {} carried a token in its URL",
+                r.seq
+            );
+        }
+    }
+
     /// Queues a fault for the next matching request(s).
     pub fn push_fault(&self, fault: Fault) {
         self.shared.lock().faults.push_back(fault);

@@ -660,9 +660,8 @@ fn faults_behave_on_the_wire() {
 
     // Dataset filter and repeat count.
     sb.push_fault(Fault {
-        kind: FaultKind::Transient,
         dataset: Some("42".into()),
-        times: 2,
+        ..Fault::times(FaultKind::Transient, 2)
     });
     assert_eq!(
         post_events(a, ev()).status,
@@ -911,4 +910,93 @@ fn urlencode(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[test]
+fn fault_matching_by_test_event_code_and_after() {
+    let sb = start();
+    let a = sb.addr();
+    sb.push_fault(Fault {
+        test_event_code: Some("T1".into()),
+        after: 1,
+        ..Fault::once(FaultKind::Transient)
+    });
+    let send = |code: Option<&str>| {
+        let mut body = json!({"data": [event(now(), "m")]});
+        if let Some(c) = code {
+            body["test_event_code"] = json!(c);
+        }
+        post(a, PIXEL, TOKEN, &body).status
+    };
+    assert_eq!(send(None), 200, "another test_event_code is not matched");
+    assert_eq!(
+        send(Some("T1")),
+        200,
+        "the first matching request passes (after = 1)"
+    );
+    assert_eq!(send(Some("T1")), 500);
+    assert_eq!(send(Some("T1")), 200);
+    assert_eq!(sb.requests_for(PIXEL).len(), 4);
+    sb.assert_no_token_in_urls(TOKEN);
+}
+
+#[test]
+fn optional_knobs_gzip_iso8601_and_usage_header() {
+    use std::io::Write as _;
+    let n = 1_795_392_000;
+    let sb = start_with(|c| {
+        c.now = Some(n);
+        c.gzip_requests = freight_sandbox::config::GzipMode::Accept;
+        c.accept_iso8601 = true;
+        c.usage_header_after = Some(1);
+    });
+    let mut e = event(n, "g");
+    e["event_time"] = json!("2026-11-22T23:59:00Z");
+    let body = json!({"data": [e]}).to_string();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(body.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let auth = format!("Bearer {TOKEN}");
+    let h = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+        ("Content-Encoding", "gzip"),
+    ];
+    let r = request(
+        sb.addr(),
+        "POST",
+        &format!("/v25.0/{PIXEL}/events"),
+        &h,
+        &gz,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert!(
+        r.header("x-business-use-case-usage").is_none(),
+        "only after the first call"
+    );
+    let r = request(
+        sb.addr(),
+        "POST",
+        &format!("/v25.0/{PIXEL}/events"),
+        &h,
+        &gz,
+    )
+    .unwrap();
+    assert!(r
+        .header("x-business-use-case-usage")
+        .unwrap()
+        .contains("call_count"));
+    // Off by default: an ISO time is refused and gzip is "data is required".
+    let strict = start_with(|c| c.now = Some(n));
+    let r = request(
+        strict.addr(),
+        "POST",
+        &format!("/v25.0/{PIXEL}/events"),
+        &h,
+        &gz,
+    )
+    .unwrap();
+    assert_eq!(r.code(), (100, None));
+    assert_eq!(post_events(strict.addr(), vec![e]).code(), (100, None));
 }
