@@ -45,40 +45,7 @@ pub fn jsonl(reader: impl BufRead) -> impl Iterator<Item = Item> {
     })
 }
 
-const USER_DATA: &[&str] = &[
-    "em",
-    "ph",
-    "fn",
-    "ln",
-    "ge",
-    "db",
-    "ct",
-    "st",
-    "zp",
-    "country",
-    "external_id",
-    "client_ip_address",
-    "client_user_agent",
-    "fbc",
-    "fbp",
-    "subscription_id",
-    "fb_login_id",
-    "lead_id",
-    "anon_id",
-    "madid",
-    "page_id",
-    "page_scoped_user_id",
-    "ctwa_clid",
-    "ig_account_id",
-    "ig_sid",
-    "whatsapp_business_account_id",
-    "f5first",
-    "f5last",
-    "fi",
-    "dobd",
-    "dobm",
-    "doby",
-];
+use freight::model::USER_DATA_KEYS as USER_DATA;
 const EVENT: &[&str] = &[
     "event_name",
     "event_time",

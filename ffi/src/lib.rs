@@ -195,6 +195,15 @@ fn parse_json(text: &str, name: &str) -> Result<Value, Error> {
     })
 }
 
+/// Optional JSON options (NULL: the defaults).
+fn options_from<T: serde::de::DeserializeOwned + Default>(text: Option<&str>) -> Result<T, Error> {
+    match text {
+        Some(o) => serde_json::from_value(parse_json(o, "options_json")?)
+            .map_err(|e| fail(freight_result::InvalidJson, format!("options_json: {e}"))),
+        None => Ok(T::default()),
+    }
+}
+
 /// Writes an owned, NUL-terminated copy of `s` to `*out`.
 ///
 /// # Safety
@@ -343,11 +352,7 @@ pub unsafe extern "C" fn freight_normalize(
                 format!("unknown field {field:?}; expected a user_data key such as em or ph"),
             )
         })?;
-        let mut opts: NormalizeOptions = match options {
-            Some(o) => serde_json::from_value(parse_json(o, "options_json")?)
-                .map_err(|e| fail(freight_result::InvalidJson, format!("options_json: {e}")))?,
-            None => NormalizeOptions::default(),
-        };
+        let mut opts: NormalizeOptions = options_from(options)?;
         opts.check()
             .map_err(|e| fail(freight_result::InvalidArgument, e))?;
         if opts.now.is_none() {
@@ -413,11 +418,7 @@ pub unsafe extern "C" fn freight_prepare(
                 ))
             }
         };
-        let opts: PrepareOptions = match options {
-            Some(o) => serde_json::from_value(parse_json(o, "options_json")?)
-                .map_err(|e| fail(freight_result::InvalidJson, format!("options_json: {e}")))?,
-            None => PrepareOptions::default(),
-        };
+        let opts: PrepareOptions = options_from(options)?;
         opts.normalize
             .check()
             .map_err(|e| fail(freight_result::InvalidArgument, e))?;
@@ -456,11 +457,7 @@ pub unsafe extern "C" fn freight_segment(
             )
         };
         let call = parse_json(call, "call_json")?;
-        let opts: freight_core::segment::SegmentOptions = match options {
-            Some(o) => serde_json::from_value(parse_json(o, "options_json")?)
-                .map_err(|e| fail(freight_result::InvalidJson, format!("options_json: {e}")))?,
-            None => Default::default(),
-        };
+        let opts: freight_core::segment::SegmentOptions = options_from(options)?;
         let out = match freight_core::segment::map_track(&call, &opts) {
             Ok(event) => json!({ "event": event }),
             Err(problems) => json!({ "errors": problems }),
@@ -781,11 +778,7 @@ pub unsafe extern "C" fn freight_outbox_open(
                 str_in(options_json, options_len, "options_json", true)?,
             )
         };
-        let opts: PrepareOptions = match options {
-            Some(o) => serde_json::from_value(parse_json(o, "options_json")?)
-                .map_err(|e| fail(freight_result::InvalidJson, format!("options_json: {e}")))?,
-            None => PrepareOptions::default(),
-        };
+        let opts: PrepareOptions = options_from(options)?;
         let inner = ::freight_outbox::Outbox::open(path)
             .map_err(|e| fail(freight_result::Storage, e.0))?
             .with_prepare_options(opts);
