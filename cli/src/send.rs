@@ -237,6 +237,12 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     client_config.batch_size = args.batch_size;
     client_config.normalize = options.clone();
     let client = Client::new(client_config).map_err(|e| Fatal(e.to_string()))?;
+    if dest.test_event_code().is_some() {
+        eprintln!(
+            "warning: test_event_code is set: the events show in Test Events and are still \
+             processed by Meta; remove it for production"
+        );
+    }
     let now = args.now.unwrap_or_else(unix_now);
     let preparer = Preparer::new(&PrepareOptions { normalize: options }, now);
     let mut session = client.session(&dest).with_fields(RequestFields::default());

@@ -287,6 +287,10 @@ fn write_user_data(out: &mut Vec<u8>, u: &crate::model::UserData) {
         ("page_scoped_user_id", &u.page_scoped_user_id),
         ("ctwa_clid", &u.ctwa_clid),
         ("ig_account_id", &u.ig_account_id),
+        (
+            "instagram_business_account_id",
+            &u.instagram_business_account_id,
+        ),
         ("ig_sid", &u.ig_sid),
         (
             "whatsapp_business_account_id",

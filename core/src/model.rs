@@ -245,6 +245,9 @@ pub struct UserData {
     /// Instagram account id of the business.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ig_account_id: Option<String>,
+    /// Instagram business account id (the name Meta's business-messaging example uses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instagram_business_account_id: Option<String>,
     /// Instagram-scoped user id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ig_sid: Option<String>,
@@ -286,6 +289,7 @@ pub const PLAIN_USER_DATA_KEYS: &[&str] = &[
     "page_scoped_user_id",
     "ctwa_clid",
     "ig_account_id",
+    "instagram_business_account_id",
     "ig_sid",
     "whatsapp_business_account_id",
 ];
@@ -325,6 +329,7 @@ impl UserData {
             "page_scoped_user_id" => &mut self.page_scoped_user_id,
             "ctwa_clid" => &mut self.ctwa_clid,
             "ig_account_id" => &mut self.ig_account_id,
+            "instagram_business_account_id" => &mut self.instagram_business_account_id,
             "ig_sid" => &mut self.ig_sid,
             "whatsapp_business_account_id" => &mut self.whatsapp_business_account_id,
             "f5first" => &mut self.f5first,
@@ -364,6 +369,7 @@ pub const USER_DATA_KEYS: &[&str] = &[
     "page_scoped_user_id",
     "ctwa_clid",
     "ig_account_id",
+    "instagram_business_account_id",
     "ig_sid",
     "whatsapp_business_account_id",
     "f5first",

@@ -1248,7 +1248,7 @@ fn present_keys(u: &UserData) -> Vec<&'static str> {
         ("country", !u.country.is_empty()),
         ("external_id", !u.external_id.is_empty()),
     ];
-    let singles: [(&'static str, bool); 21] = [
+    let singles: [(&'static str, bool); 22] = [
         ("client_ip_address", u.client_ip_address.is_some()),
         ("client_user_agent", u.client_user_agent.is_some()),
         ("fbc", u.fbc.is_some()),
@@ -1262,6 +1262,10 @@ fn present_keys(u: &UserData) -> Vec<&'static str> {
         ("page_scoped_user_id", u.page_scoped_user_id.is_some()),
         ("ctwa_clid", u.ctwa_clid.is_some()),
         ("ig_account_id", u.ig_account_id.is_some()),
+        (
+            "instagram_business_account_id",
+            u.instagram_business_account_id.is_some(),
+        ),
         ("ig_sid", u.ig_sid.is_some()),
         (
             "whatsapp_business_account_id",
