@@ -19,7 +19,6 @@ CREATE TABLE IF NOT EXISTS events (
     event_name TEXT NOT NULL,
     event_id TEXT,
     expires_at INTEGER NOT NULL,
-    wire TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,
@@ -28,6 +27,11 @@ CREATE TABLE IF NOT EXISTS events (
     last_error TEXT,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
+);
+-- The wire JSON (about 1.3 KB an event) lives apart, so that state changes rewrite small rows.
+CREATE TABLE IF NOT EXISTS bodies (
+    id INTEGER PRIMARY KEY,
+    wire TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_once
     ON events(dest_key, event_name, event_id) WHERE event_id IS NOT NULL;
@@ -113,20 +117,24 @@ impl Store for SqliteStore {
         {
             let mut stmt = tx.prepare(
                 "INSERT OR IGNORE INTO events
-                 (dest_key, event_name, event_id, expires_at, wire, next_attempt_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
+                 (dest_key, event_name, event_id, expires_at, next_attempt_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
             )?;
+            let mut body = tx.prepare("INSERT INTO bodies (id, wire) VALUES (?1, ?2)")?;
             for (event, expires) in events {
-                let wire = serde_json::to_string(event)
-                    .map_err(|e| OutboxError(format!("cannot store an event: {e}")))?;
-                stored += stmt.execute(params![
+                let n = stmt.execute(params![
                     dest_key,
                     event.event_name,
                     event.event_id,
                     expires,
-                    wire,
                     now
                 ])?;
+                if n == 1 {
+                    let wire = serde_json::to_string(event)
+                        .map_err(|e| OutboxError(format!("cannot store an event: {e}")))?;
+                    body.execute(params![tx.last_insert_rowid(), wire])?;
+                    stored += 1;
+                }
             }
         }
         tx.commit()?;
@@ -178,20 +186,18 @@ impl Store for SqliteStore {
                               WHERE dest_key = ?4 AND state = 'pending' AND next_attempt_at <= ?3
                                 AND (lease_until IS NULL OR lease_until <= ?3)
                               ORDER BY id LIMIT ?5)
-                 RETURNING id, wire, attempts",
+                 RETURNING id, attempts",
             )?;
-            let mut rows = Vec::new();
-            let mut q = stmt.query(params![
-                now + lease_secs,
-                owner,
-                now,
-                dest_key,
-                limit as i64
-            ])?;
-            while let Some(r) = q.next()? {
-                let id: i64 = r.get(0)?;
-                let wire: String = r.get(1)?;
-                let attempts: i64 = r.get(2)?;
+            let claimed = stmt
+                .query_map(
+                    params![now + lease_secs, owner, now, dest_key, limit as i64],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut body = tx.prepare("SELECT wire FROM bodies WHERE id = ?1")?;
+            let mut rows = Vec::with_capacity(claimed.len());
+            for (id, attempts) in claimed {
+                let wire: String = body.query_row(params![id], |r| r.get(0))?;
                 let event: ServerEvent = serde_json::from_str(&wire)
                     .map_err(|e| OutboxError(format!("stored event {id} is unreadable: {e}")))?;
                 rows.push(Row {
@@ -286,10 +292,19 @@ impl Store for SqliteStore {
     }
 
     fn prune(&self, before: i64) -> Result<usize, OutboxError> {
-        Ok(self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM bodies WHERE id IN
+             (SELECT id FROM events WHERE state = 'delivered' AND updated_at < ?1)",
+            params![before],
+        )?;
+        let n = tx.execute(
             "DELETE FROM events WHERE state = 'delivered' AND updated_at < ?1",
             params![before],
-        )?)
+        )?;
+        tx.commit()?;
+        Ok(n)
     }
 
     fn stats(&self, now: i64) -> Result<Stats, OutboxError> {
@@ -321,8 +336,9 @@ impl Store for SqliteStore {
     fn list(&self, state: State, limit: usize) -> Result<Vec<StoredEvent>, OutboxError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, dest_key, attempts, last_error, wire FROM events
-             WHERE state = ?1 ORDER BY id LIMIT ?2",
+            "SELECT e.id, e.dest_key, e.attempts, e.last_error, b.wire
+             FROM events e JOIN bodies b ON b.id = e.id
+             WHERE e.state = ?1 ORDER BY e.id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![state.as_str(), limit as i64], |r| {
             Ok((
