@@ -1,22 +1,12 @@
 //! Platform features against the shared fixtures: fbc/fbp from request contexts, consent, and
 //! deduplication ids (the sandbox marks a resent event_id as a duplicate).
 
+mod common;
+use common::read_jsonl;
+
 use freight::platform::{click_ids, RequestContext};
 use freight::prepare::{prepare, PrepareOptions};
 use serde_json::{json, Value};
-use std::path::PathBuf;
-
-fn read_jsonl(name: &str) -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name);
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[test]
 fn click_ids_fixture() {

@@ -1,22 +1,12 @@
 //! The shared fixtures of `tests/fixtures/`, which the C, PHP and Python suites read too,
 //! so the four surfaces cannot drift apart.
 
+mod common;
+use common::read_jsonl;
+
 use freight::normalize::{normalize, Field, NormalizeOptions};
 use freight::prepare::{prepare, PrepareOptions};
 use serde_json::Value;
-use std::path::PathBuf;
-
-fn read_jsonl(name: &str) -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name);
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 /// True when every key of `expected` is in `actual` with a matching value.
 fn contains(actual: &Value, expected: &Value) -> bool {

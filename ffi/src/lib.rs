@@ -195,6 +195,29 @@ fn parse_json(text: &str, name: &str) -> Result<Value, Error> {
     })
 }
 
+/// Hands a new handle to the caller through `out`.
+///
+/// # Safety
+/// `out` must be non-NULL and writable.
+unsafe fn handle_out<T>(out: *mut *mut T, value: T) {
+    // SAFETY: the caller's contract; the box is freed by `handle_free`.
+    unsafe { *out = Box::into_raw(Box::new(value)) };
+}
+
+/// Frees a handle from `handle_out`; NULL is a no-op; a panic in a destructor stays here.
+///
+/// # Safety
+/// `ptr` must be NULL or a live handle from `handle_out` of the same type, not yet freed.
+unsafe fn handle_free<T>(ptr: *mut T) {
+    if ptr.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `ptr` came from Box::into_raw in `handle_out` (caller's contract).
+        drop(unsafe { Box::from_raw(ptr) });
+    }));
+}
+
 /// Optional JSON options (NULL: the defaults).
 fn options_from<T: serde::de::DeserializeOwned + Default>(text: Option<&str>) -> Result<T, Error> {
     match text {
@@ -634,9 +657,8 @@ pub unsafe extern "C" fn freight_client_new(
         };
         let inner =
             Client::new(config).map_err(|e| fail(freight_result::InvalidConfig, e.to_string()))?;
-        let client = Box::into_raw(Box::new(freight_client { inner }));
         // SAFETY: checked non-NULL; writable by contract.
-        unsafe { *client_out = client };
+        unsafe { handle_out(client_out, freight_client { inner }) };
         Ok(())
     })
 }
@@ -647,13 +669,8 @@ pub unsafe extern "C" fn freight_client_new(
 /// `client` must be NULL or a client from freight_client_new, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn freight_client_free(client: *mut freight_client) {
-    if client.is_null() {
-        return;
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `client` came from Box::into_raw in freight_client_new (caller's contract).
-        drop(unsafe { Box::from_raw(client) });
-    }));
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { handle_free(client) }
 }
 
 /// # Safety
@@ -782,9 +799,8 @@ pub unsafe extern "C" fn freight_outbox_open(
         let inner = ::freight_outbox::Outbox::open(path)
             .map_err(|e| fail(freight_result::Storage, e.0))?
             .with_prepare_options(opts);
-        let outbox = Box::into_raw(Box::new(freight_outbox { inner }));
         // SAFETY: checked non-NULL; writable by contract.
-        unsafe { *outbox_out = outbox };
+        unsafe { handle_out(outbox_out, freight_outbox { inner }) };
         Ok(())
     })
 }
@@ -795,13 +811,8 @@ pub unsafe extern "C" fn freight_outbox_open(
 /// `outbox` must be NULL or an outbox from freight_outbox_open, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn freight_outbox_free(outbox: *mut freight_outbox) {
-    if outbox.is_null() {
-        return;
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `outbox` came from Box::into_raw in freight_outbox_open.
-        drop(unsafe { Box::from_raw(outbox) });
-    }));
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { handle_free(outbox) }
 }
 
 /// # Safety
