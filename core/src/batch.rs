@@ -4,7 +4,7 @@
 //! `{"data":[…],"test_event_code":…,"partner_agent":…}`. Credentials are never part of it:
 //! the transport sends the token in the `Authorization` header.
 
-use crate::model::ServerEvent;
+use crate::model::{hex64, ServerEvent, UserValue};
 use crate::prepare::PreparedEvent;
 use serde::{Deserialize, Serialize};
 
@@ -201,46 +201,56 @@ impl RequestBody {
     }
 }
 
+/// `,"name":` for a key of the model, built at compile time: the writer copies a constant.
+macro_rules! key {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":")
+    };
+}
+
 /// Writes one event as JSON: the same bytes as `serde_json::to_writer(out, event)`, without
 /// serde_json's byte-by-byte escaping scan for the strings that need none (digests, ids):
 /// the body is most of the cost of a request.
 pub fn write_event(out: &mut Vec<u8>, e: &ServerEvent) {
     let mut o = Obj::new(out);
-    o.str("event_name", &e.event_name);
-    o.int("event_time", e.event_time);
-    o.str("action_source", e.action_source.as_str());
-    o.opt_str("event_id", e.event_id.as_deref());
-    o.opt_str("event_source_url", e.event_source_url.as_deref());
-    o.opt_str("referrer_url", e.referrer_url.as_deref());
+    o.str(key!("event_name"), &e.event_name);
+    o.int(key!("event_time"), e.event_time);
+    o.str(key!("action_source"), e.action_source.as_str());
+    o.opt_str(key!("event_id"), e.event_id.as_deref());
+    o.opt_str(key!("event_source_url"), e.event_source_url.as_deref());
+    o.opt_str(key!("referrer_url"), e.referrer_url.as_deref());
     if let Some(b) = e.opt_out {
-        o.key("opt_out");
+        o.key(key!("opt_out"));
         o.out.extend_from_slice(if b { b"true" } else { b"false" });
     }
-    o.key("user_data");
+    o.key(key!("user_data"));
     write_user_data(o.out, &e.user_data);
     if let Some(cd) = &e.custom_data {
-        o.key("custom_data");
+        o.key(key!("custom_data"));
         write_custom_data(o.out, cd);
     }
-    o.opt_serde("app_data", e.app_data.as_deref());
+    o.opt_serde(key!("app_data"), e.app_data.as_deref());
     o.opt_serde(
-        "data_processing_options",
+        key!("data_processing_options"),
         e.data_processing_options.as_ref(),
     );
     o.opt_int(
-        "data_processing_options_country",
+        key!("data_processing_options_country"),
         e.data_processing_options_country,
     );
     o.opt_int(
-        "data_processing_options_state",
+        key!("data_processing_options_state"),
         e.data_processing_options_state,
     );
-    o.opt_serde("original_event_data", e.original_event_data.as_ref());
-    o.opt_serde("attribution_data", e.attribution_data.as_deref());
-    o.opt_str("messaging_channel", e.messaging_channel.as_deref());
-    o.opt_str("customer_segmentation", e.customer_segmentation.as_deref());
+    o.opt_serde(key!("original_event_data"), e.original_event_data.as_ref());
+    o.opt_serde(key!("attribution_data"), e.attribution_data.as_deref());
+    o.opt_str(key!("messaging_channel"), e.messaging_channel.as_deref());
     o.opt_str(
-        "advanced_measurement_table",
+        key!("customer_segmentation"),
+        e.customer_segmentation.as_deref(),
+    );
+    o.opt_str(
+        key!("advanced_measurement_table"),
         e.advanced_measurement_table.as_deref(),
     );
     o.end();
@@ -248,103 +258,101 @@ pub fn write_event(out: &mut Vec<u8>, e: &ServerEvent) {
 
 fn write_user_data(out: &mut Vec<u8>, u: &crate::model::UserData) {
     let mut o = Obj::new(out);
-    for (k, list) in [
-        ("em", &u.em),
-        ("ph", &u.ph),
-        ("fn", &u.r#fn),
-        ("ln", &u.ln),
-        ("ge", &u.ge),
-        ("db", &u.db),
-        ("ct", &u.ct),
-        ("st", &u.st),
-        ("zp", &u.zp),
-        ("country", &u.country),
-        ("external_id", &u.external_id),
-    ] {
-        if !list.is_empty() {
-            o.key(k);
-            o.out.push(b'[');
-            for (i, v) in list.iter().enumerate() {
-                if i > 0 {
-                    o.out.push(b',');
+    // Expanded field by field so that every key is a constant.
+    macro_rules! lists {
+        ($($name:literal => $field:ident),* $(,)?) => {$(
+            if !u.$field.is_empty() {
+                o.key(key!($name));
+                o.out.push(b'[');
+                for (i, v) in u.$field.iter().enumerate() {
+                    if i > 0 {
+                        o.out.push(b',');
+                    }
+                    write_user_value(o.out, v);
                 }
-                write_str(o.out, v);
+                o.out.push(b']');
             }
-            o.out.push(b']');
-        }
+        )*};
     }
-    for (k, v) in [
-        ("client_ip_address", &u.client_ip_address),
-        ("client_user_agent", &u.client_user_agent),
-        ("fbc", &u.fbc),
-        ("fbp", &u.fbp),
-        ("subscription_id", &u.subscription_id),
-        ("fb_login_id", &u.fb_login_id),
-        ("lead_id", &u.lead_id),
-        ("anon_id", &u.anon_id),
-        ("madid", &u.madid),
-        ("page_id", &u.page_id),
-        ("page_scoped_user_id", &u.page_scoped_user_id),
-        ("ctwa_clid", &u.ctwa_clid),
-        ("ig_account_id", &u.ig_account_id),
-        (
-            "instagram_business_account_id",
-            &u.instagram_business_account_id,
-        ),
-        ("ig_sid", &u.ig_sid),
-        (
-            "whatsapp_business_account_id",
-            &u.whatsapp_business_account_id,
-        ),
-        ("f5first", &u.f5first),
-        ("f5last", &u.f5last),
-        ("fi", &u.fi),
-        ("dobd", &u.dobd),
-        ("dobm", &u.dobm),
-        ("doby", &u.doby),
-    ] {
-        o.opt_str(k, v.as_deref());
+    macro_rules! plain {
+        ($($name:literal => $field:ident),* $(,)?) => {$(
+            o.opt_str(key!($name), u.$field.as_deref());
+        )*};
+    }
+    macro_rules! hashed {
+        ($($name:literal => $field:ident),* $(,)?) => {$(
+            if let Some(v) = &u.$field {
+                o.key(key!($name));
+                write_user_value(o.out, v);
+            }
+        )*};
+    }
+    lists! {
+        "em" => em, "ph" => ph, "fn" => r#fn, "ln" => ln, "ge" => ge, "db" => db, "ct" => ct,
+        "st" => st, "zp" => zp, "country" => country, "external_id" => external_id,
+    }
+    plain! {
+        "client_ip_address" => client_ip_address,
+        "client_user_agent" => client_user_agent,
+        "fbc" => fbc,
+        "fbp" => fbp,
+        "subscription_id" => subscription_id,
+        "fb_login_id" => fb_login_id,
+        "lead_id" => lead_id,
+        "anon_id" => anon_id,
+        "madid" => madid,
+        "page_id" => page_id,
+        "page_scoped_user_id" => page_scoped_user_id,
+        "ctwa_clid" => ctwa_clid,
+        "ig_account_id" => ig_account_id,
+        "instagram_business_account_id" => instagram_business_account_id,
+        "ig_sid" => ig_sid,
+        "whatsapp_business_account_id" => whatsapp_business_account_id,
+    }
+    hashed! {
+        "f5first" => f5first, "f5last" => f5last, "fi" => fi, "dobd" => dobd, "dobm" => dobm,
+        "doby" => doby,
     }
     o.end();
 }
 
 fn write_custom_data(out: &mut Vec<u8>, c: &crate::model::CustomData) {
     let mut o = Obj::new(out);
-    o.opt_num("value", c.value);
-    o.opt_str("currency", c.currency.as_deref());
-    o.opt_str("content_name", c.content_name.as_deref());
-    o.opt_str("content_category", c.content_category.as_deref());
-    o.opt_serde("content_ids", c.content_ids.as_ref());
+    o.opt_num(key!("value"), c.value);
+    o.opt_str(key!("currency"), c.currency.as_deref());
+    o.opt_str(key!("content_name"), c.content_name.as_deref());
+    o.opt_str(key!("content_category"), c.content_category.as_deref());
+    o.opt_serde(key!("content_ids"), c.content_ids.as_ref());
     if let Some(contents) = &c.contents {
-        o.key("contents");
+        o.key(key!("contents"));
         o.out.push(b'[');
         for (i, item) in contents.iter().enumerate() {
             if i > 0 {
                 o.out.push(b',');
             }
             let mut io = Obj::new(o.out);
-            io.str("id", &item.id);
-            io.opt_int("quantity", item.quantity);
-            io.opt_num("item_price", item.item_price);
-            io.opt_str("title", item.title.as_deref());
-            io.opt_str("description", item.description.as_deref());
-            io.opt_str("brand", item.brand.as_deref());
-            io.opt_str("category", item.category.as_deref());
-            io.opt_str("delivery_category", item.delivery_category.as_deref());
+            io.str(key!("id"), &item.id);
+            io.opt_int(key!("quantity"), item.quantity);
+            io.opt_num(key!("item_price"), item.item_price);
+            io.opt_str(key!("title"), item.title.as_deref());
+            io.opt_str(key!("description"), item.description.as_deref());
+            io.opt_str(key!("brand"), item.brand.as_deref());
+            io.opt_str(key!("category"), item.category.as_deref());
+            io.opt_str(key!("delivery_category"), item.delivery_category.as_deref());
             io.extra(&item.extra);
             io.end();
         }
         o.out.push(b']');
     }
-    o.opt_str("content_type", c.content_type.as_deref());
-    o.opt_str("order_id", c.order_id.as_deref());
-    o.opt_num("predicted_ltv", c.predicted_ltv);
-    o.opt_num("net_revenue", c.net_revenue);
-    o.opt_int("num_items", c.num_items);
-    o.opt_str("status", c.status.as_deref());
-    o.opt_str("search_string", c.search_string.as_deref());
-    o.opt_str("delivery_category", c.delivery_category.as_deref());
-    o.opt_str("item_number", c.item_number.as_deref());
+    o.opt_str(key!("content_type"), c.content_type.as_deref());
+    o.opt_str(key!("order_id"), c.order_id.as_deref());
+    o.opt_num(key!("predicted_ltv"), c.predicted_ltv);
+    o.opt_num(key!("net_revenue"), c.net_revenue);
+    o.opt_int(key!("num_items"), c.num_items);
+    o.opt_str(key!("status"), c.status.as_deref());
+    o.opt_str(key!("search_string"), c.search_string.as_deref());
+    o.opt_str(key!("delivery_category"), c.delivery_category.as_deref());
+    o.opt_str(key!("item_number"), c.item_number.as_deref());
     o.extra(&c.extra);
     o.end();
 }
@@ -361,53 +369,60 @@ impl<'a> Obj<'a> {
         Obj { out, first: true }
     }
 
-    fn key(&mut self, k: &str) {
+    /// One of the model's keys, given as `,"name":` by [`key!`]; the comma is dropped for the
+    /// first key.
+    #[inline(always)]
+    fn key(&mut self, fragment: &'static str) {
+        let skip = usize::from(self.first);
+        self.first = false;
+        self.out.extend_from_slice(&fragment.as_bytes()[skip..]);
+    }
+
+    /// A key from the input (`custom_data` custom properties), escaped as needed.
+    fn any_key(&mut self, k: &str) {
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
-        // Keys are the model's own names (or custom_data keys, escaped as needed).
-        if needs_escape(k.as_bytes()) {
-            write_str(self.out, k);
-            self.out.push(b':');
-        } else {
-            self.out.reserve(k.len() + 3);
-            self.out.push(b'"');
-            self.out.extend_from_slice(k.as_bytes());
-            self.out.extend_from_slice(b"\":");
-        }
+        write_str(self.out, k);
+        self.out.push(b':');
     }
 
-    fn str(&mut self, k: &str, v: &str) {
+    #[inline(always)]
+    fn str(&mut self, k: &'static str, v: &str) {
         self.key(k);
         write_str(self.out, v);
     }
 
-    fn opt_str(&mut self, k: &str, v: Option<&str>) {
+    #[inline(always)]
+    fn opt_str(&mut self, k: &'static str, v: Option<&str>) {
         if let Some(v) = v {
             self.str(k, v);
         }
     }
 
-    fn int(&mut self, k: &str, v: i64) {
+    #[inline(always)]
+    fn int(&mut self, k: &'static str, v: i64) {
         self.key(k);
         self.serde(&v);
     }
 
-    fn opt_int(&mut self, k: &str, v: Option<i64>) {
+    #[inline(always)]
+    fn opt_int(&mut self, k: &'static str, v: Option<i64>) {
         if let Some(v) = v {
             self.int(k, v);
         }
     }
 
-    fn opt_num(&mut self, k: &str, v: Option<f64>) {
+    #[inline(always)]
+    fn opt_num(&mut self, k: &'static str, v: Option<f64>) {
         if let Some(v) = v {
             self.key(k);
             self.serde(&v);
         }
     }
 
-    fn opt_serde<T: Serialize + ?Sized>(&mut self, k: &str, v: Option<&T>) {
+    fn opt_serde<T: Serialize + ?Sized>(&mut self, k: &'static str, v: Option<&T>) {
         if let Some(v) = v {
             self.key(k);
             self.serde(v);
@@ -416,7 +431,7 @@ impl<'a> Obj<'a> {
 
     fn extra(&mut self, m: &serde_json::Map<String, serde_json::Value>) {
         for (k, v) in m {
-            self.key(k);
+            self.any_key(k);
             self.serde(v);
         }
     }
@@ -436,6 +451,18 @@ fn needs_escape(b: &[u8]) -> bool {
     b.iter().fold(false, |acc, &c| {
         acc | (c < 0x20) | (c == b'"') | (c == b'\\')
     })
+}
+
+/// A hashed customer-information value as a JSON string.
+fn write_user_value(out: &mut Vec<u8>, v: &UserValue) {
+    match v {
+        UserValue::Sha256(d) => {
+            let mut quoted = [b'"'; 66];
+            quoted[1..65].copy_from_slice(&hex64(d));
+            out.extend_from_slice(&quoted);
+        }
+        UserValue::Text(t) => write_str(out, t),
+    }
 }
 
 /// A JSON string, copied as is when it needs no escaping (as serde_json escapes: control

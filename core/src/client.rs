@@ -20,7 +20,7 @@
 
 use crate::batch::{RequestBody, RequestFields, MAX_EVENTS_PER_REQUEST};
 use crate::destination::Destination;
-use crate::hash::sha256_hex;
+use crate::model::UserValue;
 use crate::normalize::NormalizeOptions;
 use crate::prepare::{Outcome, PrepareOptions, PreparedEvent, Preparer};
 use crate::report::{
@@ -213,7 +213,9 @@ impl Client {
             referrer_url: None,
             opt_out: None,
             user_data: crate::model::UserData {
-                external_id: vec![sha256_hex("freight-connection-test")],
+                external_id: [UserValue::sha256("freight-connection-test")]
+                    .into_iter()
+                    .collect(),
                 ..Default::default()
             },
             custom_data: None,

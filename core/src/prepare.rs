@@ -5,10 +5,10 @@
 //! An event with an error never goes on the wire, so one bad event cannot make Meta reject a
 //! whole batch. Warnings are reported and the event is sent.
 
-use crate::hash::{self, is_appendix};
+use crate::hash::is_appendix;
 use crate::model::{
     ActionSource, AppData, AttributionData, Content, CustomData, OriginalEventData, ServerEvent,
-    UserData,
+    UserData, UserValue, UserValues, USER_DATA_KEYS,
 };
 use crate::normalize::{self, normalize_into, Field, NormalizeOptions, Out};
 use crate::validate::{Problem, ProblemKind};
@@ -627,10 +627,7 @@ impl Preparer {
             let loc = ud_loc.key(k);
             let loc = &loc;
             if let Some(field) = Field::from_key(k) {
-                let mut values = Vec::with_capacity(match v {
-                    Value::Array(items) => items.len(),
-                    _ => 1,
-                });
+                let mut values = UserValues::new();
                 match v {
                     Value::Array(items) => {
                         for (i, item) in items.iter().enumerate() {
@@ -652,14 +649,12 @@ impl Preparer {
                         }
                     }
                 }
-                if field.is_multi() {
-                    if let Some(list) = ud.list_mut(k) {
-                        *list = values;
-                    }
+                if let Some(list) = ud.list_of(field) {
+                    *list = values;
                 } else if values.len() > 1 {
                     p.push(ProblemKind::InvalidType, loc, "takes a single value");
-                } else if let Some(slot) = ud.single_mut(k) {
-                    *slot = values.pop();
+                } else if let Some(slot) = ud.single_of(field) {
+                    *slot = values.iter().next().cloned();
                 }
                 continue;
             }
@@ -698,7 +693,7 @@ impl Preparer {
         loc: &Loc<'_>,
         buf: &mut String,
         p: &mut Problems,
-    ) -> Option<String> {
+    ) -> Option<UserValue> {
         let owned;
         let raw = match v {
             Value::String(s) => s.as_str(),
@@ -727,15 +722,15 @@ impl Preparer {
                 );
                 None
             }
-            Ok(Out::Hashed(h)) => Some(h),
+            Ok(Out::Hashed(h)) => Some(UserValue::from(h)),
             Ok(Out::Plain(warning)) => {
                 if let Some(w) = warning {
                     p.push(w, loc, warning_msg(w));
                 }
                 Some(if field.is_hashed(&self.norm) {
-                    hash::sha256_hex(buf)
+                    UserValue::sha256(buf)
                 } else {
-                    buf.clone()
+                    UserValue::from(buf.as_str())
                 })
             }
             Err(e) => {
@@ -870,7 +865,7 @@ fn nested<T: serde::de::DeserializeOwned>(
 /// A plain (never hashed) `user_data` value, checked where Meta gives a format.
 fn plain_value(key: &str, v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
     let s = match v {
-        Value::String(s) => s.trim().to_owned(),
+        Value::String(s) => normalize::trim(s).to_owned(),
         Value::Number(n) if n.is_u64() && key != "client_user_agent" => n.to_string(),
         _ => {
             p.wrong_type(loc, "a string");
@@ -954,21 +949,29 @@ enum Cookie {
 
 /// `fb.<index>.<creation time>.<payload>[.<appendix>]` (wire-contract §5.3).
 fn check_cookie(s: &str, fbc: bool) -> Cookie {
-    let parts: Vec<&str> = s.split('.').collect();
-    if !(4..=5).contains(&parts.len()) {
+    let mut parts: [&[u8]; 5] = [b""; 5];
+    let mut n = 0;
+    for part in s.as_bytes().split(|&b| b == b'.') {
+        match parts.get_mut(n) {
+            Some(slot) => *slot = part,
+            None => return Cookie::Bad,
+        }
+        n += 1;
+    }
+    if n < 4 {
         return Cookie::Bad;
     }
-    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    let digits = |x: &[u8]| !x.is_empty() && x.iter().all(u8::is_ascii_digit);
     let payload_ok = if fbc {
         !parts[3].is_empty()
             && parts[3]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     } else {
         digits(parts[3])
     };
-    let appendix_ok = parts.len() == 4 || is_appendix(parts[4]);
-    if parts[0] != "fb" || !digits(parts[1]) || !digits(parts[2]) || !payload_ok || !appendix_ok {
+    let appendix_ok = n == 4 || std::str::from_utf8(parts[4]).is_ok_and(is_appendix);
+    if parts[0] != b"fb" || !digits(parts[1]) || !digits(parts[2]) || !payload_ok || !appendix_ok {
         return Cookie::Bad;
     }
     match parts[2].len() {
@@ -1047,7 +1050,10 @@ fn read_custom_data(m: &Map<String, Value>, cd_loc: &Loc<'_>, p: &mut Problems) 
 }
 
 fn currency(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
-    let s = string(v, loc, p)?;
+    let Some(s) = v.as_str() else {
+        p.wrong_type(loc, "a string");
+        return None;
+    };
     let code = s.trim();
     if normalize::is_currency(code) {
         Some(code.to_ascii_uppercase())
@@ -1205,26 +1211,52 @@ fn check_app_data(app: &AppData, root: &Loc<'_>, p: &mut Problems) {
 }
 
 /// Meta's baseline for matching: these sets alone are too broad (wire-contract §2.2).
-const TOO_BROAD: &[&[&str]] = &[
-    &["ct", "country", "st", "zp", "ge", "client_user_agent"],
-    &["db", "client_user_agent"],
-    &["fn", "ge"],
-    &["ln", "ge"],
+const TOO_BROAD: [u64; 4] = [
+    key_mask(&["ct", "country", "st", "zp", "ge", "client_user_agent"]),
+    key_mask(&["db", "client_user_agent"]),
+    key_mask(&["fn", "ge"]),
+    key_mask(&["ln", "ge"]),
 ];
 
+/// The bits of `keys` in a mask with bit `i` for `USER_DATA_KEYS[i]`.
+const fn key_mask(keys: &[&str]) -> u64 {
+    const fn same(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    let mut mask = 0;
+    let mut k = 0;
+    while k < keys.len() {
+        let mut i = 0;
+        while !same(USER_DATA_KEYS[i], keys[k]) {
+            i += 1; // Out of bounds (a compile error) for a key that does not exist.
+        }
+        mask |= 1 << i;
+        k += 1;
+    }
+    mask
+}
+
 fn check_user_data_breadth(u: &UserData, root: &Loc<'_>, p: &mut Problems) {
-    let present: Vec<&str> = present_keys(u);
-    if present.is_empty() {
+    let present = present_keys(u);
+    if present == 0 {
         p.push(
             ProblemKind::MissingUserData,
             &root.key("user_data"),
             "no usable customer information left; send at least one of em, ph, \
              external_id, client_ip_address with client_user_agent, fbc, fbp",
         );
-    } else if TOO_BROAD
-        .iter()
-        .any(|set| present.iter().all(|k| set.contains(k)))
-    {
+    } else if TOO_BROAD.iter().any(|&set| present & !set == 0) {
         p.push(
             ProblemKind::InsufficientUserData,
             &root.key("user_data"),
@@ -1234,53 +1266,69 @@ fn check_user_data_breadth(u: &UserData, root: &Loc<'_>, p: &mut Problems) {
     }
 }
 
-fn present_keys(u: &UserData) -> Vec<&'static str> {
-    let lists: [(&'static str, bool); 11] = [
-        ("em", !u.em.is_empty()),
-        ("ph", !u.ph.is_empty()),
-        ("fn", !u.r#fn.is_empty()),
-        ("ln", !u.ln.is_empty()),
-        ("ge", !u.ge.is_empty()),
-        ("db", !u.db.is_empty()),
-        ("ct", !u.ct.is_empty()),
-        ("st", !u.st.is_empty()),
-        ("zp", !u.zp.is_empty()),
-        ("country", !u.country.is_empty()),
-        ("external_id", !u.external_id.is_empty()),
+/// The keys that hold a value: bit `i` for `USER_DATA_KEYS[i]`.
+fn present_keys(u: &UserData) -> u64 {
+    let present: [bool; 33] = [
+        !u.em.is_empty(),
+        !u.ph.is_empty(),
+        !u.r#fn.is_empty(),
+        !u.ln.is_empty(),
+        !u.ge.is_empty(),
+        !u.db.is_empty(),
+        !u.ct.is_empty(),
+        !u.st.is_empty(),
+        !u.zp.is_empty(),
+        !u.country.is_empty(),
+        !u.external_id.is_empty(),
+        u.client_ip_address.is_some(),
+        u.client_user_agent.is_some(),
+        u.fbc.is_some(),
+        u.fbp.is_some(),
+        u.subscription_id.is_some(),
+        u.fb_login_id.is_some(),
+        u.lead_id.is_some(),
+        u.anon_id.is_some(),
+        u.madid.is_some(),
+        u.page_id.is_some(),
+        u.page_scoped_user_id.is_some(),
+        u.ctwa_clid.is_some(),
+        u.ig_account_id.is_some(),
+        u.instagram_business_account_id.is_some(),
+        u.ig_sid.is_some(),
+        u.whatsapp_business_account_id.is_some(),
+        u.f5first.is_some(),
+        u.f5last.is_some(),
+        u.fi.is_some(),
+        u.dobd.is_some(),
+        u.dobm.is_some(),
+        u.doby.is_some(),
     ];
-    let singles: [(&'static str, bool); 22] = [
-        ("client_ip_address", u.client_ip_address.is_some()),
-        ("client_user_agent", u.client_user_agent.is_some()),
-        ("fbc", u.fbc.is_some()),
-        ("fbp", u.fbp.is_some()),
-        ("subscription_id", u.subscription_id.is_some()),
-        ("fb_login_id", u.fb_login_id.is_some()),
-        ("lead_id", u.lead_id.is_some()),
-        ("anon_id", u.anon_id.is_some()),
-        ("madid", u.madid.is_some()),
-        ("page_id", u.page_id.is_some()),
-        ("page_scoped_user_id", u.page_scoped_user_id.is_some()),
-        ("ctwa_clid", u.ctwa_clid.is_some()),
-        ("ig_account_id", u.ig_account_id.is_some()),
-        (
-            "instagram_business_account_id",
-            u.instagram_business_account_id.is_some(),
-        ),
-        ("ig_sid", u.ig_sid.is_some()),
-        (
-            "whatsapp_business_account_id",
-            u.whatsapp_business_account_id.is_some(),
-        ),
-        ("f5first", u.f5first.is_some()),
-        ("f5last", u.f5last.is_some()),
-        ("fi", u.fi.is_some()),
-        ("dobd", u.dobd.is_some()),
-        ("dobm", u.dobm.is_some()),
-        ("doby", u.doby.is_some()),
-    ];
-    lists
-        .into_iter()
-        .chain(singles)
-        .filter_map(|(k, present)| present.then_some(k))
-        .collect()
+    present
+        .iter()
+        .enumerate()
+        .fold(0, |mask, (i, &p)| mask | (u64::from(p) << i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn present_keys_bit_order_is_user_data_keys() {
+        for (i, key) in USER_DATA_KEYS.iter().enumerate() {
+            let mut u = UserData::default();
+            if let Some(list) = u.list_mut(key) {
+                list.push(UserValue::from("x"));
+            } else if let Some(slot) = u.hashed_single_mut(key) {
+                *slot = Some(UserValue::from("x"));
+            } else if let Some(slot) = u.single_mut(key) {
+                *slot = Some("x".into());
+            } else {
+                panic!("{key} has no slot");
+            }
+            assert_eq!(present_keys(&u), 1 << i, "{key}");
+            assert_eq!(key_mask(&[key]), 1 << i, "{key}");
+        }
+        assert_eq!(present_keys(&UserData::default()), 0);
+    }
 }

@@ -306,7 +306,7 @@ pub(crate) fn normalize_into(
     buf: &mut String,
 ) -> Result<Out, NormalizeError> {
     buf.clear();
-    let s = raw.trim();
+    let s = trim(raw);
     if s.is_empty() {
         return Ok(Out::Empty);
     }
@@ -355,9 +355,21 @@ const CITY_MSG: &str = "no letters left after removing punctuation, digits and s
 const DOBD_MSG: &str = "day of birth must be a number 01-31";
 const DOBM_MSG: &str = "month of birth must be a number 01-12";
 
+/// `s.trim()`, without decoding characters when both ends are visible ASCII.
+pub(crate) fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(&a), Some(&z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
 fn lowercase_into(s: &str, buf: &mut String) {
     if s.is_ascii() {
-        buf.extend(s.bytes().map(|b| b.to_ascii_lowercase() as char));
+        let start = buf.len();
+        buf.push_str(s);
+        if let Some(tail) = buf.get_mut(start..) {
+            tail.make_ascii_lowercase();
+        }
     } else {
         for c in s.chars() {
             buf.extend(c.to_lowercase());
@@ -371,9 +383,24 @@ fn email(s: &str, buf: &mut String) -> Step {
     lowercase_into(s, buf);
     let bad = || err(ProblemKind::InvalidEmail, MSG);
     let (local, domain) = buf.split_once('@').ok_or_else(bad)?;
-    let forbidden = |c: char| c.is_whitespace() || c.is_control() || "<>()[]\\,;:\"@".contains(c);
+    // ASCII: whitespace, controls and `<>()[]\,;:"@`; beyond ASCII, whitespace and controls.
+    let forbidden_byte = |b: u8| {
+        b <= b' '
+            || b == 0x7f
+            || matches!(
+                b,
+                b'<' | b'>' | b'(' | b')' | b'[' | b']' | b'\\' | b',' | b';'
+            )
+            || matches!(b, b':' | b'"' | b'@')
+    };
+    let forbidden = |c: char| c.is_whitespace() || c.is_control();
+    let local_forbidden = if local.is_ascii() {
+        local.bytes().any(forbidden_byte)
+    } else {
+        local.bytes().any(|b| b.is_ascii() && forbidden_byte(b)) || local.chars().any(forbidden)
+    };
     if local.is_empty()
-        || local.chars().any(forbidden)
+        || local_forbidden
         || local.starts_with('.')
         || local.ends_with('.')
         || local.contains("..")
@@ -386,7 +413,10 @@ fn email(s: &str, buf: &mut String) -> Step {
         if label.is_empty()
             || label.starts_with('-')
             || label.ends_with('-')
-            || !label.chars().all(|c| c == '-' || c.is_alphanumeric())
+            || !(label
+                .bytes()
+                .all(|b| b == b'-' || b.is_ascii_alphanumeric())
+                || label.chars().all(|c| c == '-' || c.is_alphanumeric()))
         {
             return Err(bad());
         }

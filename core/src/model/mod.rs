@@ -10,6 +10,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::normalize::Field;
+
+mod user_value;
+pub(crate) use user_value::hex64;
+pub use user_value::{UserValue, UserValues};
+
 /// Where the conversion happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -130,82 +136,38 @@ pub struct ServerEvent {
 #[serde(deny_unknown_fields)]
 pub struct UserData {
     /// Emails (hashed).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "one_or_many"
-    )]
-    pub em: Vec<String>,
+    #[serde(default, skip_serializing_if = "UserValues::is_empty")]
+    pub em: UserValues,
     /// Phones (hashed).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "one_or_many"
-    )]
-    pub ph: Vec<String>,
+    #[serde(default, skip_serializing_if = "UserValues::is_empty")]
+    pub ph: UserValues,
     /// First names (hashed).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "one_or_many"
-    )]
-    pub r#fn: Vec<String>,
+    #[serde(default, skip_serializing_if = "UserValues::is_empty")]
+    pub r#fn: UserValues,
     /// Last names (hashed).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "one_or_many"
-    )]
-    pub ln: Vec<String>,
+    #[serde(default, skip_serializing_if = "UserValues::is_empty")]
+    pub ln: UserValues,
     /// Genders (hashed).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "one_or_many"
-    )]
-    pub ge: Vec<String>,
+    #[serde(default, skip_serializing_if = "UserValues::is_empty")]
+    pub ge: UserValues,
     /// Dates of birth (hashed).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "one_or_many"
-    )]
-    pub db: Vec<String>,
+    #[serde(default, skip_serializing_if = "UserValues::is_empty")]
+    pub db: UserValues,
     /// Cities (hashed).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "one_or_many"
-    )]
-    pub ct: Vec<String>,
+    #[serde(default, skip_serializing_if = "UserValues::is_empty")]
+    pub ct: UserValues,
     /// States (hashed).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "one_or_many"
-    )]
-    pub st: Vec<String>,
+    #[serde(default, skip_serializing_if = "UserValues::is_empty")]
+    pub st: UserValues,
     /// Postal codes (hashed).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "one_or_many"
-    )]
-    pub zp: Vec<String>,
+    #[serde(default, skip_serializing_if = "UserValues::is_empty")]
+    pub zp: UserValues,
     /// Countries (hashed).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "one_or_many"
-    )]
-    pub country: Vec<String>,
+    #[serde(default, skip_serializing_if = "UserValues::is_empty")]
+    pub country: UserValues,
     /// External ids (hashed unless `hash_external_id = false`).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "one_or_many"
-    )]
-    pub external_id: Vec<String>,
+    #[serde(default, skip_serializing_if = "UserValues::is_empty")]
+    pub external_id: UserValues,
     /// IPv4 or IPv6 address (never hashed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ip_address: Option<String>,
@@ -256,22 +218,22 @@ pub struct UserData {
     pub whatsapp_business_account_id: Option<String>,
     /// First 5 letters of the first name (hashed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub f5first: Option<String>,
+    pub f5first: Option<UserValue>,
     /// First 5 letters of the last name (hashed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub f5last: Option<String>,
+    pub f5last: Option<UserValue>,
     /// First initial (hashed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fi: Option<String>,
+    pub fi: Option<UserValue>,
     /// Day of birth (hashed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dobd: Option<String>,
+    pub dobd: Option<UserValue>,
     /// Month of birth (hashed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dobm: Option<String>,
+    pub dobm: Option<UserValue>,
     /// Year of birth (hashed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub doby: Option<String>,
+    pub doby: Option<UserValue>,
 }
 
 /// The keys of [`UserData`] sent as given (never hashed).
@@ -296,7 +258,7 @@ pub const PLAIN_USER_DATA_KEYS: &[&str] = &[
 
 impl UserData {
     /// The list for a multi-valued hashed key (`em` … `external_id`).
-    pub fn list_mut(&mut self, key: &str) -> Option<&mut Vec<String>> {
+    pub fn list_mut(&mut self, key: &str) -> Option<&mut UserValues> {
         Some(match key {
             "em" => &mut self.em,
             "ph" => &mut self.ph,
@@ -313,7 +275,51 @@ impl UserData {
         })
     }
 
-    /// The slot of a single-valued key (hashed `f5first` … `doby`, or a plain key).
+    /// The list of a multi-valued field, `None` for a single-valued one.
+    pub(crate) fn list_of(&mut self, field: Field) -> Option<&mut UserValues> {
+        Some(match field {
+            Field::Em => &mut self.em,
+            Field::Ph => &mut self.ph,
+            Field::Fn => &mut self.r#fn,
+            Field::Ln => &mut self.ln,
+            Field::Ge => &mut self.ge,
+            Field::Db => &mut self.db,
+            Field::Ct => &mut self.ct,
+            Field::St => &mut self.st,
+            Field::Zp => &mut self.zp,
+            Field::Country => &mut self.country,
+            Field::ExternalId => &mut self.external_id,
+            _ => return None,
+        })
+    }
+
+    /// The slot of a single-valued field, `None` for a multi-valued one.
+    pub(crate) fn single_of(&mut self, field: Field) -> Option<&mut Option<UserValue>> {
+        Some(match field {
+            Field::F5first => &mut self.f5first,
+            Field::F5last => &mut self.f5last,
+            Field::Fi => &mut self.fi,
+            Field::Dobd => &mut self.dobd,
+            Field::Dobm => &mut self.dobm,
+            Field::Doby => &mut self.doby,
+            _ => return None,
+        })
+    }
+
+    /// The slot of a single-valued hashed key (`f5first` … `doby`).
+    pub fn hashed_single_mut(&mut self, key: &str) -> Option<&mut Option<UserValue>> {
+        Some(match key {
+            "f5first" => &mut self.f5first,
+            "f5last" => &mut self.f5last,
+            "fi" => &mut self.fi,
+            "dobd" => &mut self.dobd,
+            "dobm" => &mut self.dobm,
+            "doby" => &mut self.doby,
+            _ => return None,
+        })
+    }
+
+    /// The slot of a plain (never hashed) key.
     pub fn single_mut(&mut self, key: &str) -> Option<&mut Option<String>> {
         Some(match key {
             "client_ip_address" => &mut self.client_ip_address,
@@ -332,12 +338,6 @@ impl UserData {
             "instagram_business_account_id" => &mut self.instagram_business_account_id,
             "ig_sid" => &mut self.ig_sid,
             "whatsapp_business_account_id" => &mut self.whatsapp_business_account_id,
-            "f5first" => &mut self.f5first,
-            "f5last" => &mut self.f5last,
-            "fi" => &mut self.fi,
-            "dobd" => &mut self.dobd,
-            "dobm" => &mut self.dobm,
-            "doby" => &mut self.doby,
             _ => return None,
         })
     }
@@ -379,19 +379,6 @@ pub const USER_DATA_KEYS: &[&str] = &[
     "dobm",
     "doby",
 ];
-
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-    })
-}
 
 /// Business data about the event. Unknown keys are kept in `extra` and sent as given.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

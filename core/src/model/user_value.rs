@@ -1,0 +1,343 @@
+//! The values of hashed customer-information keys (`em`, `ph`, … `external_id`, `f5first`, …).
+//!
+//! A digest Freight computed is kept as its 32 bytes, inline, and written as 64 lowercase hex
+//! digits; a key almost always holds one value, kept inline too. Preparing the standard
+//! Purchase event thus allocates nothing for its nine hashed keys.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One value of a hashed customer-information key, as it goes on the wire.
+///
+/// ```
+/// use freight::model::UserValue;
+/// let v = UserValue::sha256("john_smith@gmail.com");
+/// assert_eq!(v.to_string(), "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f");
+/// // A bare lowercase digest read from wire JSON is the same value.
+/// assert_eq!(UserValue::from(v.to_string()), v);
+/// assert_eq!(v, *"62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f");
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum UserValue {
+    /// A SHA-256 digest, sent as 64 lowercase hex digits.
+    Sha256([u8; 32]),
+    /// Sent as given: a digest with a parameter-builder appendix, an MD5 digest, or an
+    /// `external_id` sent unhashed. Never a bare lowercase SHA-256 digest (that is
+    /// [`UserValue::Sha256`], so equal values compare equal).
+    Text(String),
+}
+
+impl UserValue {
+    /// The SHA-256 digest of `text`'s UTF-8 bytes.
+    pub fn sha256(text: &str) -> UserValue {
+        use sha2::Digest;
+        UserValue::Sha256(sha2::Sha256::digest(text.as_bytes()).into())
+    }
+
+    /// Appends the wire text (no quotes) to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            UserValue::Sha256(d) => out.extend_from_slice(&hex64(d)),
+            UserValue::Text(t) => out.extend_from_slice(t.as_bytes()),
+        }
+    }
+
+    /// True when the wire text is `s`.
+    fn eq_str(&self, s: &str) -> bool {
+        match self {
+            UserValue::Sha256(d) => s.as_bytes() == hex64(d),
+            UserValue::Text(t) => t == s,
+        }
+    }
+}
+
+/// 64 lowercase hex digits, eight at a time: each nibble of four bytes is spread into a byte
+/// of a `u64`, then turned into its ASCII digit without a branch or a table.
+pub(crate) fn hex64(d: &[u8; 32]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (o, four) in out.chunks_exact_mut(8).zip(d.chunks_exact(4)) {
+        let v = u64::from(u32::from_be_bytes([four[0], four[1], four[2], four[3]]));
+        let mut x = ((v & 0xffff_0000) << 16) | (v & 0xffff);
+        x = ((x & 0x0000_ff00_0000_ff00) << 8) | (x & 0x0000_00ff_0000_00ff);
+        x = ((x & 0x00f0_00f0_00f0_00f0) << 4) | (x & 0x000f_000f_000f_000f);
+        // 1 in each byte whose nibble is 10 or more: those become 'a'..'f'.
+        let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        let ascii = x + 0x3030_3030_3030_3030 + letters * (u64::from(b'a' - b'0') - 10);
+        o.copy_from_slice(&ascii.to_be_bytes());
+    }
+    out
+}
+
+/// The digest of 64 lowercase hex digits.
+fn parse_hex64(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+impl From<String> for UserValue {
+    /// The value whose wire text is `s`.
+    fn from(s: String) -> UserValue {
+        match parse_hex64(&s) {
+            Some(d) => UserValue::Sha256(d),
+            None => UserValue::Text(s),
+        }
+    }
+}
+
+impl From<&str> for UserValue {
+    fn from(s: &str) -> UserValue {
+        match parse_hex64(s) {
+            Some(d) => UserValue::Sha256(d),
+            None => UserValue::Text(s.to_owned()),
+        }
+    }
+}
+
+impl PartialEq<str> for UserValue {
+    fn eq(&self, other: &str) -> bool {
+        self.eq_str(other)
+    }
+}
+
+impl PartialEq<&str> for UserValue {
+    fn eq(&self, other: &&str) -> bool {
+        self.eq_str(other)
+    }
+}
+
+impl fmt::Display for UserValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserValue::Sha256(d) => {
+                let hex = hex64(d);
+                f.write_str(std::str::from_utf8(&hex).map_err(|_| fmt::Error)?)
+            }
+            UserValue::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl fmt::Debug for UserValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+impl Serialize for UserValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for UserValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<UserValue, D::Error> {
+        String::deserialize(d).map(UserValue::from)
+    }
+}
+
+/// The values of one multi-valued hashed key, in order, without duplicates when built by
+/// [`crate::prepare`]. The first value is kept inline.
+///
+/// ```
+/// use freight::model::{UserValue, UserValues};
+/// let mut v = UserValues::new();
+/// assert!(v.is_empty());
+/// v.push(UserValue::sha256("a@example.com"));
+/// v.push(UserValue::sha256("b@example.com"));
+/// assert_eq!(v.len(), 2);
+/// assert_eq!(serde_json::to_value(&v).unwrap().as_array().unwrap().len(), 2);
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct UserValues(Repr);
+
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+enum Repr {
+    #[default]
+    Empty,
+    One(UserValue),
+    Many(Vec<UserValue>),
+}
+
+impl UserValues {
+    /// No values.
+    pub const fn new() -> UserValues {
+        UserValues(Repr::Empty)
+    }
+
+    /// The values, in order.
+    pub fn as_slice(&self) -> &[UserValue] {
+        match &self.0 {
+            Repr::Empty => &[],
+            Repr::One(v) => std::slice::from_ref(v),
+            Repr::Many(v) => v,
+        }
+    }
+
+    /// An iterator over the values.
+    pub fn iter(&self) -> std::slice::Iter<'_, UserValue> {
+        self.as_slice().iter()
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// True without values.
+    pub fn is_empty(&self) -> bool {
+        matches!(self.0, Repr::Empty)
+    }
+
+    /// True when `v` is one of the values.
+    pub fn contains(&self, v: &UserValue) -> bool {
+        self.as_slice().contains(v)
+    }
+
+    /// Appends a value.
+    pub fn push(&mut self, v: UserValue) {
+        self.0 = match std::mem::take(&mut self.0) {
+            Repr::Empty => Repr::One(v),
+            Repr::One(first) => Repr::Many(vec![first, v]),
+            Repr::Many(mut all) => {
+                all.push(v);
+                Repr::Many(all)
+            }
+        };
+    }
+
+    /// Removes every value.
+    pub fn clear(&mut self) {
+        self.0 = Repr::Empty;
+    }
+}
+
+impl fmt::Debug for UserValues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl From<Vec<UserValue>> for UserValues {
+    fn from(mut v: Vec<UserValue>) -> UserValues {
+        UserValues(match v.len() {
+            0 => Repr::Empty,
+            1 => Repr::One(v.remove(0)),
+            _ => Repr::Many(v),
+        })
+    }
+}
+
+impl FromIterator<UserValue> for UserValues {
+    fn from_iter<I: IntoIterator<Item = UserValue>>(iter: I) -> UserValues {
+        let mut out = UserValues::new();
+        for v in iter {
+            out.push(v);
+        }
+        out
+    }
+}
+
+impl<'a> IntoIterator for &'a UserValues {
+    type Item = &'a UserValue;
+    type IntoIter = std::slice::Iter<'a, UserValue>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl Serialize for UserValues {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for UserValues {
+    /// One string or an array of strings (wire-contract §2.2 accepts both).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<UserValues, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(UserValue),
+            Many(Vec<UserValue>),
+        }
+        Ok(match OneOrMany::deserialize(d)? {
+            OneOrMany::One(v) => UserValues(Repr::One(v)),
+            OneOrMany::Many(v) => UserValues::from(v),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_text_round_trips() {
+        for text in [
+            "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f",
+            "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f.AQICAQMC",
+            "62A14E44F765419D10FEA99367361A727C12365E2520F32218D505ED9AA0F62F",
+            "5d41402abc4b2a76b9719d911017c592",
+            "cust-42",
+            "",
+        ] {
+            let v = UserValue::from(text);
+            assert_eq!(v.to_string(), text);
+            let mut out = Vec::new();
+            v.write_to(&mut out);
+            assert_eq!(out, text.as_bytes());
+            assert_eq!(serde_json::to_value(&v).unwrap(), text);
+            assert_eq!(v, *text);
+        }
+        assert!(matches!(
+            UserValue::from("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            UserValue::Sha256(_)
+        ));
+        assert!(matches!(
+            UserValue::from("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"),
+            UserValue::Text(_)
+        ));
+    }
+
+    #[test]
+    fn hex_of_every_byte() {
+        for start in 0..=255u8 {
+            let d: [u8; 32] = std::array::from_fn(|i| start.wrapping_add(i as u8 * 8));
+            let naive: String = d.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex64(&d), naive.as_bytes());
+        }
+    }
+
+    #[test]
+    fn values_keep_order_and_serialize_as_arrays() {
+        let mut v = UserValues::new();
+        assert_eq!(serde_json::to_string(&v).unwrap(), "[]");
+        v.push("a".into());
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"["a"]"#);
+        v.push("b".into());
+        v.push("c".into());
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"["a","b","c"]"#);
+        assert!(v.contains(&"b".into()));
+        assert!(!v.contains(&"d".into()));
+        let back: UserValues = serde_json::from_str(r#"["a","b","c"]"#).unwrap();
+        assert_eq!(back, v);
+        let one: UserValues = serde_json::from_str(r#""a""#).unwrap();
+        assert_eq!(one.as_slice(), [UserValue::from("a")]);
+        assert!(serde_json::from_str::<UserValues>("1").is_err());
+        v.clear();
+        assert!(v.is_empty());
+        assert_eq!(format!("{:?}", one), r#"["a"]"#);
+    }
+}
