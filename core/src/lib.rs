@@ -44,6 +44,7 @@ pub mod batch;
 pub mod client;
 pub mod destination;
 pub mod hash;
+pub mod input;
 pub mod model;
 pub mod normalize;
 pub mod platform;

@@ -6,6 +6,7 @@
 //! whole batch. Warnings are reported and the event is sent.
 
 use crate::hash::is_appendix;
+use crate::input::{Input, InputKey, View};
 use crate::model::{
     ActionSource, AppData, AttributionData, Content, CustomData, OriginalEventData, ServerEvent,
     UserData, UserValue, UserValues, USER_DATA_KEYS,
@@ -13,7 +14,8 @@ use crate::model::{
 use crate::normalize::{self, normalize_into, Field, NormalizeOptions, Out};
 use crate::validate::{Problem, ProblemKind};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -82,17 +84,25 @@ pub enum Outcome {
 
 /// True when the event says `"consent": "denied"` (or `false`): it is never sent, whatever
 /// else it holds.
-fn consent_denied(event: &Value) -> bool {
-    match event.get("consent") {
-        Some(Value::Bool(granted)) => !granted,
-        Some(Value::String(s)) => s == "denied",
-        _ => false,
+fn consent_denied<I: Input>(event: &I) -> bool {
+    let View::Object(entries) = event.view() else {
+        return false;
+    };
+    for (k, v) in entries {
+        if k.text() == "consent" {
+            return match v.view() {
+                View::Bool(granted) => !granted,
+                View::Str(s) => s == "denied",
+                _ => false,
+            };
+        }
     }
+    false
 }
 
 /// Prepares every event; `now` is the current Unix time in seconds.
-pub fn prepare<'a>(
-    events: impl IntoIterator<Item = &'a Value>,
+pub fn prepare<I: Input>(
+    events: impl IntoIterator<Item = I>,
     options: &PrepareOptions,
     now: i64,
 ) -> Prepared {
@@ -223,23 +233,13 @@ impl Problems {
     }
 }
 
-/// An object, or an empty array taken for an empty object (PHP's `[]`).
-fn as_object<'a>(v: &'a Value, empty: &'a Map<String, Value>) -> Option<&'a Map<String, Value>> {
+/// An object's entries; `Some(None)` for an empty array, taken for an empty object (PHP
+/// encodes an empty associative array as `[]`).
+fn as_object<I: Input>(v: View<'_, I>) -> Option<Option<I::Entries>> {
     match v {
-        Value::Object(m) => Some(m),
-        Value::Array(a) if a.is_empty() => Some(empty),
+        View::Object(entries) => Some(Some(entries)),
+        View::Array(items) if items.len() == 0 => Some(None),
         _ => None,
-    }
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -253,7 +253,7 @@ impl Preparer {
 
     /// Decides what becomes of the event at input position `index`: skipped when consent is
     /// denied, else prepared or rejected.
-    pub fn process(&self, event: &Value, index: usize) -> Outcome {
+    pub fn process<I: Input>(&self, event: I, index: usize) -> Outcome {
         self.process_with_consent(event, index, |_| true)
     }
 
@@ -264,16 +264,16 @@ impl Preparer {
     /// use freight::prepare::{Outcome, PrepareOptions, Preparer};
     /// let p = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
     /// let ev = serde_json::json!({"event_name": "Lead", "user_data": {"em": "a@b.co"}});
-    /// let opted_out = |e: &serde_json::Value| e["user_data"]["em"] != "a@b.co";
+    /// let opted_out = |e: &&serde_json::Value| e["user_data"]["em"] != "a@b.co";
     /// assert!(matches!(p.process_with_consent(&ev, 0, opted_out), Outcome::Skipped(_)));
     /// ```
-    pub fn process_with_consent(
+    pub fn process_with_consent<I: Input>(
         &self,
-        event: &Value,
+        event: I,
         index: usize,
-        consent: impl Fn(&Value) -> bool,
+        consent: impl Fn(&I) -> bool,
     ) -> Outcome {
-        if consent_denied(event) || !consent(event) {
+        if consent_denied(&event) || !consent(&event) {
             return Outcome::Skipped(Skipped {
                 index,
                 reason: "consent_denied".into(),
@@ -287,19 +287,22 @@ impl Preparer {
 
     /// Prepares the event at input position `index` (consent is not looked at: see
     /// [`Preparer::process`]).
-    pub fn prepare_one(&self, event: &Value, index: usize) -> Result<PreparedEvent, Rejection> {
+    pub fn prepare_one<I: Input>(
+        &self,
+        event: I,
+        index: usize,
+    ) -> Result<PreparedEvent, Rejection> {
         let mut p = Problems::default();
         let root = Loc::Event(index);
-        let empty = Map::new();
-        let obj = match event {
-            Value::Object(obj) => obj,
-            // PHP encodes an empty associative array as `[]`: take it for `{}`.
-            Value::Array(a) if a.is_empty() => &empty,
-            _ => {
+        let view = event.view();
+        let type_name = view.type_name();
+        let entries = match as_object(view) {
+            Some(entries) => entries,
+            None => {
                 p.push(
                     ProblemKind::NotAnObject,
                     &root,
-                    format!("an event must be a JSON object, not {}", json_type(event)),
+                    format!("an event must be a JSON object, not {type_name}"),
                 );
                 return Err(Rejection {
                     index,
@@ -308,7 +311,7 @@ impl Preparer {
                 });
             }
         };
-        let event = self.read_event(obj, &root, &mut p);
+        let event = self.read_event::<I>(entries, &root, &mut p);
         match event {
             Some(event) if p.errors.is_empty() => Ok(PreparedEvent {
                 index,
@@ -323,14 +326,13 @@ impl Preparer {
         }
     }
 
-    fn read_event(
+    fn read_event<I: Input>(
         &self,
-        obj: &Map<String, Value>,
+        entries: Option<I::Entries>,
         root: &Loc<'_>,
         p: &mut Problems,
     ) -> Option<ServerEvent> {
-        let empty = Map::new();
-        let mut event_name = None;
+        let mut event_name: Option<String> = None;
         let mut event_time = None;
         let mut action_source = None;
         let mut event_id = None;
@@ -349,17 +351,30 @@ impl Preparer {
         let mut messaging_channel = None;
         let mut customer_segmentation = None;
         let mut advanced_measurement_table = None;
+        // Keys given with a value (not null), for "missing" checks after the loop.
+        let (mut has_time, mut has_source, mut has_user_data, mut has_app_data) =
+            (false, false, false, false);
+        let mut custom_keys = CustomKeys::default();
 
-        for (key, v) in obj {
-            if v.is_null() {
+        for (key, node) in entries.into_iter().flatten() {
+            let key = key.text();
+            let k: &str = &key;
+            if k == "app_data" {
+                has_app_data = true; // Even `null`: no "missing app_data" then.
+            }
+            let v = node.view();
+            if matches!(v, View::Null) {
                 continue; // Meta's Payload Helper emits nulls for absent values.
             }
-            let k = key.as_str();
+            has_source |= k == "action_source";
             match k {
                 "event_name" => event_name = string(v, &root.key(k), p),
-                "event_time" => event_time = self.event_time(v, &root.key(k), p),
-                "action_source" => match v.as_str() {
-                    Some(s) => match ActionSource::parse(s) {
+                "event_time" => {
+                    has_time = true;
+                    event_time = self.event_time(v, &root.key(k), p);
+                }
+                "action_source" => match v {
+                    View::Str(s) => match ActionSource::parse(&s) {
                         Some(a) => action_source = Some(a),
                         None => p.push(
                             ProblemKind::InvalidActionSource,
@@ -368,36 +383,42 @@ impl Preparer {
                              physical_store, system_generated, business_messaging, other",
                         ),
                     },
-                    None => p.wrong_type(&root.key(k), "a string"),
+                    _ => p.wrong_type(&root.key(k), "a string"),
                 },
                 "event_id" => event_id = id_string(v, &root.key(k), p),
                 "event_source_url" => event_source_url = string(v, &root.key(k), p),
                 "referrer_url" => referrer_url = string(v, &root.key(k), p),
-                "opt_out" => match v.as_bool() {
-                    Some(b) => opt_out = Some(b),
-                    None => p.wrong_type(&root.key(k), "true or false"),
+                "opt_out" => match v {
+                    View::Bool(b) => opt_out = Some(b),
+                    _ => p.wrong_type(&root.key(k), "true or false"),
                 },
-                "user_data" => match as_object(v, &empty) {
+                "user_data" => {
+                    has_user_data = true;
+                    match as_object(v) {
+                        Some(m) => {
+                            let before = p.errors.len();
+                            user_data = Some(self.read_user_data::<I>(m, &root.key(k), p));
+                            user_data_errors = p.errors.len() - before;
+                        }
+                        None => p.wrong_type(&root.key(k), "an object"),
+                    }
+                }
+                "custom_data" => match as_object(v) {
                     Some(m) => {
-                        let before = p.errors.len();
-                        user_data = Some(self.read_user_data(m, &root.key(k), p));
-                        user_data_errors = p.errors.len() - before;
+                        custom_data =
+                            Some(read_custom_data::<I>(m, &root.key(k), p, &mut custom_keys))
                     }
                     None => p.wrong_type(&root.key(k), "an object"),
                 },
-                "custom_data" => match as_object(v, &empty) {
-                    Some(m) => custom_data = Some(read_custom_data(m, &root.key(k), p)),
-                    None => p.wrong_type(&root.key(k), "an object"),
-                },
-                "app_data" => app_data = nested::<AppData>(v, k, root, p).map(Box::new),
+                "app_data" => app_data = nested::<AppData, I>(&node, k, root, p).map(Box::new),
                 "data_processing_options" => dpo = read_dpo(v, root, p),
                 "data_processing_options_country" => dpo_country = integer(v, &root.key(k), p),
                 "data_processing_options_state" => dpo_state = integer(v, &root.key(k), p),
                 "original_event_data" => {
-                    original_event_data = nested::<OriginalEventData>(v, k, root, p)
+                    original_event_data = nested::<OriginalEventData, I>(&node, k, root, p)
                 }
                 "attribution_data" => {
-                    attribution_data = nested::<AttributionData>(v, k, root, p).map(Box::new)
+                    attribution_data = nested::<AttributionData, I>(&node, k, root, p).map(Box::new)
                 }
                 "messaging_channel" => messaging_channel = string(v, &root.key(k), p),
                 "customer_segmentation" => {
@@ -418,9 +439,12 @@ impl Preparer {
                 }
                 // Freight's own field: never sent. "denied" is handled by `process`.
                 "consent" => {
-                    if !matches!(v, Value::Bool(_))
-                        && !matches!(v.as_str(), Some("granted" | "denied"))
-                    {
+                    let ok = match &v {
+                        View::Bool(_) => true,
+                        View::Str(s) => matches!(s.as_ref(), "granted" | "denied"),
+                        _ => false,
+                    };
+                    if !ok {
                         p.push(
                             ProblemKind::InvalidConsent,
                             &root.key(k),
@@ -455,14 +479,14 @@ impl Preparer {
             ),
             _ => {}
         }
-        if event_time.is_none() && obj.get("event_time").is_none_or(Value::is_null) {
+        if event_time.is_none() && !has_time {
             p.push(
                 ProblemKind::MissingEventTime,
                 &root.key("event_time"),
                 "is required: the Unix time in seconds when the event happened",
             );
         }
-        if action_source.is_none() && obj.get("action_source").is_none_or(Value::is_null) {
+        if action_source.is_none() && !has_source {
             p.push(
                 ProblemKind::MissingActionSource,
                 &root.key("action_source"),
@@ -513,10 +537,7 @@ impl Preparer {
                 );
             }
         }
-        if action_source == Some(ActionSource::App)
-            && app_data.is_none()
-            && !obj.contains_key("app_data")
-        {
+        if action_source == Some(ActionSource::App) && app_data.is_none() && !has_app_data {
             p.push(
                 ProblemKind::MissingAppData,
                 &root.key("app_data"),
@@ -528,18 +549,14 @@ impl Preparer {
         }
         if event_name.as_deref() == Some("Purchase") {
             let cd = custom_data.as_ref();
-            if cd.and_then(|c: &CustomData| c.value).is_none()
-                && !has_key(obj, "custom_data", "value")
-            {
+            if cd.and_then(|c: &CustomData| c.value).is_none() && !custom_keys.value {
                 p.push(
                     ProblemKind::MissingValue,
                     &root.key("custom_data.value"),
                     "is required for Purchase: the order's monetary value, e.g. 19.99",
                 );
             }
-            if cd.and_then(|c| c.currency.as_ref()).is_none()
-                && !has_key(obj, "custom_data", "currency")
-            {
+            if cd.and_then(|c| c.currency.as_ref()).is_none() && !custom_keys.currency {
                 p.push(
                     ProblemKind::MissingCurrency,
                     &root.key("custom_data.currency"),
@@ -549,7 +566,7 @@ impl Preparer {
         }
         check_ldu(dpo.as_deref(), dpo_country, dpo_state, root, p);
         match &user_data {
-            None if !obj.contains_key("user_data") || obj["user_data"].is_null() => p.push(
+            None if !has_user_data => p.push(
                 ProblemKind::MissingUserData,
                 &root.key("user_data"),
                 "is required: send at least one customer information parameter",
@@ -582,8 +599,8 @@ impl Preparer {
         })
     }
 
-    fn event_time(&self, v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<i64> {
-        let Some(t) = v.as_i64() else {
+    fn event_time<I: Input>(&self, v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<i64> {
+        let View::Int(t) = v else {
             p.push(
                 ProblemKind::InvalidEventTime,
                 loc,
@@ -611,27 +628,30 @@ impl Preparer {
         Some(t)
     }
 
-    fn read_user_data(
+    fn read_user_data<I: Input>(
         &self,
-        m: &Map<String, Value>,
+        entries: Option<I::Entries>,
         ud_loc: &Loc<'_>,
         p: &mut Problems,
     ) -> UserData {
         let mut ud = UserData::default();
         let mut buf = String::with_capacity(64);
-        for (key, v) in m {
-            if v.is_null() {
+        for (key, node) in entries.into_iter().flatten() {
+            let v = node.view();
+            if matches!(v, View::Null) {
                 continue;
             }
-            let k = key.as_str();
+            let key = key.text();
+            let k: &str = &key;
             let loc = ud_loc.key(k);
             let loc = &loc;
             if let Some(field) = Field::from_key(k) {
                 let mut values = UserValues::new();
                 match v {
-                    Value::Array(items) => {
-                        for (i, item) in items.iter().enumerate() {
-                            if item.is_null() {
+                    View::Array(items) => {
+                        for (i, item) in items.enumerate() {
+                            let item = item.view();
+                            if matches!(item, View::Null) {
                                 continue;
                             }
                             let item_loc = loc.index(i);
@@ -686,21 +706,22 @@ impl Preparer {
     }
 
     /// Normalizes and hashes one value; `None` when it is dropped or has a problem.
-    fn hashed_value(
+    fn hashed_value<I: Input>(
         &self,
         field: Field,
-        v: &Value,
+        v: View<'_, I>,
         loc: &Loc<'_>,
         buf: &mut String,
         p: &mut Problems,
     ) -> Option<UserValue> {
-        let owned;
-        let raw = match v {
-            Value::String(s) => s.as_str(),
-            Value::Number(n) if numeric_ok(field) => {
-                owned = n.to_string();
-                owned.as_str()
-            }
+        let number = if numeric_ok(field) {
+            v.number_text()
+        } else {
+            None
+        };
+        let raw: Cow<'_, str> = match (v, number) {
+            (View::Str(s), _) => s,
+            (_, Some(n)) => Cow::Owned(n),
             _ => {
                 p.wrong_type(
                     loc,
@@ -713,7 +734,7 @@ impl Preparer {
                 return None;
             }
         };
-        match normalize_into(field, raw, &self.norm, buf) {
+        match normalize_into(field, &raw, &self.norm, buf) {
             Ok(Out::Empty) => {
                 p.push(
                     ProblemKind::EmptyValue,
@@ -764,15 +785,9 @@ fn warning_msg(kind: ProblemKind) -> &'static str {
     }
 }
 
-fn has_key(obj: &Map<String, Value>, outer: &str, inner: &str) -> bool {
-    obj.get(outer)
-        .and_then(|o| o.get(inner))
-        .is_some_and(|v| !v.is_null())
-}
-
-fn string(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
+fn string<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.clone()),
+        View::Str(s) => Some(s.into_owned()),
         _ => {
             p.wrong_type(loc, "a string");
             None
@@ -781,10 +796,11 @@ fn string(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
 }
 
 /// A string, or an integer taken as its decimal string (ids).
-fn id_string(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
+fn id_string<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+        View::Str(s) => Some(s.into_owned()),
+        View::Int(i) => Some(i.to_string()),
+        View::UInt(u) => Some(u.to_string()),
         _ => {
             p.wrong_type(loc, "a string");
             None
@@ -792,10 +808,10 @@ fn id_string(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
     }
 }
 
-fn integer(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<i64> {
-    match v.as_i64() {
-        Some(i) => Some(i),
-        None => {
+fn integer<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<i64> {
+    match v {
+        View::Int(i) => Some(i),
+        _ => {
             p.wrong_type(loc, "an integer");
             None
         }
@@ -803,10 +819,12 @@ fn integer(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<i64> {
 }
 
 /// A number, or a string holding a finite decimal number.
-fn number(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<f64> {
+fn number<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<f64> {
     let n = match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
+        View::Int(i) => Some(i as f64),
+        View::UInt(u) => Some(u as f64),
+        View::Float(f) => Some(f),
+        View::Str(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     };
     match n {
@@ -824,13 +842,13 @@ fn number(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<f64> {
 
 /// Deserializes a nested object with serde, reporting the first problem by its path and
 /// without echoing the value.
-fn nested<T: serde::de::DeserializeOwned>(
-    v: &Value,
+fn nested<T: serde::de::DeserializeOwned, I: Input>(
+    node: &I,
     key: &str,
     root: &Loc<'_>,
     p: &mut Problems,
 ) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(v) {
+    match serde_path_to_error::deserialize::<_, T>(node.to_json()) {
         Ok(t) => Some(t),
         Err(e) => {
             let path = e.path().to_string();
@@ -863,10 +881,17 @@ fn nested<T: serde::de::DeserializeOwned>(
 }
 
 /// A plain (never hashed) `user_data` value, checked where Meta gives a format.
-fn plain_value(key: &str, v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
+fn plain_value<I: Input>(
+    key: &str,
+    v: View<'_, I>,
+    loc: &Loc<'_>,
+    p: &mut Problems,
+) -> Option<String> {
+    let numeric = key != "client_user_agent";
     let s = match v {
-        Value::String(s) => normalize::trim(s).to_owned(),
-        Value::Number(n) if n.is_u64() && key != "client_user_agent" => n.to_string(),
+        View::Str(s) => normalize::trim(&s).to_owned(),
+        View::Int(i) if numeric && i >= 0 => i.to_string(),
+        View::UInt(u) if numeric => u.to_string(),
         _ => {
             p.wrong_type(loc, "a string");
             return None;
@@ -981,20 +1006,40 @@ fn check_cookie(s: &str, fbc: bool) -> Cookie {
     }
 }
 
-fn read_custom_data(m: &Map<String, Value>, cd_loc: &Loc<'_>, p: &mut Problems) -> CustomData {
+/// Which `custom_data` keys were given with a value, for the Purchase checks.
+#[derive(Default)]
+struct CustomKeys {
+    value: bool,
+    currency: bool,
+}
+
+fn read_custom_data<I: Input>(
+    entries: Option<I::Entries>,
+    cd_loc: &Loc<'_>,
+    p: &mut Problems,
+    keys: &mut CustomKeys,
+) -> CustomData {
     let mut cd = CustomData::default();
-    for (key, v) in m {
-        if v.is_null() {
+    for (key, node) in entries.into_iter().flatten() {
+        let v = node.view();
+        if matches!(v, View::Null) {
             continue;
         }
-        let k = key.as_str();
+        let key = key.text();
+        let k: &str = &key;
         let loc = cd_loc.key(k);
         let loc = &loc;
         match k {
-            "value" => cd.value = number(v, loc, p),
+            "value" => {
+                keys.value = true;
+                cd.value = number(v, loc, p);
+            }
             "predicted_ltv" => cd.predicted_ltv = number(v, loc, p),
             "net_revenue" => cd.net_revenue = number(v, loc, p),
-            "currency" => cd.currency = currency(v, loc, p),
+            "currency" => {
+                keys.currency = true;
+                cd.currency = currency(v, loc, p);
+            }
             "content_name" => cd.content_name = string(v, loc, p),
             "content_category" => cd.content_category = string(v, loc, p),
             "content_type" => cd.content_type = string(v, loc, p),
@@ -1003,25 +1048,22 @@ fn read_custom_data(m: &Map<String, Value>, cd_loc: &Loc<'_>, p: &mut Problems) 
             "item_number" => cd.item_number = id_string(v, loc, p),
             "status" => {
                 cd.status = match v {
-                    Value::Bool(b) => Some(b.to_string()),
+                    View::Bool(b) => Some(b.to_string()),
                     _ => string(v, loc, p),
                 }
             }
             "num_items" => {
-                cd.num_items = match v {
-                    Value::String(s) => s.trim().parse().ok(),
-                    _ => v.as_i64(),
-                };
+                cd.num_items = integer_or_text(v);
                 if cd.num_items.is_none() {
                     p.wrong_type(loc, "an integer");
                 }
             }
             "delivery_category" => cd.delivery_category = delivery_category(v, loc, p),
             "content_ids" => match v {
-                Value::Array(items) => {
+                View::Array(items) => {
                     let mut ids = Vec::with_capacity(items.len());
-                    for (i, item) in items.iter().enumerate() {
-                        if let Some(id) = id_string(item, &loc.index(i), p) {
+                    for (i, item) in items.enumerate() {
+                        if let Some(id) = id_string(item.view(), &loc.index(i), p) {
                             ids.push(id);
                         }
                     }
@@ -1030,10 +1072,10 @@ fn read_custom_data(m: &Map<String, Value>, cd_loc: &Loc<'_>, p: &mut Problems) 
                 _ => p.wrong_type(loc, "an array of ids"),
             },
             "contents" => match v {
-                Value::Array(items) => {
+                View::Array(items) => {
                     let mut contents = Vec::with_capacity(items.len());
-                    for (i, item) in items.iter().enumerate() {
-                        if let Some(c) = read_content(item, &loc.index(i), p) {
+                    for (i, item) in items.enumerate() {
+                        if let Some(c) = read_content(&item, &loc.index(i), p) {
                             contents.push(c);
                         }
                     }
@@ -1042,15 +1084,24 @@ fn read_custom_data(m: &Map<String, Value>, cd_loc: &Loc<'_>, p: &mut Problems) 
                 _ => p.wrong_type(loc, "an array of objects"),
             },
             _ => {
-                cd.extra.insert(key.clone(), v.clone());
+                cd.extra.insert(k.to_owned(), node.to_json());
             }
         }
     }
     cd
 }
 
-fn currency(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
-    let Some(s) = v.as_str() else {
+/// An integer, or a string holding one (`"2"`).
+fn integer_or_text<I: Input>(v: View<'_, I>) -> Option<i64> {
+    match v {
+        View::Str(s) => s.trim().parse().ok(),
+        View::Int(i) => Some(i),
+        _ => None,
+    }
+}
+
+fn currency<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
+    let View::Str(s) = v else {
         p.wrong_type(loc, "a string");
         return None;
     };
@@ -1067,7 +1118,7 @@ fn currency(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
     }
 }
 
-fn delivery_category(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
+fn delivery_category<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
     let s = string(v, loc, p)?.trim().to_ascii_lowercase();
     if DELIVERY_CATEGORIES.contains(&s.as_str()) {
         Some(s)
@@ -1081,28 +1132,35 @@ fn delivery_category(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<Strin
     }
 }
 
-fn read_content(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<Content> {
-    let Value::Object(m) = v else {
+fn read_content<I: Input>(node: &I, loc: &Loc<'_>, p: &mut Problems) -> Option<Content> {
+    let View::Object(entries) = node.view() else {
         p.wrong_type(loc, "an object with id and quantity");
         return None;
     };
     let item_loc = loc;
     let mut c = Content::default();
     let mut id = None;
-    for (key, v) in m {
-        if v.is_null() {
+    // An id of the wrong type is reported as such, not as a missing id.
+    let mut id_wrong_type = false;
+    for (key, node) in entries {
+        let v = node.view();
+        if matches!(v, View::Null) {
             continue;
         }
-        let k = key.as_str();
+        let key = key.text();
+        let k: &str = &key;
         let loc = item_loc.key(k);
         let loc = &loc;
         match k {
-            "id" => id = id_string(v, loc, p),
+            "id" => {
+                id_wrong_type = !matches!(
+                    v,
+                    View::Str(_) | View::Int(_) | View::UInt(_) | View::Float(_)
+                );
+                id = id_string(v, loc, p);
+            }
             "quantity" => {
-                c.quantity = match v {
-                    Value::String(s) => s.trim().parse().ok(),
-                    _ => v.as_i64(),
-                };
+                c.quantity = integer_or_text(v);
                 if c.quantity.is_none() {
                     p.wrong_type(loc, "an integer");
                 }
@@ -1114,7 +1172,7 @@ fn read_content(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<Content> {
             "category" => c.category = string(v, loc, p),
             "delivery_category" => c.delivery_category = delivery_category(v, loc, p),
             _ => {
-                c.extra.insert(key.clone(), v.clone());
+                c.extra.insert(k.to_owned(), node.to_json());
             }
         }
     }
@@ -1124,11 +1182,7 @@ fn read_content(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<Content> {
             Some(c)
         }
         _ => {
-            // A non-string id was already reported as a type error.
-            let wrong_type = m
-                .get("id")
-                .is_some_and(|v| !(v.is_string() || v.is_number() || v.is_null()));
-            if !wrong_type {
+            if !id_wrong_type {
                 p.push(
                     ProblemKind::MissingContentId,
                     &item_loc.key("id"),
@@ -1140,11 +1194,17 @@ fn read_content(v: &Value, loc: &Loc<'_>, p: &mut Problems) -> Option<Content> {
     }
 }
 
-fn read_dpo(v: &Value, root: &Loc<'_>, p: &mut Problems) -> Option<Vec<String>> {
+fn read_dpo<I: Input>(v: View<'_, I>, root: &Loc<'_>, p: &mut Problems) -> Option<Vec<String>> {
     let ok = match v {
-        Value::Array(items) => match items.as_slice() {
-            [] => Some(Vec::new()),
-            [Value::String(s)] if s == "LDU" => Some(vec!["LDU".to_owned()]),
+        View::Array(mut items) => match items.len() {
+            0 => Some(Vec::new()),
+            1 => match items
+                .next()
+                .map(|i| matches!(i.view(), View::Str(s) if s == "LDU"))
+            {
+                Some(true) => Some(vec!["LDU".to_owned()]),
+                _ => None,
+            },
             _ => None,
         },
         _ => None,
