@@ -20,6 +20,7 @@
 
 use crate::batch::{RequestBody, RequestFields, MAX_EVENTS_PER_REQUEST};
 use crate::destination::Destination;
+use crate::input::Input;
 use crate::model::UserValue;
 use crate::normalize::NormalizeOptions;
 use crate::prepare::{Outcome, PrepareOptions, PreparedEvent, Preparer};
@@ -30,7 +31,6 @@ use crate::request::{build_request, request_fields, ConfigError, GraphConfig, Ht
 use crate::response::{classify, ErrorKind, GraphError, Success};
 use crate::retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -159,33 +159,63 @@ impl Client {
 
     /// Prepares `events` (CAPI JSON, plain-text customer data allowed) and sends them to
     /// `dest`, now.
-    pub fn send(&self, dest: &Destination, events: &[Value]) -> Report {
+    pub fn send<I: Input>(
+        &self,
+        dest: &Destination,
+        events: impl IntoIterator<Item = I>,
+    ) -> Report {
         self.send_at(dest, events, unix_now())
     }
 
     /// [`Client::send`] with the clock `now` (Unix seconds) for validation.
-    pub fn send_at(&self, dest: &Destination, events: &[Value], now: i64) -> Report {
-        let preparer = Preparer::new(
-            &PrepareOptions {
-                normalize: self.config.normalize.clone(),
-            },
-            now,
-        );
-        let mut report = Report {
-            pixel_id: dest.pixel_id().to_owned(),
-            ..Report::default()
-        };
-        let mut ready = Vec::with_capacity(events.len());
-        for (index, event) in events.iter().enumerate() {
+    pub fn send_at<I: Input>(
+        &self,
+        dest: &Destination,
+        events: impl IntoIterator<Item = I>,
+        now: i64,
+    ) -> Report {
+        let preparer = self.preparer(now);
+        let mut report = Report::default();
+        let mut ready = Vec::new();
+        let mut input = 0;
+        for (index, event) in events.into_iter().enumerate() {
+            input += 1;
             match preparer.process(event, index) {
                 Outcome::Ready(e) => ready.push(*e),
                 Outcome::Rejected(r) => report.rejected.push(r),
                 Outcome::Skipped(s) => report.skipped.push(s),
             }
         }
+        self.send_prepared(dest, &ready, report, input)
+    }
+
+    /// The preparer [`Client::send_at`] uses: the client's normalization options, the clock
+    /// `now`. For callers that prepare events themselves, then send with
+    /// [`Client::send_prepared`] (the Python binding prepares while holding the GIL and
+    /// sends without it).
+    pub fn preparer(&self, now: i64) -> Preparer {
+        Preparer::new(
+            &PrepareOptions {
+                normalize: self.config.normalize.clone(),
+            },
+            now,
+        )
+    }
+
+    /// Sends events prepared by [`Client::preparer`]. `report` already holds the rejected
+    /// and skipped events of the same input, of `input` events in all; the returned report
+    /// accounts for every one of them.
+    pub fn send_prepared(
+        &self,
+        dest: &Destination,
+        ready: &[PreparedEvent],
+        mut report: Report,
+        input: usize,
+    ) -> Report {
+        report.pixel_id = dest.pixel_id().to_owned();
         let mut session = self.session(dest);
-        report.merge(session.send_prepared(&ready));
-        report.update_counts(events.len());
+        report.merge(session.send_prepared(ready));
+        report.update_counts(input);
         report
     }
 

@@ -311,27 +311,52 @@ impl Preparer {
                 });
             }
         };
-        let event = self.read_event::<I>(entries, &root, &mut p);
-        match event {
-            Some(event) if p.errors.is_empty() => Ok(PreparedEvent {
-                index,
-                event,
-                warnings: p.warnings,
-            }),
-            _ => Err(Rejection {
+        // Filled in place: the event is large, and moving it costs more than filling it.
+        let mut out = PreparedEvent {
+            index,
+            event: ServerEvent {
+                event_name: String::new(),
+                event_time: 0,
+                action_source: ActionSource::Other,
+                event_id: None,
+                event_source_url: None,
+                referrer_url: None,
+                opt_out: None,
+                user_data: UserData::default(),
+                custom_data: None,
+                app_data: None,
+                data_processing_options: None,
+                data_processing_options_country: None,
+                data_processing_options_state: None,
+                original_event_data: None,
+                attribution_data: None,
+                messaging_channel: None,
+                customer_segmentation: None,
+                advanced_measurement_table: None,
+            },
+            warnings: Vec::new(),
+        };
+        let complete = self.read_event::<I>(entries, &root, &mut p, &mut out.event);
+        if complete && p.errors.is_empty() {
+            out.warnings = p.warnings;
+            Ok(out)
+        } else {
+            Err(Rejection {
                 index,
                 errors: p.errors,
                 warnings: p.warnings,
-            }),
+            })
         }
     }
 
+    /// Reads the event's fields into `ev`; true when every required field is there.
     fn read_event<I: Input>(
         &self,
         entries: Option<I::Entries>,
         root: &Loc<'_>,
         p: &mut Problems,
-    ) -> Option<ServerEvent> {
+        ev: &mut ServerEvent,
+    ) -> bool {
         let mut event_name: Option<String> = None;
         let mut event_time = None;
         let mut action_source = None;
@@ -339,9 +364,8 @@ impl Preparer {
         let mut event_source_url = None;
         let mut referrer_url = None;
         let mut opt_out = None;
-        let mut user_data = None;
+        let mut user_data_read = false;
         let mut user_data_errors = 0;
-        let mut custom_data = None;
         let mut app_data = None;
         let mut dpo = None;
         let mut dpo_country = None;
@@ -356,7 +380,8 @@ impl Preparer {
             (false, false, false, false);
         let mut custom_keys = CustomKeys::default();
 
-        for (key, node) in entries.into_iter().flatten() {
+        let mut entries = entries;
+        while let Some((key, node)) = entries.as_mut().and_then(Iterator::next) {
             let key = key.text();
             let k: &str = &key;
             if k == "app_data" {
@@ -397,7 +422,8 @@ impl Preparer {
                     match as_object(v) {
                         Some(m) => {
                             let before = p.errors.len();
-                            user_data = Some(self.read_user_data::<I>(m, &root.key(k), p));
+                            self.read_user_data::<I>(m, &root.key(k), p, &mut ev.user_data);
+                            user_data_read = true;
                             user_data_errors = p.errors.len() - before;
                         }
                         None => p.wrong_type(&root.key(k), "an object"),
@@ -405,8 +431,8 @@ impl Preparer {
                 }
                 "custom_data" => match as_object(v) {
                     Some(m) => {
-                        custom_data =
-                            Some(read_custom_data::<I>(m, &root.key(k), p, &mut custom_keys))
+                        let cd = ev.custom_data.insert(CustomData::default());
+                        read_custom_data::<I>(m, &root.key(k), p, &mut custom_keys, cd);
                     }
                     None => p.wrong_type(&root.key(k), "an object"),
                 },
@@ -511,10 +537,7 @@ impl Preparer {
             }
         }
         if action_source == Some(ActionSource::Website) {
-            let ua = user_data
-                .as_ref()
-                .and_then(|u: &UserData| u.client_user_agent.as_ref());
-            if ua.is_none() {
+            if ev.user_data.client_user_agent.is_none() {
                 p.push(
                     ProblemKind::MissingClientUserAgent,
                     &root.key("user_data.client_user_agent"),
@@ -548,7 +571,7 @@ impl Preparer {
             check_app_data(app, root, p);
         }
         if event_name.as_deref() == Some("Purchase") {
-            let cd = custom_data.as_ref();
+            let cd = ev.custom_data.as_ref();
             if cd.and_then(|c: &CustomData| c.value).is_none() && !custom_keys.value {
                 p.push(
                     ProblemKind::MissingValue,
@@ -565,7 +588,7 @@ impl Preparer {
             }
         }
         check_ldu(dpo.as_deref(), dpo_country, dpo_state, root, p);
-        match &user_data {
+        match user_data_read.then_some(&ev.user_data) {
             None if !has_user_data => p.push(
                 ProblemKind::MissingUserData,
                 &root.key("user_data"),
@@ -577,26 +600,28 @@ impl Preparer {
             None => {}
         }
 
-        Some(ServerEvent {
-            event_name: event_name?,
-            event_time: event_time?,
-            action_source: action_source?,
-            event_id,
-            event_source_url,
-            referrer_url,
-            opt_out,
-            user_data: user_data?,
-            custom_data,
-            app_data,
-            data_processing_options: dpo,
-            data_processing_options_country: dpo_country,
-            data_processing_options_state: dpo_state,
-            original_event_data,
-            attribution_data,
-            messaging_channel,
-            customer_segmentation,
-            advanced_measurement_table,
-        })
+        ev.event_id = event_id;
+        ev.event_source_url = event_source_url;
+        ev.referrer_url = referrer_url;
+        ev.opt_out = opt_out;
+        ev.app_data = app_data;
+        ev.data_processing_options = dpo;
+        ev.data_processing_options_country = dpo_country;
+        ev.data_processing_options_state = dpo_state;
+        ev.original_event_data = original_event_data;
+        ev.attribution_data = attribution_data;
+        ev.messaging_channel = messaging_channel;
+        ev.customer_segmentation = customer_segmentation;
+        ev.advanced_measurement_table = advanced_measurement_table;
+        match (event_name, event_time, action_source) {
+            (Some(name), Some(time), Some(source)) if user_data_read => {
+                ev.event_name = name;
+                ev.event_time = time;
+                ev.action_source = source;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn event_time<I: Input>(&self, v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<i64> {
@@ -633,10 +658,11 @@ impl Preparer {
         entries: Option<I::Entries>,
         ud_loc: &Loc<'_>,
         p: &mut Problems,
-    ) -> UserData {
-        let mut ud = UserData::default();
+        ud: &mut UserData,
+    ) {
+        let Some(entries) = entries else { return };
         let mut buf = String::with_capacity(64);
-        for (key, node) in entries.into_iter().flatten() {
+        for (key, node) in entries {
             let v = node.view();
             if matches!(v, View::Null) {
                 continue;
@@ -702,7 +728,6 @@ impl Preparer {
                 format!("not a customer information parameter{hint}"),
             );
         }
-        ud
     }
 
     /// Normalizes and hashes one value; `None` when it is dropped or has a problem.
@@ -974,32 +999,40 @@ enum Cookie {
 
 /// `fb.<index>.<creation time>.<payload>[.<appendix>]` (wire-contract §5.3).
 fn check_cookie(s: &str, fbc: bool) -> Cookie {
-    let mut parts: [&[u8]; 5] = [b""; 5];
-    let mut n = 0;
-    for part in s.as_bytes().split(|&b| b == b'.') {
-        match parts.get_mut(n) {
-            Some(slot) => *slot = part,
-            None => return Cookie::Bad,
-        }
-        n += 1;
+    /// The leading ASCII digits of `b` and what follows them.
+    fn digits(b: &[u8]) -> (&[u8], &[u8]) {
+        let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        b.split_at(n)
     }
-    if n < 4 {
+    let Some(rest) = s.as_bytes().strip_prefix(b"fb.") else {
         return Cookie::Bad;
-    }
-    let digits = |x: &[u8]| !x.is_empty() && x.iter().all(u8::is_ascii_digit);
-    let payload_ok = if fbc {
-        !parts[3].is_empty()
-            && parts[3]
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    } else {
-        digits(parts[3])
     };
-    let appendix_ok = n == 4 || std::str::from_utf8(parts[4]).is_ok_and(is_appendix);
-    if parts[0] != b"fb" || !digits(parts[1]) || !digits(parts[2]) || !payload_ok || !appendix_ok {
+    let (index, rest) = digits(rest);
+    let Some(rest) = rest.strip_prefix(b".").filter(|_| !index.is_empty()) else {
+        return Cookie::Bad;
+    };
+    let (time, rest) = digits(rest);
+    let Some(rest) = rest.strip_prefix(b".") else {
+        return Cookie::Bad;
+    };
+    let (payload, appendix) = match rest.iter().position(|&c| c == b'.') {
+        Some(dot) => (&rest[..dot], Some(&rest[dot + 1..])),
+        None => (rest, None),
+    };
+    let payload_ok = !payload.is_empty()
+        && if fbc {
+            payload
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        } else {
+            payload.iter().all(u8::is_ascii_digit)
+        };
+    // An appendix holds no dot, so a sixth part fails here.
+    let appendix_ok = appendix.is_none_or(|a| std::str::from_utf8(a).is_ok_and(is_appendix));
+    if !payload_ok || !appendix_ok {
         return Cookie::Bad;
     }
-    match parts[2].len() {
+    match time.len() {
         13 => Cookie::Ok,
         10 => Cookie::Seconds,
         _ => Cookie::Bad,
@@ -1018,9 +1051,10 @@ fn read_custom_data<I: Input>(
     cd_loc: &Loc<'_>,
     p: &mut Problems,
     keys: &mut CustomKeys,
-) -> CustomData {
-    let mut cd = CustomData::default();
-    for (key, node) in entries.into_iter().flatten() {
+    cd: &mut CustomData,
+) {
+    let Some(entries) = entries else { return };
+    for (key, node) in entries {
         let v = node.view();
         if matches!(v, View::Null) {
             continue;
@@ -1088,7 +1122,6 @@ fn read_custom_data<I: Input>(
             }
         }
     }
-    cd
 }
 
 /// An integer, or a string holding one (`"2"`).
@@ -1372,6 +1405,35 @@ fn present_keys(u: &UserData) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookie_shapes() {
+        let fbc = "fb.1.1795300000000.IwAR2F4-dbP0l7Mn_1Iaw";
+        for (cookie, is_fbc, ok) in [
+            (fbc, true, "ok"),
+            ("fb.1.1795300000.IwAR2F4", true, "seconds"),
+            (&format!("{fbc}.AQICAQMC") as &str, true, "ok"),
+            (&format!("{fbc}.AQICAQMC.x"), true, "bad"),
+            (&format!("{fbc}.A"), true, "bad"),
+            ("fb.1.1795300000000.", true, "bad"),
+            ("fb..1795300000000.abc", true, "bad"),
+            ("fb.1.17953000000001.abc", true, "bad"),
+            ("fb.1.1795300000000", true, "bad"),
+            ("fx.1.1795300000000.abc", true, "bad"),
+            ("fb.1.1795300000000.ab c", true, "bad"),
+            ("fb.2.1795200000000.1234567890", false, "ok"),
+            ("fb.2.1795200000000.12345abc", false, "bad"),
+            ("fb.2.1795200000.1234567890.zz", false, "seconds"),
+            ("", false, "bad"),
+        ] {
+            let got = match check_cookie(cookie, is_fbc) {
+                Cookie::Ok => "ok",
+                Cookie::Seconds => "seconds",
+                Cookie::Bad => "bad",
+            };
+            assert_eq!(got, ok, "{cookie}");
+        }
+    }
 
     #[test]
     fn present_keys_bit_order_is_user_data_keys() {

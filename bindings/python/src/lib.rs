@@ -1,14 +1,19 @@
 //! `freight._freight`: the native half of the `freight` Python package.
 //!
-//! Thin by design: Python objects are converted to owned Rust values, the GIL is released
-//! around anything slow (sending), and results come back as plain dicts and lists. The
-//! Python half (`python/freight/`) adds the typed classes and the exception tree.
+//! Thin by design: events are read in place from the caller's dicts ([`input`]) into owned
+//! wire events, the GIL is released around anything slow (sending), and results come back
+//! as plain dicts and lists. The Python half (`python/freight/`) adds the typed classes and
+//! the exception tree.
+
+mod input;
 
 use freight::batch::{RequestBody, RequestFields};
 use freight::client::{Client, ClientConfig};
 use freight::destination::Destination;
+use freight::input::Input;
 use freight::normalize::{normalize as normalize_value, Field, NormalizeOptions};
-use freight::prepare::{PrepareOptions, Preparer};
+use freight::prepare::{Outcome, PrepareOptions, Prepared, PreparedEvent, Preparer, Rejection};
+use freight::report::Report;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -44,7 +49,7 @@ fn to_value(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> PyResult
         return Ok(Value::Null);
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_cow()?.into_owned()));
+        return Ok(Value::String(utf8(s, path)?));
     }
     if obj.is_instance_of::<PyBool>() {
         return Ok(Value::Bool(obj.extract::<bool>()?));
@@ -70,7 +75,7 @@ fn to_value(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> PyResult
         let mut m = Map::with_capacity(d.len());
         for (k, v) in d.iter() {
             let key = match k.cast::<PyString>() {
-                Ok(s) => s.to_cow()?.into_owned(),
+                Ok(s) => utf8(s, path)?,
                 Err(_) => {
                     return Err(PyTypeError::new_err(format!(
                         "{path}: keys must be strings"
@@ -112,8 +117,18 @@ fn to_value(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> PyResult
             .ok_or_else(|| PyValueError::new_err(format!("{path}: not a finite number")));
     }
     Err(PyTypeError::new_err(format!(
-        "{path}: a {type_name} cannot be sent; use str, int, float, bool, None, dict or list"
+        "{path}: {type_name} values cannot be sent; use str, int, float, bool, None, dict or list"
     )))
+}
+
+/// The UTF-8 text of a `str`; a lone surrogate (which UTF-8 cannot hold) is refused.
+fn utf8(s: &Bound<'_, PyString>, path: &str) -> PyResult<String> {
+    match s.to_cow() {
+        Ok(text) => Ok(text.into_owned()),
+        Err(_) => Err(PyValueError::new_err(format!(
+            "{path}: a string with a lone surrogate cannot be sent (it has no UTF-8 form)"
+        ))),
+    }
 }
 
 fn seq<'py>(
@@ -179,6 +194,114 @@ fn events_in(py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<Vec<Value>> 
             Err(raise(py, "ValidationError", (e.value(py).to_string(),)))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// What is done with each event read from Python.
+trait EventSink {
+    fn event<I: Input>(&mut self, index: usize, event: I);
+    /// Forgets every event seen (before a second reading).
+    fn reset(&mut self);
+}
+
+/// Feeds the events (a list or tuple of dicts) to `sink`, read in place. When a value has
+/// no JSON meaning, the strict converter reads the events again: it raises a
+/// `ValidationError` that names the place. Returns the number of events.
+fn read_events(
+    py: Python<'_>,
+    events: &Bound<'_, PyAny>,
+    sink: &mut impl EventSink,
+) -> PyResult<usize> {
+    let ctx = input::Ctx::new(py);
+    let mut count = 0;
+    if let Ok(list) = events.cast::<PyList>() {
+        for (i, e) in list.iter().enumerate() {
+            sink.event(i, input::Node::new(e, &ctx));
+            count += 1;
+        }
+    } else if let Ok(tuple) = events.cast::<PyTuple>() {
+        for (i, e) in tuple.iter().enumerate() {
+            sink.event(i, input::Node::new(e, &ctx));
+            count += 1;
+        }
+    } else {
+        return Err(raise(
+            py,
+            "ValidationError",
+            ("events must be a list of event dicts",),
+        ));
+    }
+    if ctx.failed() {
+        let values = events_in(py, events)?;
+        sink.reset();
+        for (i, e) in values.iter().enumerate() {
+            sink.event(i, e);
+        }
+        count = values.len();
+    }
+    Ok(count)
+}
+
+/// `prepare`: every outcome, as the core's `prepare` gives them.
+struct PrepareSink {
+    preparer: Preparer,
+    out: Prepared,
+}
+
+impl EventSink for PrepareSink {
+    fn event<I: Input>(&mut self, index: usize, event: I) {
+        match self.preparer.process(event, index) {
+            Outcome::Ready(e) => self.out.events.push(*e),
+            Outcome::Rejected(r) => self.out.rejected.push(r),
+            Outcome::Skipped(s) => self.out.skipped.push(s),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.out = Prepared::default();
+    }
+}
+
+/// `request_body`: the wire events appended to one body.
+struct BodySink {
+    preparer: Preparer,
+    body: RequestBody,
+    rejected: Vec<Rejection>,
+}
+
+impl EventSink for BodySink {
+    fn event<I: Input>(&mut self, index: usize, event: I) {
+        match self.preparer.prepare_one(event, index) {
+            Ok(p) => self.body.push(&p.event),
+            Err(r) => self.rejected.push(r),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.body.clear();
+        self.rejected.clear();
+    }
+}
+
+/// `Client.send`: owned wire events to send without the GIL, and the report so far.
+struct SendSink {
+    preparer: Preparer,
+    ready: Vec<PreparedEvent>,
+    report: Report,
+}
+
+impl EventSink for SendSink {
+    fn event<I: Input>(&mut self, index: usize, event: I) {
+        match self.preparer.process(event, index) {
+            Outcome::Ready(e) => self.ready.push(*e),
+            Outcome::Rejected(r) => self.report.rejected.push(r),
+            Outcome::Skipped(s) => self.report.skipped.push(s),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.ready.clear();
+        self.report = Report::default();
     }
 }
 
@@ -252,12 +375,14 @@ fn prepare<'py>(
     options_json: Option<&str>,
     now: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let events = events_in(py, events)?;
     let normalize = options_from(py, options_json)?;
     let now = now.unwrap_or_else(unix_now);
-    let prepared =
-        py.detach(|| freight::prepare::prepare(&events, &PrepareOptions { normalize }, now));
-    to_py_json(py, &prepared)
+    let mut sink = PrepareSink {
+        preparer: Preparer::new(&PrepareOptions { normalize }, now),
+        out: Prepared::default(),
+    };
+    read_events(py, events, &mut sink)?;
+    to_py_json(py, &sink.out)
 }
 
 /// request_body(events, options_json=None, now=None, fields_json=None) ->
@@ -271,14 +396,13 @@ fn request_body<'py>(
     now: Option<i64>,
     fields_json: Option<&str>,
 ) -> PyResult<(Bound<'py, PyBytes>, usize, Bound<'py, PyAny>)> {
-    let events = events_in(py, events)?;
     let normalize = options_from(py, options_json)?;
     let fields: RequestFields = match fields_json {
         Some(f) => serde_json::from_str(f)
             .map_err(|e| raise(py, "ConfigError", (format!("request fields: {e}"),)))?,
         None => RequestFields::default(),
     };
-    if events.len() > freight::batch::MAX_EVENTS_PER_REQUEST {
+    if events.len().unwrap_or(0) > freight::batch::MAX_EVENTS_PER_REQUEST {
         return Err(raise(
             py,
             "ValidationError",
@@ -286,20 +410,15 @@ fn request_body<'py>(
         ));
     }
     let now = now.unwrap_or_else(unix_now);
-    let (bytes, count, rejected) = py.detach(|| {
-        let preparer = Preparer::new(&PrepareOptions { normalize }, now);
-        let mut body = RequestBody::new(&fields);
-        let mut rejected = Vec::new();
-        for (i, e) in events.iter().enumerate() {
-            match preparer.prepare_one(e, i) {
-                Ok(p) => body.push(&p.event),
-                Err(r) => rejected.push(r),
-            }
-        }
-        let count = body.len();
-        (body.finish().to_vec(), count, rejected)
-    });
-    Ok((PyBytes::new(py, &bytes), count, to_py_json(py, &rejected)?))
+    let mut sink = BodySink {
+        preparer: Preparer::new(&PrepareOptions { normalize }, now),
+        body: RequestBody::new(&fields),
+        rejected: Vec::new(),
+    };
+    read_events(py, events, &mut sink)?;
+    let count = sink.body.len();
+    let bytes = PyBytes::new(py, sink.body.finish());
+    Ok((bytes, count, to_py_json(py, &sink.rejected)?))
 }
 
 fn destination(
@@ -438,10 +557,16 @@ impl NativeClient {
         app_secret: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let dest = destination(py, pixel_id, access_token, test_event_code, app_secret)?;
-        let events = events_in(py, events)?;
-        // Owned values only from here: other threads run Python while this one waits on
-        // the network.
-        let report = py.detach(|| self.inner.send(&dest, &events));
+        let mut sink = SendSink {
+            preparer: self.inner.preparer(unix_now()),
+            ready: Vec::new(),
+            report: Report::default(),
+        };
+        let input = read_events(py, events, &mut sink)?;
+        // Owned wire events only from here: other threads run Python while this one waits
+        // on the network.
+        let SendSink { ready, report, .. } = sink;
+        let report = py.detach(|| self.inner.send_prepared(&dest, &ready, report, input));
         to_py_json(py, &report)
     }
 

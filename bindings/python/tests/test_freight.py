@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import datetime
 import decimal
+import enum
 import hashlib
+import json
+import os
+import subprocess
 import threading
 import time
 from typing import Any, Dict, List
@@ -12,7 +17,7 @@ from typing import Any, Dict, List
 import pytest
 
 import freight
-from conftest import TOKEN, Sandbox, fixture
+from conftest import ROOT, TOKEN, Sandbox, fixture
 
 
 def sha(s: str) -> str:
@@ -117,6 +122,76 @@ def test_non_json_values_are_refused_or_converted() -> None:
         freight.normalize("zz", "x")
     with pytest.raises(freight.ConfigError):
         freight.normalize("ph", "1", default_country="Atlantis")
+
+
+def test_values_without_json_meaning_name_their_place() -> None:
+    """Events are read in place; a value JSON has no form for is refused with its place, at
+    any depth, whatever the other events hold."""
+    deep: Any = "x"
+    for _ in range(70):
+        deep = [deep]
+    cases: List[Any] = [
+        (("user_data", "em"), 2 ** 70, "integer out of range"),
+        (("custom_data", "value"), float("nan"), "not a finite number"),
+        (("custom_data", "value"), float("inf"), "not a finite number"),
+        (("custom_data", "tags"), {1, 2}, "tags: set values cannot be sent"),
+        (("custom_data", "nested"), {"a": [object()]}, r"custom_data\.nested\.a\[0\]: object"),
+        (("custom_data", "deep"), deep, "nested too deeply"),
+        (("user_data", "em"), "\ud800@example.com", "surrogate"),
+        (("user_data", 7), "x", "keys must be strings"),
+        (("event_time",), datetime.datetime(2026, 11, 23), "timezone-naive"),
+    ]
+    for path, bad, message in cases:
+        good = events(3)
+        target: Any = good[1]
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = bad
+        for call in (lambda: freight.prepare(good), lambda: freight.request_body(good)):
+            with pytest.raises(freight.ValidationError, match=message) as e:
+                call()
+            assert str(e.value).startswith("events[1].")
+
+
+def test_subclasses_and_tuples_read_like_their_base_types() -> None:
+    class Text(str):
+        pass
+
+    class Level(enum.IntEnum):
+        TWO = 2
+
+    plain = events(1)[0]
+    plain["custom_data"]["contents"] = [{"id": "SKU-1", "quantity": 2, "item_price": 5.0}]
+    fancy = collections.OrderedDict(plain)
+    fancy["user_data"] = collections.OrderedDict(
+        (k, Text(v)) for k, v in plain["user_data"].items())
+    fancy["custom_data"] = dict(plain["custom_data"], contents=(
+        collections.OrderedDict(id=Text("SKU-1"), quantity=Level.TWO, item_price=5.0),))
+    now = plain["event_time"] + 60
+    a = freight.request_body([plain], now=now)
+    b = freight.request_body((fancy,), now=now)
+    assert a.body == b.body and b.count == 1
+
+
+def test_in_place_reading_matches_the_json_path() -> None:
+    """The same events through Python dicts and through `freight prepare` (JSON text, the path
+    of C, PHP and the CLI) give the same wire events and the same problems."""
+    binary = os.environ.get("FREIGHT_BIN", str(ROOT / "target" / "debug" / "freight"))
+    cases = [c for c in fixture("events.jsonl") if not c.get("options")]
+    now = cases[0]["now"]
+    evs = [c["event"] for c in cases if c["now"] == now] + events(5)
+    lines = "".join(json.dumps(e) + "\n" for e in evs)
+    cli = subprocess.run([binary, "prepare", "--now", str(now), "-"], input=lines,
+                         capture_output=True, text=True, check=False)
+    by_index = {r["index"]: r for r in map(json.loads, cli.stdout.splitlines())}
+    assert len(by_index) == len(evs) > 20
+    out = freight.prepare(evs, now=now)
+    for e in out.events:
+        assert by_index[e["index"]]["event"] == e["event"]
+        assert by_index[e["index"]].get("warnings", []) == e["warnings"]
+    for r in out.rejected:
+        assert by_index[r["index"]]["rejected"] == r["errors"]
+    assert len(out.events) + len(out.rejected) + len(out.skipped) == len(evs)
 
 
 def test_request_body_for_your_own_http_client() -> None:
