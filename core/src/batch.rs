@@ -201,10 +201,10 @@ impl RequestBody {
     }
 }
 
-/// `,"name":` for a key of the model, built at compile time: the writer copies a constant.
+/// `"name":` for a key of the model, built at compile time: the writer copies a constant.
 macro_rules! key {
     ($name:literal) => {
-        concat!(",\"", $name, "\":")
+        concat!("\"", $name, "\":")
     };
 }
 
@@ -369,13 +369,14 @@ impl<'a> Obj<'a> {
         Obj { out, first: true }
     }
 
-    /// One of the model's keys, given as `,"name":` by [`key!`]; the comma is dropped for the
-    /// first key.
+    /// One of the model's keys, given as `"name":` by [`key!`] (a copy of constant length).
     #[inline(always)]
     fn key(&mut self, fragment: &'static str) {
-        let skip = usize::from(self.first);
+        if !self.first {
+            self.out.push(b',');
+        }
         self.first = false;
-        self.out.extend_from_slice(&fragment.as_bytes()[skip..]);
+        self.out.extend_from_slice(fragment.as_bytes());
     }
 
     /// A key from the input (`custom_data` custom properties), escaped as needed.

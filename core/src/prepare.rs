@@ -998,6 +998,18 @@ enum Cookie {
 }
 
 /// `fb.<index>.<creation time>.<payload>[.<appendix>]` (wire-contract §5.3).
+/// The bytes of an fbclid: ASCII letters, digits, `_` and `-`.
+const FBCLID_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+        b += 1;
+    }
+    t
+};
+
 fn check_cookie(s: &str, fbc: bool) -> Cookie {
     /// The leading ASCII digits of `b` and what follows them.
     fn digits(b: &[u8]) -> (&[u8], &[u8]) {
@@ -1021,9 +1033,7 @@ fn check_cookie(s: &str, fbc: bool) -> Cookie {
     };
     let payload_ok = !payload.is_empty()
         && if fbc {
-            payload
-                .iter()
-                .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+            payload.iter().all(|&c| FBCLID_BYTE[usize::from(c)])
         } else {
             payload.iter().all(u8::is_ascii_digit)
         };

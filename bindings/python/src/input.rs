@@ -38,8 +38,9 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     pub(crate) fn new(py: Python<'_>) -> Ctx {
+        static BORROW_UTF8: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         Ctx {
-            borrow_utf8: py.version_info() >= (3, 10),
+            borrow_utf8: *BORROW_UTF8.get_or_init(|| py.version_info() >= (3, 10)),
             failed: Cell::new(false),
         }
     }

@@ -82,19 +82,23 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
-/// 64 lowercase hex digits, eight at a time: each nibble of four bytes is spread into a byte
-/// of a `u64`, then turned into its ASCII digit without a branch or a table.
+/// The two lowercase hex digits of every byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0x0f]];
+        i += 1;
+    }
+    t
+};
+
+/// 64 lowercase hex digits.
 pub(crate) fn hex64(d: &[u8; 32]) -> [u8; 64] {
     let mut out = [0u8; 64];
-    for (o, four) in out.chunks_exact_mut(8).zip(d.chunks_exact(4)) {
-        let v = u64::from(u32::from_be_bytes([four[0], four[1], four[2], four[3]]));
-        let mut x = ((v & 0xffff_0000) << 16) | (v & 0xffff);
-        x = ((x & 0x0000_ff00_0000_ff00) << 8) | (x & 0x0000_00ff_0000_00ff);
-        x = ((x & 0x00f0_00f0_00f0_00f0) << 4) | (x & 0x000f_000f_000f_000f);
-        // 1 in each byte whose nibble is 10 or more: those become 'a'..'f'.
-        let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
-        let ascii = x + 0x3030_3030_3030_3030 + letters * (u64::from(b'a' - b'0') - 10);
-        o.copy_from_slice(&ascii.to_be_bytes());
+    for (pair, &byte) in out.chunks_exact_mut(2).zip(d) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
     out
 }
@@ -238,14 +242,15 @@ impl UserValues {
 
     /// Appends a value.
     pub fn push(&mut self, v: UserValue) {
-        self.0 = match std::mem::take(&mut self.0) {
-            Repr::Empty => Repr::One(v),
-            Repr::One(first) => Repr::Many(vec![first, v]),
-            Repr::Many(mut all) => {
-                all.push(v);
-                Repr::Many(all)
+        match &mut self.0 {
+            Repr::Empty => self.0 = Repr::One(v),
+            Repr::Many(all) => all.push(v),
+            Repr::One(_) => {
+                if let Repr::One(first) = std::mem::take(&mut self.0) {
+                    self.0 = Repr::Many(vec![first, v]);
+                }
             }
-        };
+        }
     }
 
     /// Removes every value.

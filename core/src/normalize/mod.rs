@@ -383,29 +383,77 @@ fn email(s: &str, buf: &mut String) -> Step {
     lowercase_into(s, buf);
     let bad = || err(ProblemKind::InvalidEmail, MSG);
     let (local, domain) = buf.split_once('@').ok_or_else(bad)?;
-    // ASCII: whitespace, controls and `<>()[]\,;:"@`; beyond ASCII, whitespace and controls.
-    let forbidden_byte = |b: u8| {
-        b <= b' '
-            || b == 0x7f
-            || matches!(
-                b,
-                b'<' | b'>' | b'(' | b')' | b'[' | b']' | b'\\' | b',' | b';'
-            )
-            || matches!(b, b':' | b'"' | b'@')
-    };
-    let forbidden = |c: char| c.is_whitespace() || c.is_control();
-    let local_forbidden = if local.is_ascii() {
-        local.bytes().any(forbidden_byte)
+    let plausible = if buf.is_ascii() {
+        ascii_email_ok(local.as_bytes(), domain.as_bytes())
     } else {
-        local.bytes().any(|b| b.is_ascii() && forbidden_byte(b)) || local.chars().any(forbidden)
+        email_ok(local, domain)
+    };
+    if plausible {
+        Ok(None)
+    } else {
+        Err(bad())
+    }
+}
+
+/// Forbidden in the local part: ASCII whitespace, controls and `<>()[]\,;:"@`.
+fn forbidden_in_local(b: u8) -> bool {
+    b <= b' '
+        || b == 0x7f
+        || matches!(
+            b,
+            b'<' | b'>' | b'(' | b')' | b'[' | b']' | b'\\' | b',' | b';' | b':' | b'"' | b'@'
+        )
+}
+
+/// [`email_ok`] for ASCII addresses, in one pass over each part.
+fn ascii_email_ok(local: &[u8], domain: &[u8]) -> bool {
+    let (Some(&first), Some(&last)) = (local.first(), local.last()) else {
+        return false;
+    };
+    if first == b'.' || last == b'.' {
+        return false;
+    }
+    let mut prev = 0;
+    for &c in local {
+        if forbidden_in_local(c) || (c == b'.' && prev == b'.') {
+            return false;
+        }
+        prev = c;
+    }
+    let mut labels = 0;
+    let mut tld: &[u8] = b"";
+    for label in domain.split(|&c| c == b'.') {
+        let (Some(&first), Some(&last)) = (label.first(), label.last()) else {
+            return false;
+        };
+        if first == b'-'
+            || last == b'-'
+            || !label
+                .iter()
+                .all(|&c| c == b'-' || c.is_ascii_alphanumeric())
+        {
+            return false;
+        }
+        labels += 1;
+        tld = label;
+    }
+    labels >= 2 && tld.len() >= 2 && !tld.iter().all(u8::is_ascii_digit)
+}
+
+/// A plausible address: a local part without spaces, controls, specials or empty dot-atoms;
+/// a domain of at least two labels of letters, digits and inner hyphens (any script), the
+/// last one not all digits.
+fn email_ok(local: &str, domain: &str) -> bool {
+    let forbidden = |c: char| {
+        c.is_whitespace() || c.is_control() || (c.is_ascii() && forbidden_in_local(c as u8))
     };
     if local.is_empty()
-        || local_forbidden
+        || local.chars().any(forbidden)
         || local.starts_with('.')
         || local.ends_with('.')
         || local.contains("..")
     {
-        return Err(bad());
+        return false;
     }
     let mut labels = 0;
     let mut tld = "";
@@ -413,20 +461,14 @@ fn email(s: &str, buf: &mut String) -> Step {
         if label.is_empty()
             || label.starts_with('-')
             || label.ends_with('-')
-            || !(label
-                .bytes()
-                .all(|b| b == b'-' || b.is_ascii_alphanumeric())
-                || label.chars().all(|c| c == '-' || c.is_alphanumeric()))
+            || !label.chars().all(|c| c == '-' || c.is_alphanumeric())
         {
-            return Err(bad());
+            return false;
         }
         labels += 1;
         tld = label;
     }
-    if labels < 2 || tld.chars().count() < 2 || tld.chars().all(|c| c.is_ascii_digit()) {
-        return Err(bad());
-    }
-    Ok(None)
+    labels >= 2 && tld.chars().count() >= 2 && !tld.chars().all(|c| c.is_ascii_digit())
 }
 
 /// The international calling code of a country given by code or name.
@@ -661,9 +703,17 @@ fn zip(s: &str, buf: &mut String) -> Step {
         buf.push_str(&s[..5]);
         return Ok(None);
     }
-    for c in s.chars() {
-        if !(c.is_whitespace() || c == '-') {
-            buf.extend(c.to_lowercase());
+    if s.is_ascii() {
+        buf.extend(
+            s.bytes()
+                .filter(|&b| !(b.is_ascii_whitespace() || b == 0x0b || b == b'-'))
+                .map(|b| char::from(b.to_ascii_lowercase())),
+        );
+    } else {
+        for c in s.chars() {
+            if !(c.is_whitespace() || c == '-') {
+                buf.extend(c.to_lowercase());
+            }
         }
     }
     if buf.chars().count() < 2 {
@@ -961,6 +1011,33 @@ mod tests {
         assert_eq!(civil_from_unix(0), (1970, 1, 1));
         assert_eq!(civil_from_unix(951_782_400), (2000, 2, 29));
         assert_eq!(civil_from_unix(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn ascii_email_check_agrees_with_the_general_one() {
+        // Every string of up to 6 characters over an alphabet of the interesting classes.
+        let alphabet = [b'a', b'1', b'.', b'-', b'@', b' ', b'"', b'_', 0x0b];
+        let mut checked = 0;
+        let mut stack = vec![Vec::new()];
+        while let Some(s) = stack.pop() {
+            let text = String::from_utf8(s.clone()).unwrap();
+            if let Some((local, domain)) = text.split_once('@') {
+                assert_eq!(
+                    ascii_email_ok(local.as_bytes(), domain.as_bytes()),
+                    email_ok(local, domain),
+                    "{text:?}"
+                );
+                checked += 1;
+            }
+            if s.len() < 6 {
+                for &c in &alphabet {
+                    let mut next = s.clone();
+                    next.push(c);
+                    stack.push(next);
+                }
+            }
+        }
+        assert!(checked > 100_000);
     }
 
     #[test]
