@@ -76,14 +76,6 @@ impl<'py, 'c> Node<'py, 'c> {
         Node { obj, ctx, depth: 0 }
     }
 
-    fn child(&self, obj: Bound<'py, PyAny>) -> Self {
-        Node {
-            obj,
-            ctx: self.ctx,
-            depth: self.depth + 1,
-        }
-    }
-
     fn int(&self) -> View<'static, Self> {
         if let Ok(i) = self.obj.extract::<i64>() {
             return View::Int(i);
@@ -130,17 +122,10 @@ impl<'py, 'c> Node<'py, 'c> {
             Ok(d) => View::Object(Entries {
                 dict: d.clone(),
                 pos: 0,
-                parent: self.clone_ref(),
+                ctx: self.ctx,
+                depth: self.depth + 1,
             }),
             Err(_) => self.ctx.fail_null(),
-        }
-    }
-
-    fn clone_ref(&self) -> Self {
-        Node {
-            obj: self.obj.clone(),
-            ctx: self.ctx,
-            depth: self.depth,
         }
     }
 
@@ -274,7 +259,8 @@ pub(crate) struct Items<'py, 'c> {
     seq: Seq<'py>,
     next: usize,
     len: usize,
-    parent: Node<'py, 'c>,
+    ctx: &'c Ctx,
+    depth: u32,
 }
 
 impl<'py, 'c> Items<'py, 'c> {
@@ -287,7 +273,8 @@ impl<'py, 'c> Items<'py, 'c> {
             seq,
             next: 0,
             len,
-            parent: parent.clone_ref(),
+            ctx: parent.ctx,
+            depth: parent.depth + 1,
         }
     }
 }
@@ -305,9 +292,13 @@ impl<'py, 'c> Iterator for Items<'py, 'c> {
         };
         self.next += 1;
         match item {
-            Ok(item) => Some(self.parent.child(item)),
+            Ok(obj) => Some(Node {
+                obj,
+                ctx: self.ctx,
+                depth: self.depth,
+            }),
             Err(_) => {
-                self.parent.ctx.failed.set(true);
+                self.ctx.failed.set(true);
                 self.len = self.next;
                 None
             }
@@ -326,7 +317,8 @@ impl ExactSizeIterator for Items<'_, '_> {}
 pub(crate) struct Entries<'py, 'c> {
     dict: Bound<'py, PyDict>,
     pos: ffi::Py_ssize_t,
-    parent: Node<'py, 'c>,
+    ctx: &'c Ctx,
+    depth: u32,
 }
 
 impl<'py, 'c> Iterator for Entries<'py, 'c> {
@@ -354,9 +346,13 @@ impl<'py, 'c> Iterator for Entries<'py, 'c> {
         Some((
             Key {
                 obj: key,
-                ctx: self.parent.ctx,
+                ctx: self.ctx,
             },
-            self.parent.child(value),
+            Node {
+                obj: value,
+                ctx: self.ctx,
+                depth: self.depth,
+            },
         ))
     }
 }
