@@ -1,4 +1,4 @@
-//! What [`crate::prepare`] reads: a read-only view of one JSON-like input value.
+//! What [`crate::prepare`](mod@crate::prepare) reads: a read-only view of one JSON-like input value.
 //!
 //! The pipeline walks each input event once, in its own order, and copies only what goes on
 //! the wire. [`Input`] lets it walk any tree that looks like JSON without first building a
@@ -9,7 +9,7 @@
 use serde_json::{Map, Number, Value};
 use std::borrow::Cow;
 
-/// One input value, as [`crate::prepare`] sees it.
+/// One input value, as [`crate::prepare`](mod@crate::prepare) sees it.
 pub enum View<'a, I: Input> {
     /// `null` (Python `None`): treated as absent.
     Null,

@@ -6,11 +6,14 @@
 //!
 //! `input events → normalize → hash → validate → batch → send → report`
 //!
-//! * [`model`]: the typed wire model of a server event (what goes on the wire).
-//! * [`normalize`]: Meta's normalization rules for customer information, one field at a time.
+//! * [`input`]: what the pipeline reads — any JSON-like tree (`serde_json::Value`, or the
+//!   Python binding's dicts, read in place).
+//! * [`model`]: the typed wire model of a server event (what goes on the wire); hashed
+//!   customer values are kept as inline digests ([`model::UserValue`]).
+//! * [`normalize`](mod@normalize): Meta's normalization rules for customer information, one field at a time.
 //! * [`hash`]: SHA-256 as lowercase hex, and detection of values that are already hashed.
 //! * [`validate`]: the problems (`{type, loc, msg}`) an event can have; errors reject it.
-//! * [`prepare`]: input JSON events → wire-ready events or rejections, in input order.
+//! * [`prepare`](mod@prepare): input JSON events → wire-ready events or rejections, in input order.
 //! * [`batch`]: split prepared events into requests of at most 1000 and build the body.
 //! * [`destination`], [`request`], [`response`], [`retry`]: the Graph API request of a batch,
 //!   what a response means, and when to retry — all without IO.

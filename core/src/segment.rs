@@ -1,7 +1,7 @@
 //! CDP track calls (Segment's spec) → Conversions API server events (seed 002).
 //!
 //! [`map_track`] turns one track call into a CAPI event with plain-text customer data, ready
-//! for [`crate::prepare`] (which normalizes, hashes and validates it). The table:
+//! for [`crate::prepare`](mod@crate::prepare) (which normalizes, hashes and validates it). The table:
 //!
 //! | track call | server event |
 //! |---|---|

@@ -6,7 +6,7 @@
 //! Whether a problem is an error (the event is rejected locally and never sent) or a warning
 //! (reported, the event is sent) is fixed per kind: see [`ProblemKind::is_error`].
 //!
-//! The checks themselves run inside [`crate::prepare`], where each event is read once.
+//! The checks themselves run inside [`crate::prepare`](mod@crate::prepare), where each event is read once.
 
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};

@@ -1,7 +1,7 @@
 //! The typed wire model of a Conversions API server event (`reference/wire-contract.md` §2).
 //!
 //! These types describe what goes **on the wire**: customer information is already
-//! normalized and hashed. [`crate::prepare`] builds them from input JSON (where customer
+//! normalized and hashed. [`crate::prepare`](mod@crate::prepare) builds them from input JSON (where customer
 //! information may be plain text); they also deserialize wire JSON, e.g. in the sandbox.
 //! Optional fields are omitted when `None`. `custom_data` keeps unknown keys (custom
 //! properties and newer standard parameters) in [`CustomData::extra`], so a new API field

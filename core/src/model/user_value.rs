@@ -183,7 +183,7 @@ impl<'de> Deserialize<'de> for UserValue {
 }
 
 /// The values of one multi-valued hashed key, in order, without duplicates when built by
-/// [`crate::prepare`]. The first value is kept inline.
+/// [`crate::prepare`](mod@crate::prepare). The first value is kept inline.
 ///
 /// ```
 /// use freight::model::{UserValue, UserValues};

@@ -179,7 +179,7 @@ pub struct NormalizeOptions {
     /// 32-hex too).
     pub md5_passthrough: bool,
     /// The clock (Unix seconds) for "not in the future" checks on dates of birth; `None`
-    /// skips them. [`crate::prepare`] sets it from its `now`.
+    /// skips them. [`crate::prepare`](mod@crate::prepare) sets it from its `now`.
     pub now: Option<i64>,
 }
 
@@ -257,7 +257,7 @@ fn err(kind: ProblemKind, msg: &'static str) -> NormalizeError {
 /// Normalizes one value of `field`.
 ///
 /// `Ok(None)` means the value is empty or whitespace only: it is dropped (with an
-/// `empty_value` warning in [`crate::prepare`]), never hashed.
+/// `empty_value` warning in [`crate::prepare`](mod@crate::prepare)), never hashed.
 pub fn normalize(
     field: Field,
     raw: &str,
