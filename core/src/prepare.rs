@@ -211,6 +211,11 @@ impl fmt::Display for Loc<'_> {
     }
 }
 
+thread_local! {
+    /// Scratch space for normalizing customer values, reused across events.
+    static SCRATCH: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(64));
+}
+
 /// Accumulates the problems of one event.
 #[derive(Default)]
 struct Problems {
@@ -661,7 +666,21 @@ impl Preparer {
         ud: &mut UserData,
     ) {
         let Some(entries) = entries else { return };
-        let mut buf = String::with_capacity(64);
+        // The normalization buffer, reused across events on this thread.
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buf) => self.read_user_values::<I>(entries, ud_loc, p, ud, &mut buf),
+            Err(_) => self.read_user_values::<I>(entries, ud_loc, p, ud, &mut String::new()),
+        });
+    }
+
+    fn read_user_values<I: Input>(
+        &self,
+        entries: I::Entries,
+        ud_loc: &Loc<'_>,
+        p: &mut Problems,
+        ud: &mut UserData,
+        buf: &mut String,
+    ) {
         for (key, node) in entries {
             let v = node.view();
             if matches!(v, View::Null) {
@@ -681,8 +700,7 @@ impl Preparer {
                                 continue;
                             }
                             let item_loc = loc.index(i);
-                            if let Some(w) = self.hashed_value(field, item, &item_loc, &mut buf, p)
-                            {
+                            if let Some(w) = self.hashed_value(field, item, &item_loc, buf, p) {
                                 if !values.contains(&w) {
                                     values.push(w);
                                 }
@@ -690,7 +708,7 @@ impl Preparer {
                         }
                     }
                     _ => {
-                        if let Some(w) = self.hashed_value(field, v, loc, &mut buf, p) {
+                        if let Some(w) = self.hashed_value(field, v, loc, buf, p) {
                             values.push(w);
                         }
                     }

@@ -94,39 +94,23 @@ impl<'py, 'c> Node<'py, 'c> {
         }
     }
 
-    fn list(&self) -> View<'static, Self> {
+    fn array(&self, seq: Seq<'py>) -> View<'static, Self> {
         if self.depth >= MAX_DEPTH {
             return self.ctx.fail_null();
         }
-        match self.obj.cast::<PyList>() {
-            Ok(l) => View::Array(Items::new(Seq::List(l.clone()), self)),
-            Err(_) => self.ctx.fail_null(),
-        }
+        View::Array(Items::new(seq, self))
     }
 
-    fn tuple(&self) -> View<'static, Self> {
+    fn dict(&self, d: &Bound<'py, PyDict>) -> View<'static, Self> {
         if self.depth >= MAX_DEPTH {
             return self.ctx.fail_null();
         }
-        match self.obj.cast::<PyTuple>() {
-            Ok(t) => View::Array(Items::new(Seq::Tuple(t.clone()), self)),
-            Err(_) => self.ctx.fail_null(),
-        }
-    }
-
-    fn dict(&self) -> View<'static, Self> {
-        if self.depth >= MAX_DEPTH {
-            return self.ctx.fail_null();
-        }
-        match self.obj.cast::<PyDict>() {
-            Ok(d) => View::Object(Entries {
-                dict: d.clone(),
-                pos: 0,
-                ctx: self.ctx,
-                depth: self.depth + 1,
-            }),
-            Err(_) => self.ctx.fail_null(),
-        }
+        View::Object(Entries {
+            dict: d.clone(),
+            pos: 0,
+            ctx: self.ctx,
+            depth: self.depth + 1,
+        })
     }
 
     /// Types JSON has no direct value for, as the strict converter reads them: aware
@@ -148,14 +132,14 @@ impl<'py, 'c> Node<'py, 'c> {
         if o.is_instance_of::<PyFloat>() {
             return self.float(o.extract::<f64>());
         }
-        if o.is_instance_of::<PyDict>() {
-            return self.dict();
+        if let Ok(d) = o.cast::<PyDict>() {
+            return self.dict(d);
         }
-        if o.is_instance_of::<PyList>() {
-            return self.list();
+        if let Ok(l) = o.cast::<PyList>() {
+            return self.array(Seq::List(l.clone()));
         }
-        if o.is_instance_of::<PyTuple>() {
-            return self.tuple();
+        if let Ok(t) = o.cast::<PyTuple>() {
+            return self.array(Seq::Tuple(t.clone()));
         }
         let type_name = match o.get_type().name() {
             Ok(n) => n,
@@ -230,16 +214,16 @@ impl<'py, 'c> Input for Node<'py, 'c> {
             View::Null
         } else if o.is_exact_instance_of::<PyString>() {
             str_view(o, self.ctx)
-        } else if o.is_exact_instance_of::<PyDict>() {
-            self.dict()
+        } else if let Ok(d) = o.cast_exact::<PyDict>() {
+            self.dict(d)
         } else if o.is_exact_instance_of::<PyFloat>() {
             self.float(o.extract::<f64>())
         } else if o.is_exact_instance_of::<PyBool>() {
             View::Bool(o.is_truthy().unwrap_or(false))
         } else if o.is_exact_instance_of::<PyInt>() {
             self.int()
-        } else if o.is_exact_instance_of::<PyList>() {
-            self.list()
+        } else if let Ok(l) = o.cast_exact::<PyList>() {
+            self.array(Seq::List(l.clone()))
         } else {
             self.other()
         }
@@ -365,7 +349,7 @@ pub(crate) struct Key<'py, 'c> {
 
 impl InputKey for Key<'_, '_> {
     fn text(&self) -> Cow<'_, str> {
-        if self.obj.is_instance_of::<PyString>() {
+        if self.obj.is_exact_instance_of::<PyString>() || self.obj.is_instance_of::<PyString>() {
             if let Some(s) = str_of(&self.obj, self.ctx) {
                 return s;
             }
