@@ -2,7 +2,7 @@
 """Freight vs Meta's official Python SDK (facebook-business), side by side in one run, on the
 same 1,000 standard Purchase events given as plain values (messy plain-text customer data).
 
-Variants, each timed per 1,000 events (median of --runs):
+Variants, each timed per 1,000 events (median of --runs, the variants' runs interleaved):
   A  facebook_business: Event objects built from the values + EventRequest.normalize() + json.dumps
   C  facebook_business: A + the exact form-encoded wire body (get_params → json encode → urlencode)
   F  freight.request_body(): from event dicts holding the same plain values (built once, as a
@@ -111,13 +111,17 @@ def freight_f(events: list[dict]) -> bytes:
     return body.body
 
 
-def timed(fn, vals, runs: int) -> float:
-    samples = []
+def timed(variants, runs: int) -> list[float]:
+    """Median seconds of each (fn, arg) variant. The runs are interleaved (A, C, F, A, C, F,
+    ...) so that the machine's slow and fast moments fall on every variant alike: on a shared
+    VM a variant timed alone can see a different machine than the next one."""
+    samples: list[list[float]] = [[] for _ in variants]
     for _ in range(runs):
-        t = time.perf_counter()
-        fn(vals)
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
+        for i, (fn, arg) in enumerate(variants):
+            t = time.perf_counter()
+            fn(arg)
+            samples[i].append(time.perf_counter() - t)
+    return [statistics.median(s) for s in samples]
 
 
 def same_hashes(vals: list[dict]) -> None:
@@ -146,11 +150,9 @@ def main() -> None:
     events = freight_events(vals)
     for fn, arg in ((sdk_a, vals), (sdk_c, vals), (freight_f, events)):  # warm up
         fn(arg)
-    a = timed(sdk_a, vals, args.runs)
-    c = timed(sdk_c, vals, args.runs)
-    f = timed(freight_f, events, args.runs)
+    a, c, f = timed([(sdk_a, vals), (sdk_c, vals), (freight_f, events)], args.runs)
     n = args.events
-    print(f"{n} events, median of {args.runs} runs (same hashes checked: yes)")
+    print(f"{n} events, median of {args.runs} interleaved runs (same hashes checked: yes)")
     print(f"A facebook_business objects + normalize() + json.dumps : {a * 1e3:8.1f} ms  {n / a:10.0f} events/s")
     print(f"C facebook_business exact wire body (form, urlencoded) : {c * 1e3:8.1f} ms  {n / c:10.0f} events/s")
     print(f"F freight.request_body (exact wire body)               : {f * 1e3:8.1f} ms  {n / f:10.0f} events/s")
