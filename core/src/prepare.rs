@@ -278,11 +278,14 @@ impl Preparer {
         index: usize,
         consent: impl Fn(&I) -> bool,
     ) -> Outcome {
-        if consent_denied(&event) || !consent(&event) {
+        if !consent(&event) {
             return Outcome::Skipped(Skipped {
                 index,
                 reason: "consent_denied".into(),
             });
+        }
+        if let Some(s) = Preparer::skip(&event, index) {
+            return Outcome::Skipped(s);
         }
         match self.prepare_one(event, index) {
             Ok(e) => Outcome::Ready(Box::new(e)),
@@ -290,8 +293,18 @@ impl Preparer {
         }
     }
 
-    /// Prepares the event at input position `index` (consent is not looked at: see
-    /// [`Preparer::process`]).
+    /// Why the event at `index` is not to be sent, if it says so itself (`"consent":
+    /// "denied"`). [`Preparer::process`] checks this first; callers of
+    /// [`Preparer::prepare_one`] must too.
+    pub fn skip<I: Input>(event: &I, index: usize) -> Option<Skipped> {
+        consent_denied(event).then(|| Skipped {
+            index,
+            reason: "consent_denied".into(),
+        })
+    }
+
+    /// Prepares the event at input position `index`. Consent is not looked at: see
+    /// [`Preparer::skip`] and [`Preparer::process`].
     pub fn prepare_one<I: Input>(
         &self,
         event: I,

@@ -12,7 +12,9 @@ use freight::client::{Client, ClientConfig};
 use freight::destination::Destination;
 use freight::input::Input;
 use freight::normalize::{normalize as normalize_value, Field, NormalizeOptions};
-use freight::prepare::{Outcome, PrepareOptions, Prepared, PreparedEvent, Preparer, Rejection};
+use freight::prepare::{
+    Outcome, PrepareOptions, Prepared, PreparedEvent, Preparer, Rejection, Skipped,
+};
 use freight::report::Report;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -262,15 +264,19 @@ impl EventSink for PrepareSink {
     }
 }
 
-/// `request_body`: the wire events appended to one body.
+/// `request_body`: the wire events appended to one body; denied consent keeps an event out.
 struct BodySink {
     preparer: Preparer,
     body: RequestBody,
     rejected: Vec<Rejection>,
+    skipped: Vec<Skipped>,
 }
 
 impl EventSink for BodySink {
     fn event<I: Input>(&mut self, index: usize, event: I) {
+        if let Some(s) = Preparer::skip(&event, index) {
+            return self.skipped.push(s);
+        }
         match self.preparer.prepare_one(event, index) {
             Ok(p) => self.body.push(&p.event),
             Err(r) => self.rejected.push(r),
@@ -280,6 +286,7 @@ impl EventSink for BodySink {
     fn reset(&mut self) {
         self.body.clear();
         self.rejected.clear();
+        self.skipped.clear();
     }
 }
 
@@ -385,8 +392,16 @@ fn prepare<'py>(
     to_py_json(py, &sink.out)
 }
 
+/// The body, its event count, and the rejected and skipped events (as Python lists).
+type BodyParts<'py> = (
+    Bound<'py, PyBytes>,
+    usize,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+);
+
 /// request_body(events, options_json=None, now=None, fields_json=None) ->
-/// (body: bytes, count: int, rejected: list)
+/// (body: bytes, count: int, rejected: list, skipped: list)
 #[pyfunction]
 #[pyo3(signature = (events, options_json=None, now=None, fields_json=None))]
 fn request_body<'py>(
@@ -395,7 +410,7 @@ fn request_body<'py>(
     options_json: Option<&str>,
     now: Option<i64>,
     fields_json: Option<&str>,
-) -> PyResult<(Bound<'py, PyBytes>, usize, Bound<'py, PyAny>)> {
+) -> PyResult<BodyParts<'py>> {
     let normalize = options_from(py, options_json)?;
     let fields: RequestFields = match fields_json {
         Some(f) => serde_json::from_str(f)
@@ -414,11 +429,17 @@ fn request_body<'py>(
         preparer: Preparer::new(&PrepareOptions { normalize }, now),
         body: RequestBody::new(&fields),
         rejected: Vec::new(),
+        skipped: Vec::new(),
     };
     read_events(py, events, &mut sink)?;
     let count = sink.body.len();
     let bytes = PyBytes::new(py, sink.body.finish());
-    Ok((bytes, count, to_py_json(py, &sink.rejected)?))
+    Ok((
+        bytes,
+        count,
+        to_py_json(py, &sink.rejected)?,
+        to_py_json(py, &sink.skipped)?,
+    ))
 }
 
 fn destination(

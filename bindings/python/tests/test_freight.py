@@ -328,6 +328,9 @@ def test_denied_consent_never_reaches_the_sandbox(sandbox: Sandbox) -> None:
     accepted = sandbox.get("/__sandbox/events")
     assert [e["event"]["event_id"] for e in accepted] == [evs[1]["event_id"]]
     assert freight.prepare(evs).skipped == [{"index": 0, "reason": "consent_denied"}]
+    body = freight.request_body(evs)
+    assert body.count == 1 and body.skipped == [{"index": 0, "reason": "consent_denied"}]
+    assert [e["event_id"] for e in json.loads(body.body)["data"]] == [evs[1]["event_id"]]
 
 
 @pytest.mark.parametrize("case", fixture("segment.jsonl"), ids=lambda c: c["name"])

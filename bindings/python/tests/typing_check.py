@@ -10,6 +10,7 @@ maybe: Optional[str] = freight.normalize("em", "a@b.co", hash=True)
 prepared: freight.Prepared = freight.prepare([{"event_name": "Lead"}], now=1, strict=False)
 rejected: List[dict] = prepared.rejected  # type: ignore[type-arg]
 body: bytes = freight.request_body([]).body
+skipped: List[dict] = freight.request_body([]).skipped  # type: ignore[type-arg]
 client = freight.Client(partner_agent="plx-1-2", timeout=1.5, max_retries=2)
 report: freight.Report = client.send([], pixel_id="1", access_token="t")
 ok: bool = report.ok

@@ -215,17 +215,21 @@ def segment(
 class RequestBody:
     """A ready JSON request body (``body``) for one request, for your own HTTP client: POST it
     to ``https://graph.facebook.com/{version}/{pixel_id}/events`` with the token in an
-    ``Authorization: Bearer`` header."""
+    ``Authorization: Bearer`` header. ``count`` events are in it; every other input event is in
+    ``rejected`` (local problems) or ``skipped`` (``"consent": "denied"``: never sent)."""
 
-    __slots__ = ("body", "count", "rejected")
+    __slots__ = ("body", "count", "rejected", "skipped")
 
-    def __init__(self, body: bytes, count: int, rejected: List[Dict[str, Any]]) -> None:
+    def __init__(self, body: bytes, count: int, rejected: List[Dict[str, Any]],
+                 skipped: List[Dict[str, Any]]) -> None:
         self.body = body
         self.count = count
         self.rejected = rejected
+        self.skipped = skipped
 
     def __repr__(self) -> str:
-        return f"<RequestBody {len(self.body)} bytes, {self.count} events, {len(self.rejected)} rejected>"
+        return (f"<RequestBody {len(self.body)} bytes, {self.count} events, "
+                f"{len(self.rejected)} rejected, {len(self.skipped)} skipped>")
 
 
 def request_body(
@@ -245,13 +249,13 @@ def request_body(
         fields["test_event_code"] = test_event_code
     if partner_agent is not None:
         fields["partner_agent"] = partner_agent
-    body, count, rejected = _freight.request_body(
+    body, count, rejected, skipped = _freight.request_body(
         events,
         _options(default_country, date_order, hash_external_id, md5_passthrough),
         now,
         json.dumps(fields) if fields else None,
     )
-    return RequestBody(body, count, rejected)
+    return RequestBody(body, count, rejected, skipped)
 
 
 class Report:
