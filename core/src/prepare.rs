@@ -278,14 +278,14 @@ impl Preparer {
         index: usize,
         consent: impl Fn(&I) -> bool,
     ) -> Outcome {
+        if let Some(s) = Preparer::skip(&event, index) {
+            return Outcome::Skipped(s);
+        }
         if !consent(&event) {
             return Outcome::Skipped(Skipped {
                 index,
                 reason: "consent_denied".into(),
             });
-        }
-        if let Some(s) = Preparer::skip(&event, index) {
-            return Outcome::Skipped(s);
         }
         match self.prepare_one(event, index) {
             Ok(e) => Outcome::Ready(Box::new(e)),
@@ -1446,6 +1446,28 @@ fn present_keys(u: &UserData) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_that_denies_consent_is_skipped_before_the_hosts_check() {
+        let p = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
+        let calls = std::cell::Cell::new(0);
+        let host = |_: &&Value| {
+            calls.set(calls.get() + 1);
+            true
+        };
+        let denied = serde_json::json!({"consent": "denied", "event_name": "Lead"});
+        assert!(matches!(
+            p.process_with_consent(&denied, 0, host),
+            Outcome::Skipped(_)
+        ));
+        assert_eq!(calls.get(), 0);
+        let granted = serde_json::json!({"consent": "granted", "event_name": "Lead"});
+        assert!(matches!(
+            p.process_with_consent(&granted, 1, host),
+            Outcome::Rejected(_)
+        ));
+        assert_eq!(calls.get(), 1);
+    }
 
     #[test]
     fn cookie_shapes() {

@@ -17,30 +17,66 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use std::borrow::Cow;
 use std::cell::Cell;
 
-extern "C" {
-    // Part of the stable ABI since Python 3.10 (pyo3-ffi declares it only when building for
-    // 3.10+); called only after checking the running interpreter's version.
-    fn PyUnicode_AsUTF8AndSize(
-        unicode: *mut ffi::PyObject,
-        size: *mut ffi::Py_ssize_t,
-    ) -> *const std::os::raw::c_char;
+/// `PyUnicode_AsUTF8AndSize`: the UTF-8 of a `str`, without a copy.
+type AsUtf8AndSize =
+    unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::Py_ssize_t) -> *const std::os::raw::c_char;
+
+/// `PyUnicode_AsUTF8AndSize`, looked up in the running interpreter. It is in the stable ABI
+/// from Python 3.10 only, so this abi3 module cannot link to it (a `python3.dll` of 3.9 lacks
+/// it, and PyPy names it differently): it is used when the interpreter is 3.10 or later and
+/// exports it; otherwise each string's text is copied.
+fn as_utf8_and_size(py: Python<'_>) -> Option<AsUtf8AndSize> {
+    static FOUND: std::sync::OnceLock<Option<AsUtf8AndSize>> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        if py.version_info() < (3, 10) {
+            return None;
+        }
+        lookup()
+    })
 }
 
-/// Deeper than this is refused (as by the strict converter): custom properties are copied
-/// recursively.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+fn lookup() -> Option<AsUtf8AndSize> {
+    extern "C" {
+        fn dlsym(
+            handle: *mut std::ffi::c_void,
+            symbol: *const std::os::raw::c_char,
+        ) -> *mut std::ffi::c_void;
+    }
+    // RTLD_DEFAULT: the symbols already loaded in the process (the interpreter's).
+    #[cfg(target_os = "linux")]
+    let default = std::ptr::null_mut();
+    #[cfg(target_os = "macos")]
+    let default = -2isize as *mut std::ffi::c_void;
+    // SAFETY: dlsym with a NUL-terminated name only reads the process's symbol tables.
+    let found = unsafe { dlsym(default, c"PyUnicode_AsUTF8AndSize".as_ptr()) };
+    if found.is_null() {
+        return None;
+    }
+    // SAFETY: the symbol is CPython's `PyUnicode_AsUTF8AndSize`, whose C signature is
+    // `const char *(PyObject *, Py_ssize_t *)` (stable ABI, 3.10+).
+    Some(unsafe { std::mem::transmute::<*mut std::ffi::c_void, AsUtf8AndSize>(found) })
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn lookup() -> Option<AsUtf8AndSize> {
+    None
+}
+
+/// Values this deep or deeper are refused, as by the strict converter (the event itself is
+/// at depth 0): custom properties are copied recursively.
 const MAX_DEPTH: u32 = 64;
 
 /// State shared by the nodes of one call.
 pub(crate) struct Ctx {
-    borrow_utf8: bool,
+    utf8: Option<AsUtf8AndSize>,
     failed: Cell<bool>,
 }
 
 impl Ctx {
     pub(crate) fn new(py: Python<'_>) -> Ctx {
-        static BORROW_UTF8: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         Ctx {
-            borrow_utf8: *BORROW_UTF8.get_or_init(|| py.version_info() >= (3, 10)),
+            utf8: as_utf8_and_size(py),
             failed: Cell::new(false),
         }
     }
@@ -95,16 +131,10 @@ impl<'py, 'c> Node<'py, 'c> {
     }
 
     fn array(&self, seq: Seq<'py>) -> View<'static, Self> {
-        if self.depth >= MAX_DEPTH {
-            return self.ctx.fail_null();
-        }
         View::Array(Items::new(seq, self))
     }
 
     fn dict(&self, d: &Bound<'py, PyDict>) -> View<'static, Self> {
-        if self.depth >= MAX_DEPTH {
-            return self.ctx.fail_null();
-        }
         View::Object(Entries {
             dict: d.clone(),
             pos: 0,
@@ -172,13 +202,13 @@ fn str_view<'a, T: Input>(o: &'a Bound<'_, PyAny>, ctx: &Ctx) -> View<'a, T> {
 }
 
 fn str_of<'a>(o: &'a Bound<'_, PyAny>, ctx: &Ctx) -> Option<Cow<'a, str>> {
-    if ctx.borrow_utf8 {
+    if let Some(as_utf8_and_size) = ctx.utf8 {
         let mut size: ffi::Py_ssize_t = 0;
         // SAFETY: `o` is a live `str` (checked by every caller) and the GIL is held. The
         // function returns the string's UTF-8 buffer, owned by the string object and valid
         // for as long as it lives, which the returned borrow of `o` guarantees; or null with
         // an exception set (a lone surrogate), which is cleared here.
-        let p = unsafe { PyUnicode_AsUTF8AndSize(o.as_ptr(), &mut size) };
+        let p = unsafe { as_utf8_and_size(o.as_ptr(), &mut size) };
         if p.is_null() {
             drop(PyErr::take(o.py()));
             ctx.failed.set(true);
@@ -209,6 +239,9 @@ impl<'py, 'c> Input for Node<'py, 'c> {
 
     fn view(&self) -> View<'_, Self> {
         let o = &self.obj;
+        if self.depth >= MAX_DEPTH {
+            return self.ctx.fail_null();
+        }
         // Exact types first: one pointer comparison each.
         if o.is_none() {
             View::Null
@@ -357,5 +390,19 @@ impl InputKey for Key<'_, '_> {
             self.ctx.failed.set(true);
         }
         Cow::Borrowed("")
+    }
+}
+
+/// Reads every value under `node`. The pipeline stops reading an event it rejects or skips;
+/// this makes a value without JSON meaning anywhere in such an event fail the call too, as it
+/// does in an event that is sent.
+pub(crate) fn walk(node: &Node<'_, '_>) {
+    match node.view() {
+        View::Array(items) => items.for_each(|item| walk(&item)),
+        View::Object(entries) => entries.for_each(|(key, value)| {
+            key.text();
+            walk(&value);
+        }),
+        _ => {}
     }
 }

@@ -201,7 +201,8 @@ fn events_in(py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<Vec<Value>> 
 
 /// What is done with each event read from Python.
 trait EventSink {
-    fn event<I: Input>(&mut self, index: usize, event: I);
+    /// Takes one event; true when it is ready to send (and so was read whole).
+    fn event<I: Input>(&mut self, index: usize, event: I) -> bool;
     /// Forgets every event seen (before a second reading).
     fn reset(&mut self);
 }
@@ -216,14 +217,19 @@ fn read_events(
 ) -> PyResult<usize> {
     let ctx = input::Ctx::new(py);
     let mut count = 0;
+    let mut take = |i: usize, e: Bound<'_, PyAny>| {
+        if !sink.event(i, input::Node::new(e.clone(), &ctx)) {
+            input::walk(&input::Node::new(e, &ctx));
+        }
+    };
     if let Ok(list) = events.cast::<PyList>() {
         for (i, e) in list.iter().enumerate() {
-            sink.event(i, input::Node::new(e, &ctx));
+            take(i, e);
             count += 1;
         }
     } else if let Ok(tuple) = events.cast::<PyTuple>() {
         for (i, e) in tuple.iter().enumerate() {
-            sink.event(i, input::Node::new(e, &ctx));
+            take(i, e);
             count += 1;
         }
     } else {
@@ -251,12 +257,13 @@ struct PrepareSink {
 }
 
 impl EventSink for PrepareSink {
-    fn event<I: Input>(&mut self, index: usize, event: I) {
+    fn event<I: Input>(&mut self, index: usize, event: I) -> bool {
         match self.preparer.process(event, index) {
             Outcome::Ready(e) => self.out.events.push(*e),
             Outcome::Rejected(r) => self.out.rejected.push(r),
             Outcome::Skipped(s) => self.out.skipped.push(s),
         }
+        self.out.events.last().is_some_and(|e| e.index == index)
     }
 
     fn reset(&mut self) {
@@ -273,13 +280,20 @@ struct BodySink {
 }
 
 impl EventSink for BodySink {
-    fn event<I: Input>(&mut self, index: usize, event: I) {
+    fn event<I: Input>(&mut self, index: usize, event: I) -> bool {
         if let Some(s) = Preparer::skip(&event, index) {
-            return self.skipped.push(s);
+            self.skipped.push(s);
+            return false;
         }
         match self.preparer.prepare_one(event, index) {
-            Ok(p) => self.body.push(&p.event),
-            Err(r) => self.rejected.push(r),
+            Ok(p) => {
+                self.body.push(&p.event);
+                true
+            }
+            Err(r) => {
+                self.rejected.push(r);
+                false
+            }
         }
     }
 
@@ -298,12 +312,16 @@ struct SendSink {
 }
 
 impl EventSink for SendSink {
-    fn event<I: Input>(&mut self, index: usize, event: I) {
+    fn event<I: Input>(&mut self, index: usize, event: I) -> bool {
         match self.preparer.process(event, index) {
-            Outcome::Ready(e) => self.ready.push(*e),
+            Outcome::Ready(e) => {
+                self.ready.push(*e);
+                return true;
+            }
             Outcome::Rejected(r) => self.report.rejected.push(r),
             Outcome::Skipped(s) => self.report.skipped.push(s),
         }
+        false
     }
 
     fn reset(&mut self) {

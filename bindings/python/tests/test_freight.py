@@ -153,6 +153,41 @@ def test_values_without_json_meaning_name_their_place() -> None:
             assert str(e.value).startswith("events[1].")
 
 
+def test_values_without_json_meaning_raise_in_events_not_sent_too() -> None:
+    """The pipeline stops reading an event it rejects or skips; a bad value in it still raises,
+    as it does in an event that is sent."""
+    denied = dict(events(1)[0], consent="denied")
+    denied["custom_data"] = {"tags": {1, 2}}
+    ldu = dict(events(1)[0], data_processing_options=["LDU", float("nan")])
+    not_an_event: Any = [{"x": object()}]
+    for bad in (denied, ldu, not_an_event):
+        for call in (freight.prepare, freight.request_body):
+            with pytest.raises(freight.ValidationError, match=r"^events\[1\]"):
+                call(events(1) + [bad])
+
+
+def test_nesting_limit_is_the_strict_converters() -> None:
+    def deep_event(n: int) -> Dict[str, Any]:
+        value: Any = "x"
+        for _ in range(n):
+            value = [value]
+        return dict(events(1)[0], custom_data={"value": 1, "currency": "usd", "x": value})
+
+    bad = dict(events(1)[0], custom_data={"tags": {1}})
+    limits = set()
+    for n in range(58, 66):
+        try:
+            freight.prepare([deep_event(n)])
+            fast_refuses = False
+        except freight.ValidationError:
+            fast_refuses = True
+        with pytest.raises(freight.ValidationError) as e:
+            freight.prepare([deep_event(n), bad])  # the strict converter names the first place
+        assert fast_refuses == ("nested too deeply" in str(e.value)), n
+        limits.add(fast_refuses)
+    assert limits == {True, False}
+
+
 def test_subclasses_and_tuples_read_like_their_base_types() -> None:
     class Text(str):
         pass

@@ -17,13 +17,16 @@ use std::fmt;
 /// assert_eq!(UserValue::from(v.to_string()), v);
 /// assert_eq!(v, *"62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f");
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// Values compare and hash by their wire text, whichever variant holds them.
+#[derive(Clone)]
 pub enum UserValue {
     /// A SHA-256 digest, sent as 64 lowercase hex digits.
     Sha256([u8; 32]),
     /// Sent as given: a digest with a parameter-builder appendix, an MD5 digest, or an
-    /// `external_id` sent unhashed. Never a bare lowercase SHA-256 digest (that is
-    /// [`UserValue::Sha256`], so equal values compare equal).
+    /// `external_id` sent unhashed. (Freight keeps a bare lowercase SHA-256 digest as
+    /// [`UserValue::Sha256`]; [`From<String>`](UserValue#impl-From<String>-for-UserValue) does
+    /// so too.)
     Text(String),
 }
 
@@ -137,6 +140,30 @@ impl From<&str> for UserValue {
             Some(d) => UserValue::Sha256(d),
             None => UserValue::Text(s.to_owned()),
         }
+    }
+}
+
+impl PartialEq for UserValue {
+    fn eq(&self, other: &UserValue) -> bool {
+        match (self, other) {
+            (UserValue::Sha256(a), UserValue::Sha256(b)) => a == b,
+            (UserValue::Text(a), UserValue::Text(b)) => a == b,
+            (UserValue::Sha256(d), UserValue::Text(t))
+            | (UserValue::Text(t), UserValue::Sha256(d)) => t.as_bytes() == hex64(d),
+        }
+    }
+}
+
+impl Eq for UserValue {}
+
+impl std::hash::Hash for UserValue {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes: the wire bytes, then a terminator.
+        match self {
+            UserValue::Sha256(d) => state.write(&hex64(d)),
+            UserValue::Text(t) => state.write(t.as_bytes()),
+        }
+        state.write_u8(0xff);
     }
 }
 
@@ -367,6 +394,25 @@ mod tests {
             let naive: String = d.iter().map(|b| format!("{b:02x}")).collect();
             assert_eq!(hex64(&d), naive.as_bytes());
         }
+    }
+
+    #[test]
+    fn equality_and_hash_follow_the_wire_text() {
+        use std::collections::hash_map::DefaultHasher;
+        use std::hash::{Hash, Hasher};
+        let digest = UserValue::sha256("a@example.com");
+        let text = UserValue::Text(digest.to_string());
+        assert_eq!(digest, text);
+        let hash = |v: &UserValue| {
+            let mut h = DefaultHasher::new();
+            v.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(hash(&digest), hash(&text));
+        assert_ne!(digest, UserValue::Text(digest.to_string().to_uppercase()));
+        let mut list = UserValues::new();
+        list.push(text);
+        assert!(list.contains(&digest));
     }
 
     #[test]
