@@ -211,6 +211,9 @@ impl fmt::Display for Loc<'_> {
     }
 }
 
+/// The scratch buffer is dropped after an event that grew it beyond this many bytes.
+const SCRATCH_KEEP: usize = 4096;
+
 thread_local! {
     /// Scratch space for normalizing customer values, reused across events.
     static SCRATCH: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(64));
@@ -681,7 +684,13 @@ impl Preparer {
         let Some(entries) = entries else { return };
         // The normalization buffer, reused across events on this thread.
         SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut buf) => self.read_user_values::<I>(entries, ud_loc, p, ud, &mut buf),
+            Ok(mut buf) => {
+                self.read_user_values::<I>(entries, ud_loc, p, ud, &mut buf);
+                // One huge value must not pin its memory for the thread's lifetime.
+                if buf.capacity() > SCRATCH_KEEP {
+                    *buf = String::with_capacity(64);
+                }
+            }
             Err(_) => self.read_user_values::<I>(entries, ud_loc, p, ud, &mut String::new()),
         });
     }
