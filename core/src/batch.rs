@@ -405,7 +405,8 @@ impl<'a> Obj<'a> {
     #[inline(always)]
     fn int(&mut self, k: &'static str, v: i64) {
         self.key(k);
-        self.serde(&v);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
 
     #[inline(always)]
@@ -419,7 +420,7 @@ impl<'a> Obj<'a> {
     fn opt_num(&mut self, k: &'static str, v: Option<f64>) {
         if let Some(v) = v {
             self.key(k);
-            self.serde(&v);
+            write_f64(self.out, v);
         }
     }
 
@@ -444,6 +445,18 @@ impl<'a> Obj<'a> {
 
     fn end(self) {
         self.out.push(b'}');
+    }
+}
+
+/// Writes `v` as serde_json does. Whole amounts (`20.0`) are common in prices and skip the
+/// shortest-digits algorithm: below 10¹⁵ their text is the integer followed by `.0`.
+fn write_f64(out: &mut Vec<u8>, v: f64) {
+    if v.fract() == 0.0 && v.abs() < 1e15 && v.is_sign_positive() {
+        // Exact: a whole f64 below 2⁵³ converts to i64 without loss.
+        out.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
+        out.extend_from_slice(b".0");
+    } else {
+        let _ = serde_json::to_writer(&mut *out, &v);
     }
 }
 
@@ -485,6 +498,39 @@ mod tests {
     use super::*;
     use crate::prepare::{prepare, PrepareOptions};
     use serde_json::json;
+
+    #[test]
+    fn numbers_are_written_as_serde_json_writes_them() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            20.0,
+            129.9,
+            0.1,
+            1e15 - 1.0,
+            1e15,
+            1e16,
+            9_007_199_254_740_993.0,
+            1e300,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let mut x = 0.37_f64;
+        for _ in 0..2000 {
+            x = (x * 7.31 + 0.173) % 1e6;
+            values.extend([x, x.floor(), -x.floor(), x.floor() * 1e9]);
+        }
+        for v in values {
+            let mut ours = Vec::new();
+            write_f64(&mut ours, v);
+            assert_eq!(ours, serde_json::to_vec(&v).unwrap(), "{v}");
+        }
+    }
 
     #[test]
     fn body_has_data_then_top_level_fields() {

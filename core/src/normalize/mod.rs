@@ -634,6 +634,56 @@ fn lookup<'a>(table: &'a [(&'a str, &'a str)], key: &str) -> Option<&'a str> {
         .map(|i| table[i].1)
 }
 
+/// The position in a 26 × 26 table of a two-letter lowercase key.
+const fn pair_slot(a: u8, b: u8) -> usize {
+    (a - b'a') as usize * 26 + (b - b'a') as usize
+}
+
+/// The two-letter keys of a lookup table, indexed by [`pair_slot`]: the position in the table
+/// plus one, or 0. Codes (`us`, `gb`) are the common input, so they skip the binary search.
+const fn pair_index(table: &[(&str, &str)]) -> [u16; 676] {
+    let mut index = [0u16; 676];
+    let mut i = 0;
+    while i < table.len() {
+        let k = table[i].0.as_bytes();
+        if k.len() == 2 {
+            index[pair_slot(k[0], k[1])] = i as u16 + 1;
+        }
+        i += 1;
+    }
+    index
+}
+
+static COUNTRY_PAIRS: [u16; 676] = pair_index(tables::COUNTRY_BY_KEY);
+
+/// The country of a lookup key (see [`fold_key`]).
+fn country_code(key: &str) -> Option<&'static str> {
+    match key.as_bytes() {
+        &[a, b] if a.is_ascii_lowercase() && b.is_ascii_lowercase() => {
+            match COUNTRY_PAIRS[pair_slot(a, b)] {
+                0 => None,
+                i => Some(tables::COUNTRY_BY_KEY[usize::from(i) - 1].1),
+            }
+        }
+        _ => lookup(tables::COUNTRY_BY_KEY, key),
+    }
+}
+
+/// The shortest region name in [`tables::US_CA_REGION_BY_KEY`]: shorter keys are codes,
+/// which need no lookup.
+const SHORTEST_REGION_NAME: usize = {
+    let t = tables::US_CA_REGION_BY_KEY;
+    let mut min = usize::MAX;
+    let mut i = 0;
+    while i < t.len() {
+        if t[i].0.len() < min {
+            min = t[i].0.len();
+        }
+        i += 1;
+    }
+    min
+};
+
 fn gender(s: &str, buf: &mut String) -> Step {
     // Only case, spaces, dots and apostrophes are forgiven (`Mr.`, `ma'am`): `mal3e` is no
     // gender.
@@ -656,7 +706,8 @@ fn gender(s: &str, buf: &mut String) -> Step {
 
 fn state(s: &str, buf: &mut String) -> Step {
     fold_key(s, buf);
-    if let Some(code) = lookup(tables::US_CA_REGION_BY_KEY, buf) {
+    let name = buf.len() >= SHORTEST_REGION_NAME;
+    if let Some(code) = lookup(tables::US_CA_REGION_BY_KEY, buf).filter(|_| name) {
         buf.clear();
         buf.push_str(code);
         return Ok(None);
@@ -675,12 +726,12 @@ fn state(s: &str, buf: &mut String) -> Step {
 fn lookup_country(s: &str) -> Option<&'static str> {
     let mut key = String::with_capacity(s.len());
     fold_key(s, &mut key);
-    lookup(tables::COUNTRY_BY_KEY, &key)
+    country_code(&key)
 }
 
 fn country(s: &str, buf: &mut String) -> Step {
     fold_key(s, buf);
-    match lookup(tables::COUNTRY_BY_KEY, buf) {
+    match country_code(buf) {
         Some(code) => {
             buf.clear();
             buf.push_str(code);
@@ -835,20 +886,39 @@ pub(crate) fn civil_from_unix(secs: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
+/// The position of a three-letter uppercase code in a 26³-bit set.
+const fn triple_slot(a: u8, b: u8, c: u8) -> usize {
+    ((a - b'A') as usize * 26 + (b - b'A') as usize) * 26 + (c - b'A') as usize
+}
+
+/// [`tables::CURRENCIES`] as a bit set indexed by [`triple_slot`].
+static CURRENCY_BITS: [u64; 275] = {
+    let mut bits = [0u64; 275];
+    let t = tables::CURRENCIES;
+    let mut i = 0;
+    while i < t.len() {
+        let c = t[i].as_bytes();
+        let slot = triple_slot(c[0], c[1], c[2]);
+        bits[slot / 64] |= 1 << (slot % 64);
+        i += 1;
+    }
+    bits
+};
+
 /// True when `code` (any case) is an active ISO 4217 currency code.
 pub fn is_currency(code: &str) -> bool {
-    let b = code.as_bytes();
-    if b.len() != 3 || !b.iter().all(u8::is_ascii_alphabetic) {
+    let &[a, b, c] = code.as_bytes() else {
+        return false;
+    };
+    if !(a.is_ascii_alphabetic() && b.is_ascii_alphabetic() && c.is_ascii_alphabetic()) {
         return false;
     }
-    let upper = [
-        b[0].to_ascii_uppercase(),
-        b[1].to_ascii_uppercase(),
-        b[2].to_ascii_uppercase(),
-    ];
-    tables::CURRENCIES
-        .binary_search_by(|c| c.as_bytes().cmp(&upper[..]))
-        .is_ok()
+    let slot = triple_slot(
+        a.to_ascii_uppercase(),
+        b.to_ascii_uppercase(),
+        c.to_ascii_uppercase(),
+    );
+    CURRENCY_BITS[slot / 64] & (1 << (slot % 64)) != 0
 }
 
 #[cfg(test)]
@@ -1046,5 +1116,36 @@ mod tests {
         assert!(is_currency("EUR"));
         assert!(!is_currency("XYZ"));
         assert!(!is_currency("US"));
+        // The bit set agrees with the table on every three-letter code.
+        for a in b'A'..=b'Z' {
+            for b in b'A'..=b'Z' {
+                for c in b'A'..=b'Z' {
+                    let code = String::from_utf8(vec![a, b, c]).unwrap();
+                    let listed = tables::CURRENCIES.binary_search(&code.as_str()).is_ok();
+                    assert_eq!(is_currency(&code), listed, "{code}");
+                    assert_eq!(is_currency(&code.to_lowercase()), listed, "{code}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn direct_lookups_agree_with_the_tables() {
+        for a in b'a'..=b'z' {
+            for b in b'a'..=b'z' {
+                let key = String::from_utf8(vec![a, b]).unwrap();
+                assert_eq!(
+                    country_code(&key),
+                    lookup(tables::COUNTRY_BY_KEY, &key),
+                    "{key}"
+                );
+            }
+        }
+        assert_eq!(country_code("uk"), Some("gb"));
+        assert_eq!(country_code("unitedstates"), Some("us"));
+        // Region codes are never names: the state lookup skips keys shorter than any name.
+        assert!(SHORTEST_REGION_NAME > 2);
+        assert_eq!(n(Field::St, "CA"), Ok(Some("ca".into())));
+        assert_eq!(n(Field::St, "Québec"), Ok(Some("qc".into())));
     }
 }
