@@ -85,34 +85,23 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
-/// `b` repeated in every byte of a `u128`.
-const fn lanes(b: u8) -> u128 {
-    u128::from_ne_bytes([b; 16])
-}
-
-/// The 16 lowercase hex digits of 8 bytes, computed in one 128-bit word: each byte's nibbles
-/// are spread into their own bytes, then turned into digits (`n + '0'`, plus 39 from `a` on).
-fn hex16(bytes: [u8; 8]) -> [u8; 16] {
-    let x = u128::from(u64::from_be_bytes(bytes));
-    // Byte i (from the top) moves to bits 16i..16i+8 from the top of the low 128 bits.
-    let mut s = x;
-    s = (s | (s << 32)) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
-    s = (s | (s << 16)) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
-    s = (s | (s << 8)) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
-    // High nibble in the upper byte of each 16-bit lane, low nibble in the lower byte.
-    let nibbles = ((s & lanes(0xf0)) << 4) | (s & lanes(0x0f));
-    // 1 in the bytes whose nibble is 10-15 (adding 6 carries into bit 4 there, nowhere else).
-    let letter = ((nibbles + lanes(0x06)) >> 4) & lanes(0x01);
-    (nibbles + lanes(b'0') + letter * 39).to_be_bytes()
-}
+/// The two lowercase hex digits of every byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0x0f]];
+        i += 1;
+    }
+    t
+};
 
 /// 64 lowercase hex digits.
 pub(crate) fn hex64(d: &[u8; 32]) -> [u8; 64] {
     let mut out = [0u8; 64];
-    for (o, chunk) in out.chunks_exact_mut(16).zip(d.chunks_exact(8)) {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(chunk);
-        o.copy_from_slice(&hex16(bytes));
+    for (pair, &byte) in out.chunks_exact_mut(2).zip(d) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
     out
 }
