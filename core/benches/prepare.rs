@@ -3,7 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use freight::batch::{request_body, RequestBody, RequestFields};
-use freight::prepare::{prepare, PrepareOptions, Preparer};
+use freight::prepare::{prepare, PrepareOptions, PreparedEvent, Preparer};
 use serde_json::{json, Value};
 
 const NOW: i64 = 1_795_392_000;
@@ -57,15 +57,17 @@ fn bench_prepare(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("prepare");
     g.throughput(Throughput::Elements(1000));
-    // The streaming path of a sender: prepare each event, append it to a reused body buffer.
+    // The streaming path of a sender: prepare each event into a reused slot, append it to a
+    // reused body buffer.
     let preparer = Preparer::new(&opts, NOW);
     let mut body = RequestBody::new(&fields);
+    let mut slot = PreparedEvent::default();
     g.bench_function("purchase_x1000_streaming_prepare_and_body", |b| {
         b.iter(|| {
             body.clear();
             for (i, e) in events.iter().enumerate() {
-                if let Ok(p) = preparer.prepare_one(e, i) {
-                    body.push(&p.event);
+                if preparer.prepare_into(e, i, &mut slot).is_ok() {
+                    body.push(&slot.event);
                 }
             }
             body.finish().len()

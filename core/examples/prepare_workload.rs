@@ -7,7 +7,7 @@
 //! `target/release/examples/prepare_workload 1000 time|stream`: best of 50 runs, wall clock.
 
 use freight::batch::{request_body, RequestBody, RequestFields};
-use freight::prepare::{prepare, PrepareOptions, Preparer};
+use freight::prepare::{prepare, PrepareOptions, PreparedEvent, Preparer};
 use serde_json::{json, Value};
 
 const NOW: i64 = 1_795_392_000;
@@ -63,13 +63,14 @@ fn main() {
         // The sender's path: prepare each event and append it to a reused body; 200 runs.
         let preparer = Preparer::new(&PrepareOptions::default(), NOW);
         let mut body = RequestBody::new(&fields);
+        let mut slot = PreparedEvent::default();
         let mut runs = Vec::with_capacity(200);
         for _ in 0..200 {
             let t = std::time::Instant::now();
             body.clear();
             for (i, e) in events.iter().enumerate() {
-                if let Ok(p) = preparer.prepare_one(e, i) {
-                    body.push(&p.event);
+                if preparer.prepare_into(e, i, &mut slot).is_ok() {
+                    body.push(&slot.event);
                 }
             }
             std::hint::black_box(body.finish());

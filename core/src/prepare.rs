@@ -40,6 +40,17 @@ pub struct PreparedEvent {
     pub warnings: Vec<Problem>,
 }
 
+impl Default for PreparedEvent {
+    /// An empty slot for [`Preparer::prepare_into`] (its event is not a valid one).
+    fn default() -> PreparedEvent {
+        PreparedEvent {
+            index: 0,
+            event: empty_event(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// An event rejected locally: it is never sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejection {
@@ -219,14 +230,132 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(64));
 }
 
-/// Accumulates the problems of one event.
+/// At most this many spare strings are kept per thread, each of at most `SPARE_TEXT` bytes.
+const SPARE_STRINGS: usize = 32;
+const SPARE_TEXT: usize = 1024;
+/// A spare `contents` list is kept when it holds at most this many items.
+const SPARE_CONTENTS: usize = 64;
+
+thread_local! {
+    /// The emptied text and `contents` list of events recycled by [`Preparer::prepare_into`]
+    /// on this thread, for the next events to fill: a stream of events then allocates no text.
+    static SPARE: std::cell::Cell<Spare> = std::cell::Cell::new(Spare::default());
+}
+
+/// Allocations of an earlier event, emptied, to be filled again.
+#[derive(Default)]
+struct Spare {
+    strings: Vec<String>,
+    contents: Vec<Content>,
+}
+
+impl Spare {
+    fn keep(&mut self, mut s: String) {
+        if s.capacity() > 0 && s.capacity() <= SPARE_TEXT && self.strings.len() < SPARE_STRINGS {
+            s.clear();
+            self.strings.push(s);
+        }
+    }
+
+    fn keep_opt(&mut self, s: &mut Option<String>) {
+        if let Some(s) = s.take() {
+            self.keep(s);
+        }
+    }
+
+    /// Takes the allocations of `ev`'s common text fields and leaves `ev` empty.
+    fn recycle(&mut self, ev: &mut ServerEvent) {
+        self.keep(std::mem::take(&mut ev.event_name));
+        self.keep_opt(&mut ev.event_id);
+        self.keep_opt(&mut ev.event_source_url);
+        self.keep_opt(&mut ev.referrer_url);
+        let u = &mut ev.user_data;
+        for s in [
+            &mut u.client_ip_address,
+            &mut u.client_user_agent,
+            &mut u.fbc,
+            &mut u.fbp,
+        ] {
+            self.keep_opt(s);
+        }
+        if let Some(cd) = &mut ev.custom_data {
+            self.keep_opt(&mut cd.currency);
+            self.keep_opt(&mut cd.order_id);
+            if let Some(mut contents) = cd.contents.take() {
+                for c in &mut contents {
+                    self.keep(std::mem::take(&mut c.id));
+                }
+                contents.clear();
+                if contents.capacity() > self.contents.capacity()
+                    && contents.capacity() <= SPARE_CONTENTS
+                {
+                    self.contents = contents;
+                }
+            }
+        }
+        *ev = empty_event();
+    }
+
+    /// `s` as an owned string, in a spare allocation when there is one.
+    fn own(&mut self, s: Cow<'_, str>) -> String {
+        match s {
+            Cow::Owned(s) => s,
+            Cow::Borrowed(s) => match self.strings.pop() {
+                Some(mut spare) => {
+                    spare.push_str(s);
+                    spare
+                }
+                None => s.to_owned(),
+            },
+        }
+    }
+
+    /// An empty list for `n` contents items.
+    fn contents(&mut self, n: usize) -> Vec<Content> {
+        if self.contents.capacity() >= n {
+            std::mem::take(&mut self.contents)
+        } else {
+            Vec::with_capacity(n)
+        }
+    }
+}
+
+fn empty_event() -> ServerEvent {
+    ServerEvent {
+        event_name: String::new(),
+        event_time: 0,
+        action_source: ActionSource::Other,
+        event_id: None,
+        event_source_url: None,
+        referrer_url: None,
+        opt_out: None,
+        user_data: UserData::default(),
+        custom_data: None,
+        app_data: None,
+        data_processing_options: None,
+        data_processing_options_country: None,
+        data_processing_options_state: None,
+        original_event_data: None,
+        attribution_data: None,
+        messaging_channel: None,
+        customer_segmentation: None,
+        advanced_measurement_table: None,
+    }
+}
+
+/// Accumulates the problems of one event, and holds the spare allocations it may fill.
 #[derive(Default)]
 struct Problems {
     errors: Vec<Problem>,
     warnings: Vec<Problem>,
+    spare: Spare,
 }
 
 impl Problems {
+    fn own(&mut self, s: Cow<'_, str>) -> String {
+        self.spare.own(s)
+    }
+
     fn push(&mut self, kind: ProblemKind, loc: &Loc<'_>, msg: impl Into<String>) {
         let p = Problem::new(kind, loc.to_string(), msg);
         if kind.is_error() {
@@ -313,60 +442,92 @@ impl Preparer {
         event: I,
         index: usize,
     ) -> Result<PreparedEvent, Rejection> {
-        let mut p = Problems::default();
+        let mut out = PreparedEvent {
+            index,
+            event: empty_event(),
+            warnings: Vec::new(),
+        };
+        self.prepare_into(event, index, &mut out).map(|()| out)
+    }
+
+    /// [`Preparer::prepare_one`] into `out`, reusing the allocations of the event it holds
+    /// (as `Vec::clear` does): for a sender that writes each event to a request body at once,
+    /// a stream of events then allocates almost nothing. `out` is overwritten; after an
+    /// `Err`, what it holds is unspecified (it is not a rejected event's content).
+    ///
+    /// ```
+    /// use freight::batch::{RequestBody, RequestFields};
+    /// use freight::prepare::{PrepareOptions, PreparedEvent, Preparer};
+    ///
+    /// let events = [serde_json::json!({
+    ///     "event_name": "Lead", "event_time": 1_795_391_000, "action_source": "system_generated",
+    ///     "user_data": {"em": "jane@example.com"},
+    /// })];
+    /// let preparer = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
+    /// let fields = RequestFields::default();
+    /// let mut body = RequestBody::new(&fields);
+    /// let mut slot = PreparedEvent::default();
+    /// for (i, e) in events.iter().enumerate() {
+    ///     if preparer.prepare_into(e, i, &mut slot).is_ok() {
+    ///         body.push(&slot.event);
+    ///     }
+    /// }
+    /// assert_eq!(body.len(), 1);
+    /// ```
+    pub fn prepare_into<I: Input>(
+        &self,
+        event: I,
+        index: usize,
+        out: &mut PreparedEvent,
+    ) -> Result<(), Rejection> {
+        let mut p = Problems {
+            spare: SPARE.take(),
+            ..Problems::default()
+        };
+        p.spare.recycle(&mut out.event);
+        out.index = index;
+        out.warnings.clear();
+        let complete = self.read_one(event, index, &mut p, &mut out.event);
+        let Problems {
+            errors,
+            warnings,
+            spare,
+        } = p;
+        SPARE.set(spare);
+        if complete && errors.is_empty() {
+            out.warnings = warnings;
+            Ok(())
+        } else {
+            Err(Rejection {
+                index,
+                errors,
+                warnings,
+            })
+        }
+    }
+
+    /// Reads the event into `ev` (filled in place: the event is large, and moving it costs
+    /// more than filling it); true when it is complete.
+    fn read_one<I: Input>(
+        &self,
+        event: I,
+        index: usize,
+        p: &mut Problems,
+        ev: &mut ServerEvent,
+    ) -> bool {
         let root = Loc::Event(index);
         let view = event.view();
         let type_name = view.type_name();
-        let entries = match as_object(view) {
-            Some(entries) => entries,
+        match as_object(view) {
+            Some(entries) => self.read_event::<I>(entries, &root, p, ev),
             None => {
                 p.push(
                     ProblemKind::NotAnObject,
                     &root,
                     format!("an event must be a JSON object, not {type_name}"),
                 );
-                return Err(Rejection {
-                    index,
-                    errors: p.errors,
-                    warnings: p.warnings,
-                });
+                false
             }
-        };
-        // Filled in place: the event is large, and moving it costs more than filling it.
-        let mut out = PreparedEvent {
-            index,
-            event: ServerEvent {
-                event_name: String::new(),
-                event_time: 0,
-                action_source: ActionSource::Other,
-                event_id: None,
-                event_source_url: None,
-                referrer_url: None,
-                opt_out: None,
-                user_data: UserData::default(),
-                custom_data: None,
-                app_data: None,
-                data_processing_options: None,
-                data_processing_options_country: None,
-                data_processing_options_state: None,
-                original_event_data: None,
-                attribution_data: None,
-                messaging_channel: None,
-                customer_segmentation: None,
-                advanced_measurement_table: None,
-            },
-            warnings: Vec::new(),
-        };
-        let complete = self.read_event::<I>(entries, &root, &mut p, &mut out.event);
-        if complete && p.errors.is_empty() {
-            out.warnings = p.warnings;
-            Ok(out)
-        } else {
-            Err(Rejection {
-                index,
-                errors: p.errors,
-                warnings: p.warnings,
-            })
         }
     }
 
@@ -852,7 +1013,7 @@ fn warning_msg(kind: ProblemKind) -> &'static str {
 
 fn string<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
     match v {
-        View::Str(s) => Some(s.into_owned()),
+        View::Str(s) => Some(p.own(s)),
         _ => {
             p.wrong_type(loc, "a string");
             None
@@ -863,7 +1024,7 @@ fn string<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<S
 /// A string, or an integer taken as its decimal string (ids).
 fn id_string<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
     match v {
-        View::Str(s) => Some(s.into_owned()),
+        View::Str(s) => Some(p.own(s)),
         View::Int(i) => Some(i.to_string()),
         View::UInt(u) => Some(u.to_string()),
         _ => {
@@ -954,7 +1115,10 @@ fn plain_value<I: Input>(
 ) -> Option<String> {
     let numeric = key != "client_user_agent";
     let s = match v {
-        View::Str(s) => normalize::trim(&s).to_owned(),
+        View::Str(s) => match s {
+            Cow::Borrowed(b) => p.own(Cow::Borrowed(normalize::trim(b))),
+            Cow::Owned(o) => normalize::trim(&o).to_owned(),
+        },
         View::Int(i) if numeric && i >= 0 => i.to_string(),
         View::UInt(u) if numeric => u.to_string(),
         _ => {
@@ -1157,10 +1321,15 @@ fn read_custom_data<I: Input>(
             },
             "contents" => match v {
                 View::Array(items) => {
-                    let mut contents = Vec::with_capacity(items.len());
+                    let mut contents = p.spare.contents(items.len());
                     for (i, item) in items.enumerate() {
-                        if let Some(c) = read_content(&item, &loc.index(i), p) {
-                            contents.push(c);
+                        // Filled in place: an item is large.
+                        contents.push(Content::default());
+                        let filled = contents
+                            .last_mut()
+                            .is_some_and(|c| read_content(&item, &loc.index(i), p, c));
+                        if !filled {
+                            contents.pop();
                         }
                     }
                     cd.contents = Some(contents);
@@ -1190,7 +1359,9 @@ fn currency<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option
     };
     let code = s.trim();
     if normalize::is_currency(code) {
-        Some(code.to_ascii_uppercase())
+        let mut code = p.own(Cow::Borrowed(code));
+        code.make_ascii_uppercase();
+        Some(code)
     } else {
         p.push(
             ProblemKind::InvalidCurrency,
@@ -1215,13 +1386,13 @@ fn delivery_category<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) 
     }
 }
 
-fn read_content<I: Input>(node: &I, loc: &Loc<'_>, p: &mut Problems) -> Option<Content> {
+/// Reads a `contents` item into the empty `c`; false when it is not sent.
+fn read_content<I: Input>(node: &I, loc: &Loc<'_>, p: &mut Problems, c: &mut Content) -> bool {
     let View::Object(entries) = node.view() else {
         p.wrong_type(loc, "an object with id and quantity");
-        return None;
+        return false;
     };
     let item_loc = loc;
-    let mut c = Content::default();
     let mut id = None;
     // An id of the wrong type is reported as such, not as a missing id.
     let mut id_wrong_type = false;
@@ -1262,7 +1433,7 @@ fn read_content<I: Input>(node: &I, loc: &Loc<'_>, p: &mut Problems) -> Option<C
     match id {
         Some(id) if !id.trim().is_empty() => {
             c.id = id;
-            Some(c)
+            true
         }
         _ => {
             if !id_wrong_type {
@@ -1272,7 +1443,7 @@ fn read_content<I: Input>(node: &I, loc: &Loc<'_>, p: &mut Problems) -> Option<C
                     "every contents item needs the product id",
                 );
             }
-            None
+            false
         }
     }
 }

@@ -2,7 +2,7 @@
 //! through `prepare`, and every input index is accounted for exactly once.
 
 use freight::normalize::{normalize, Field, NormalizeOptions};
-use freight::prepare::{prepare, PrepareOptions};
+use freight::prepare::{prepare, PrepareOptions, PreparedEvent, Preparer};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -121,5 +121,18 @@ proptest! {
         let body = freight::batch::request_body(&out.events, &Default::default());
         let parsed: Value = serde_json::from_slice(&body).unwrap();
         prop_assert_eq!(parsed["data"].as_array().unwrap().len(), out.events.len());
+    }
+
+    #[test]
+    fn a_reused_slot_gives_what_a_fresh_one_gives(events in prop::collection::vec(arb_json(), 0..8)) {
+        let preparer = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
+        let mut slot = PreparedEvent::default();
+        for (i, e) in events.iter().enumerate() {
+            match (preparer.prepare_one(e, i), preparer.prepare_into(e, i, &mut slot)) {
+                (Ok(fresh), Ok(())) => prop_assert_eq!(&slot, &fresh),
+                (Err(fresh), Err(reused)) => prop_assert_eq!(reused, fresh),
+                (fresh, reused) => prop_assert!(false, "{:?} vs {:?}", fresh, reused),
+            }
+        }
     }
 }

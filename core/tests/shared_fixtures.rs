@@ -5,7 +5,7 @@ mod common;
 use common::read_jsonl;
 
 use freight::normalize::{normalize, Field, NormalizeOptions};
-use freight::prepare::{prepare, PrepareOptions};
+use freight::prepare::{prepare, PrepareOptions, PreparedEvent, Preparer};
 use serde_json::Value;
 
 /// True when every key of `expected` is in `actual` with a matching value.
@@ -126,5 +126,32 @@ fn strings(v: &Value) -> Vec<String> {
         Value::Array(a) => a.iter().flat_map(strings).collect(),
         Value::Object(m) => m.values().flat_map(strings).collect(),
         _ => Vec::new(),
+    }
+}
+
+/// One slot reused by `prepare_into` for every fixture event, in two orders, gives exactly what
+/// `prepare_one` gives each: nothing of an earlier event is left in it.
+#[test]
+fn a_reused_slot_keeps_nothing_of_the_event_before() {
+    let mut cases = read_jsonl("events.jsonl");
+    assert!(cases.len() >= 50);
+    let mut slot = PreparedEvent::default();
+    for round in 0..2 {
+        for (i, c) in cases.iter().enumerate() {
+            let opts: PrepareOptions = match c.get("options") {
+                Some(o) => serde_json::from_value(o.clone()).unwrap(),
+                None => PrepareOptions::default(),
+            };
+            let preparer = Preparer::new(&opts, c["now"].as_i64().unwrap());
+            let fresh = preparer.prepare_one(&c["event"], i);
+            let reused = preparer.prepare_into(&c["event"], i, &mut slot);
+            let name = c["name"].as_str().unwrap();
+            match (fresh, reused) {
+                (Ok(fresh), Ok(())) => assert_eq!(slot, fresh, "round {round}: {name}"),
+                (Err(fresh), Err(reused)) => assert_eq!(reused, fresh, "round {round}: {name}"),
+                (fresh, reused) => panic!("round {round}: {name}: {fresh:?} vs {reused:?}"),
+            }
+        }
+        cases.reverse();
     }
 }

@@ -274,6 +274,8 @@ impl EventSink for PrepareSink {
 /// `request_body`: the wire events appended to one body; denied consent keeps an event out.
 struct BodySink {
     preparer: Preparer,
+    /// Each event is prepared into this one and written to the body at once.
+    slot: PreparedEvent,
     body: RequestBody,
     rejected: Vec<Rejection>,
     skipped: Vec<Skipped>,
@@ -285,9 +287,9 @@ impl EventSink for BodySink {
             self.skipped.push(s);
             return false;
         }
-        match self.preparer.prepare_one(event, index) {
-            Ok(p) => {
-                self.body.push(&p.event);
+        match self.preparer.prepare_into(event, index, &mut self.slot) {
+            Ok(()) => {
+                self.body.push(&self.slot.event);
                 true
             }
             Err(r) => {
@@ -445,6 +447,7 @@ fn request_body<'py>(
     let now = now.unwrap_or_else(unix_now);
     let mut sink = BodySink {
         preparer: Preparer::new(&PrepareOptions { normalize }, now),
+        slot: PreparedEvent::default(),
         body: RequestBody::new(&fields),
         rejected: Vec::new(),
         skipped: Vec::new(),

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::OnceLock;
 
 /// One value of a hashed customer-information key, as it goes on the wire.
 ///
@@ -33,7 +34,10 @@ pub enum UserValue {
 impl UserValue {
     /// The SHA-256 digest of `text`'s UTF-8 bytes.
     pub fn sha256(text: &str) -> UserValue {
-        UserValue::Sha256(sha256(text.as_bytes()))
+        UserValue::Sha256(match short_slot(text.as_bytes()) {
+            Some(slot) => *SHORT_DIGESTS[slot].get_or_init(|| sha256(text.as_bytes())),
+            None => sha256(text.as_bytes()),
+        })
     }
 
     /// Appends the wire text (no quotes) to `out`.
@@ -50,6 +54,21 @@ impl UserValue {
             UserValue::Sha256(d) => s.as_bytes() == hex64(d),
             UserValue::Text(t) => t == s,
         }
+    }
+}
+
+/// Digests of the one- and two-letter values (`us`, `ca`, `f`), computed once per process:
+/// country and gender always normalize to one of them, US and Canadian states mostly do, so
+/// they repeat in nearly every event.
+static SHORT_DIGESTS: [OnceLock<[u8; 32]>; 26 + 26 * 26] = [const { OnceLock::new() }; 702];
+
+/// The place in [`SHORT_DIGESTS`] of one or two lowercase ASCII letters.
+fn short_slot(b: &[u8]) -> Option<usize> {
+    let letter = |c: u8| c.is_ascii_lowercase().then(|| usize::from(c - b'a'));
+    match *b {
+        [a] => letter(a),
+        [a, b] => Some(26 + letter(a)? * 26 + letter(b)?),
+        _ => None,
     }
 }
 
@@ -345,6 +364,31 @@ impl<'de> Deserialize<'de> for UserValues {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_digests_of_short_values_are_their_sha256() {
+        use sha2::Digest;
+        let mut texts = vec![
+            String::new(),
+            "A".into(),
+            "aé".into(),
+            "abc".into(),
+            "{".into(),
+        ];
+        for a in b'a'..=b'z' {
+            texts.push(char::from(a).to_string());
+            for b in b'a'..=b'z' {
+                texts.push(String::from_utf8(vec![a, b]).unwrap());
+            }
+        }
+        // Twice: computed, then remembered.
+        for _ in 0..2 {
+            for t in &texts {
+                let expected: [u8; 32] = sha2::Sha256::digest(t.as_bytes()).into();
+                assert_eq!(UserValue::sha256(t), UserValue::Sha256(expected), "{t}");
+            }
+        }
+    }
 
     #[test]
     fn hex_digits_of_every_byte_in_every_position() {
