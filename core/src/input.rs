@@ -65,6 +65,15 @@ pub trait Input: Sized {
     /// What the value is.
     fn view(&self) -> View<'_, Self>;
 
+    /// The value under `key` when this is an object that has it. The default looks through
+    /// the entries; an input with hashed lookups (a Python dict) overrides it.
+    fn get(&self, key: &str) -> Option<Self> {
+        match self.view() {
+            View::Object(mut entries) => entries.find(|(k, _)| k.text() == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
     /// The value as owned JSON, for what is passed through or deserialized whole
     /// (`custom_data` custom properties, `app_data`, `attribution_data`, …).
     fn to_json(&self) -> Value {

@@ -96,19 +96,11 @@ pub enum Outcome {
 /// True when the event says `"consent": "denied"` (or `false`): it is never sent, whatever
 /// else it holds.
 fn consent_denied<I: Input>(event: &I) -> bool {
-    let View::Object(entries) = event.view() else {
-        return false;
-    };
-    for (k, v) in entries {
-        if k.text() == "consent" {
-            return match v.view() {
-                View::Bool(granted) => !granted,
-                View::Str(s) => s == "denied",
-                _ => false,
-            };
-        }
-    }
-    false
+    event.get("consent").is_some_and(|v| match v.view() {
+        View::Bool(granted) => !granted,
+        View::Str(s) => s == "denied",
+        _ => false,
+    })
 }
 
 /// Prepares every event; `now` is the current Unix time in seconds.
@@ -125,10 +117,17 @@ pub fn prepare<I: Input>(
         skipped: Vec::new(),
     };
     for (index, event) in events.enumerate() {
-        match preparer.process(event, index) {
-            Outcome::Ready(e) => out.events.push(*e),
-            Outcome::Rejected(r) => out.rejected.push(r),
-            Outcome::Skipped(s) => out.skipped.push(s),
+        // As `Preparer::process`, but each event is filled in its place in the list.
+        if let Some(s) = Preparer::skip(&event, index) {
+            out.skipped.push(s);
+            continue;
+        }
+        out.events.push(PreparedEvent::default());
+        if let Some(slot) = out.events.last_mut() {
+            if let Err(r) = preparer.prepare_into(event, index, slot) {
+                out.events.pop();
+                out.rejected.push(r);
+            }
         }
     }
     out

@@ -261,6 +261,31 @@ impl<'py, 'c> Input for Node<'py, 'c> {
             self.other()
         }
     }
+
+    /// A hashed dict lookup (the pipeline asks an event for its `consent` before reading it).
+    fn get(&self, key: &str) -> Option<Self> {
+        if self.depth >= MAX_DEPTH {
+            self.ctx.failed.set(true);
+            return None;
+        }
+        let d = self.obj.cast::<PyDict>().ok()?;
+        let py = d.py();
+        let key = match key {
+            "consent" => pyo3::intern!(py, "consent").clone(),
+            _ => PyString::new(py, key),
+        };
+        match d.get_item(key) {
+            Ok(value) => value.map(|obj| Node {
+                obj,
+                ctx: self.ctx,
+                depth: self.depth + 1,
+            }),
+            Err(_) => {
+                self.ctx.failed.set(true);
+                None
+            }
+        }
+    }
 }
 
 /// A list or a tuple.
