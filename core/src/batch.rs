@@ -110,7 +110,8 @@ pub fn write_request_body<E: AsRef<ServerEvent>>(
 
 /// A request body built one event at a time, reusing its buffer between requests: the
 /// streaming path, where each event is prepared, written and dropped, so memory stays
-/// bounded by one request.
+/// bounded by one request. With [`Preparer::prepare_into`](crate::prepare::Preparer::prepare_into)
+/// and one reused slot, a stream of events allocates nothing at all (its example).
 ///
 /// ```
 /// use freight::batch::{RequestBody, RequestFields};
