@@ -4,7 +4,7 @@
 //! `{"data":[…],"test_event_code":…,"partner_agent":…}`. Credentials are never part of it:
 //! the transport sends the token in the `Authorization` header.
 
-use crate::model::{hex64, ServerEvent, UserValue};
+use crate::model::{write_hex64, ServerEvent, UserValue};
 use crate::prepare::PreparedEvent;
 use serde::{Deserialize, Serialize};
 
@@ -472,9 +472,10 @@ fn needs_escape(b: &[u8]) -> bool {
 fn write_user_value(out: &mut Vec<u8>, v: &UserValue) {
     match v {
         UserValue::Sha256(d) => {
-            let mut quoted = [b'"'; 66];
-            quoted[1..65].copy_from_slice(&hex64(d));
-            out.extend_from_slice(&quoted);
+            out.reserve(66);
+            out.push(b'"');
+            write_hex64(out, d);
+            out.push(b'"');
         }
         UserValue::Text(t) => write_str(out, t),
     }
