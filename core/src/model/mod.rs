@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::normalize::Field;
 
 mod user_value;
-pub(crate) use user_value::{hex64, write_hex64};
+pub(crate) use user_value::write_hex64;
 pub use user_value::{UserValue, UserValues};
 
 /// Where the conversion happened.
