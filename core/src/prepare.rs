@@ -883,6 +883,7 @@ impl Preparer {
                             }
                             let item_loc = loc.index(i);
                             if let Some(w) = self.hashed_value(field, item, &item_loc, buf, p) {
+                                let w = w.value(buf);
                                 if !values.contains(&w) {
                                     values.push(w);
                                 }
@@ -890,9 +891,21 @@ impl Preparer {
                         }
                     }
                     _ => {
-                        if let Some(w) = self.hashed_value(field, v, loc, buf, p) {
-                            values.push(w);
+                        let ready = self.hashed_value(field, v, loc, buf, p);
+                        // The common case, one value: its digest is computed in its place.
+                        if let Some(list) = ud.list_of(field) {
+                            match ready {
+                                Some(Ready::Hash) => list.set_sha256(buf),
+                                Some(Ready::Value(w)) => {
+                                    list.clear();
+                                    list.push(w);
+                                }
+                                None => list.clear(),
+                            }
+                        } else if let Some(slot) = ud.single_of(field) {
+                            *slot = ready.map(|w| w.value(buf));
                         }
+                        continue;
                     }
                 }
                 if let Some(list) = ud.list_of(field) {
@@ -930,7 +943,8 @@ impl Preparer {
         }
     }
 
-    /// Normalizes and hashes one value; `None` when it is dropped or has a problem.
+    /// Normalizes one value; `None` when it is dropped or has a problem. A value to hash is
+    /// left in `buf`, for the caller to hash where the digest is to be kept.
     fn hashed_value<I: Input>(
         &self,
         field: Field,
@@ -938,7 +952,7 @@ impl Preparer {
         loc: &Loc<'_>,
         buf: &mut String,
         p: &mut Problems,
-    ) -> Option<UserValue> {
+    ) -> Option<Ready> {
         let number = if numeric_ok(field) {
             v.number_text()
         } else {
@@ -968,21 +982,38 @@ impl Preparer {
                 );
                 None
             }
-            Ok(Out::Hashed(h)) => Some(UserValue::from(h)),
+            Ok(Out::Hashed(h)) => Some(Ready::Value(UserValue::from(h))),
             Ok(Out::Plain(warning)) => {
                 if let Some(w) = warning {
                     p.push(w, loc, warning_msg(w));
                 }
                 Some(if field.is_hashed(&self.norm) {
-                    UserValue::sha256(buf)
+                    Ready::Hash
                 } else {
-                    UserValue::from(buf.as_str())
+                    Ready::Value(UserValue::from(buf.as_str()))
                 })
             }
             Err(e) => {
                 p.push(e.kind, loc, e.msg);
                 None
             }
+        }
+    }
+}
+
+/// A customer value ready to keep.
+enum Ready {
+    /// The wire value.
+    Value(UserValue),
+    /// The digest of the normalized text in the scratch buffer.
+    Hash,
+}
+
+impl Ready {
+    fn value(self, buf: &str) -> UserValue {
+        match self {
+            Ready::Value(v) => v,
+            Ready::Hash => UserValue::sha256(buf),
         }
     }
 }

@@ -34,10 +34,9 @@ pub enum UserValue {
 impl UserValue {
     /// The SHA-256 digest of `text`'s UTF-8 bytes.
     pub fn sha256(text: &str) -> UserValue {
-        UserValue::Sha256(match short_slot(text.as_bytes()) {
-            Some(slot) => *SHORT_DIGESTS[slot].get_or_init(|| sha256(text.as_bytes())),
-            None => sha256(text.as_bytes()),
-        })
+        let mut d = [0; 32];
+        digest_into(text, &mut d);
+        UserValue::Sha256(d)
     }
 
     /// Appends the wire text (no quotes) to `out`.
@@ -72,10 +71,26 @@ fn short_slot(b: &[u8]) -> Option<usize> {
     }
 }
 
-/// SHA-256 of `data`. Normalized customer values are short: one that fits a single block
+/// Writes the SHA-256 digest of `text` into `out`, where it stays: a digest that is moved
+/// right after it is written costs a store-forwarding stall on every copy.
+fn digest_into(text: &str, out: &mut [u8; 32]) {
+    match short_slot(text.as_bytes()) {
+        Some(slot) => *out = *SHORT_DIGESTS[slot].get_or_init(|| sha256(text.as_bytes())),
+        None => sha256_into(text.as_bytes(), out),
+    }
+}
+
+/// SHA-256 of `data`.
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0; 32];
+    sha256_into(data, &mut out);
+    out
+}
+
+/// SHA-256 of `data`, into `out`. Normalized customer values are short: one that fits a single block
 /// with its padding (up to 55 bytes) is compressed directly, without the streaming hasher's
 /// buffering; longer ones go through it.
-fn sha256(data: &[u8]) -> [u8; 32] {
+fn sha256_into(data: &[u8], out: &mut [u8; 32]) {
     use sha2::digest::generic_array::GenericArray;
     use sha2::Digest;
     const INIT: [u32; 8] = [
@@ -89,7 +104,8 @@ fn sha256(data: &[u8]) -> [u8; 32] {
         0x5be0_cd19,
     ];
     if data.len() > 55 {
-        return sha2::Sha256::digest(data).into();
+        *out = sha2::Sha256::digest(data).into();
+        return;
     }
     let mut block = [0u8; 64];
     block[..data.len()].copy_from_slice(data);
@@ -97,11 +113,9 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     block[56..].copy_from_slice(&(data.len() as u64 * 8).to_be_bytes());
     let mut state = INIT;
     sha2::compress256(&mut state, &[GenericArray::from(block)]);
-    let mut out = [0u8; 32];
     for (o, word) in out.chunks_exact_mut(4).zip(state) {
         o.copy_from_slice(&word.to_be_bytes());
     }
-    out
 }
 
 /// The two lowercase hex digits of every byte.
@@ -313,6 +327,14 @@ impl UserValues {
                     self.0 = Repr::Many(vec![first, v]);
                 }
             }
+        }
+    }
+
+    /// Makes the digest of `text` the only value, computed in its place.
+    pub(crate) fn set_sha256(&mut self, text: &str) {
+        self.0 = Repr::One(UserValue::Sha256([0; 32]));
+        if let Repr::One(UserValue::Sha256(d)) = &mut self.0 {
+            digest_into(text, d);
         }
     }
 
