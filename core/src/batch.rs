@@ -449,16 +449,26 @@ impl<'a> Obj<'a> {
     }
 }
 
-/// Writes `v` as serde_json does. Whole amounts (`20.0`) are common in prices and skip the
-/// shortest-digits algorithm: below 10¹⁵ their text is the integer followed by `.0`.
+/// Writes `v` as serde_json does. Amounts in cents (`20.0`, `129.9`, `19.99`) are most of
+/// what is written and skip the shortest-digits algorithm: when `v` below 10¹³ is the double
+/// nearest to `c / 100` for a whole `c`, that decimal has at most 15 significant digits, so
+/// no other decimal as short maps to the same double, and its digits are the shortest ones.
 fn write_f64(out: &mut Vec<u8>, v: f64) {
-    if v.fract() == 0.0 && v.abs() < 1e15 && v.is_sign_positive() {
-        // Exact: a whole f64 below 2⁵³ converts to i64 without loss.
-        out.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
-        out.extend_from_slice(b".0");
-    } else {
-        let _ = serde_json::to_writer(&mut *out, &v);
+    if v.is_sign_positive() && v < 1e13 {
+        let cents = (v * 100.0).round();
+        if cents / 100.0 == v {
+            // Exact: a whole f64 below 2⁵³ converts without loss.
+            let cents = cents as u64;
+            out.extend_from_slice(itoa::Buffer::new().format(cents / 100).as_bytes());
+            let frac = (cents % 100) as u8;
+            match (frac / 10, frac % 10) {
+                (tens, 0) => out.extend_from_slice(&[b'.', b'0' + tens]),
+                (tens, ones) => out.extend_from_slice(&[b'.', b'0' + tens, b'0' + ones]),
+            }
+            return;
+        }
     }
+    let _ = serde_json::to_writer(&mut *out, &v);
 }
 
 /// True when a byte needs escaping; branch-free so the loop vectorizes.
@@ -527,10 +537,39 @@ mod tests {
             x = (x * 7.31 + 0.173) % 1e6;
             values.extend([x, x.floor(), -x.floor(), x.floor() * 1e9]);
         }
+        // Amounts in cents, tenths and thousandths, in every magnitude up to the limit.
+        for cents in (0..100_000u64).chain((0..40).map(|i| 999_999_999_999_999 - i)) {
+            let c = cents as f64;
+            values.extend([c / 100.0, c / 10.0, c / 1000.0, c / 100.0 * 1e7]);
+        }
+        values.extend([
+            0.01,
+            0.05,
+            0.005,
+            1e-7,
+            0.1 + 0.2,
+            9_999_999_999_999.99,
+            1e13,
+        ]);
         for v in values {
             let mut ours = Vec::new();
             write_f64(&mut ours, v);
             assert_eq!(ours, serde_json::to_vec(&v).unwrap(), "{v}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_number_is_written_as_serde_json_writes_it(
+            v in proptest::num::f64::ANY,
+            cents in 0u64..2_000_000_000_000_000,
+            scale in 0i32..6,
+        ) {
+            for v in [v, cents as f64 / 10f64.powi(scale)] {
+                let mut ours = Vec::new();
+                write_f64(&mut ours, v);
+                proptest::prop_assert_eq!(ours, serde_json::to_vec(&v).unwrap(), "{}", v);
+            }
         }
     }
 
