@@ -1238,7 +1238,6 @@ fn is_fbclid_byte(c: u8) -> bool {
 }
 
 /// `fb.<index>.<creation time>.<payload>[.<appendix>]` (wire-contract §5.3).
-
 fn check_cookie(s: &str, fbc: bool) -> Cookie {
     /// The leading ASCII digits of `b` and what follows them.
     fn digits(b: &[u8]) -> (&[u8], &[u8]) {
