@@ -8,12 +8,30 @@
 //! Anything JSON has no value for (a `set`, an `int` beyond 64 bits, `nan`, a naive
 //! `datetime`, a non-string key, a lone surrogate) is not guessed at: the node reads as
 //! `null` and marks the call as failed; the caller then converts the events with the strict
-//! converter of `lib.rs`, which raises a `ValidationError` naming the place.
+//! converter of `lib.rs`, which raises a `ValidationError` naming the place. So do the values
+//! that only Python code can convert (an aware `datetime`, a `Decimal`): the strict converter
+//! reads those.
+//!
+//! # Borrowed references
+//!
+//! Every node below an event is a *borrowed* reference (no reference counting: that was a
+//! tenth of the call's time, each count a write to a cold object). This is sound because,
+//! while a [`Walk`] is alive, no Python code runs and no object is freed:
+//! - the caller holds the events and the GIL, and the reader calls nothing that runs Python
+//!   code: no attribute, method, `__index__`, `__float__`, `__eq__` or `__hash__` (keys are
+//!   compared by their text, values converted only from the built-in types and their
+//!   subclasses, whose data the C API reads directly);
+//! - the cyclic garbage collector is paused ([`Walk::new`]), so that an allocation (an
+//!   exception for a value that cannot be read) cannot run a finalizer;
+//! - the reader drops no reference but to objects it created (exceptions, which run no
+//!   Python code when freed), so nothing it borrows loses its last reference.
 
 use freight::input::{Input, InputKey, View};
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::Borrowed;
 use std::borrow::Cow;
 use std::cell::Cell;
 
@@ -67,18 +85,38 @@ fn lookup() -> Option<AsUtf8AndSize> {
 /// at depth 0): custom properties are copied recursively.
 const MAX_DEPTH: u32 = 64;
 
-/// State shared by the nodes of one call.
-pub(crate) struct Ctx {
+/// The reading of one call's events: the state its nodes share, and the pause of the cyclic
+/// garbage collector that makes the nodes' borrowed references sound (module docs). Drop it
+/// before running Python code again (the strict converter, building the results).
+pub(crate) struct Walk<'py> {
+    py: Python<'py>,
     utf8: Option<AsUtf8AndSize>,
     failed: Cell<bool>,
+    /// The collector was running and is paused until the walk ends.
+    paused: bool,
 }
 
-impl Ctx {
-    pub(crate) fn new(py: Python<'_>) -> Ctx {
-        Ctx {
+/// `gc.isenabled`, `gc.disable` and `gc.enable` (`PyGC_Disable` and co. are not in the
+/// stable ABI of 3.9).
+static GC: [PyOnceLock<Py<PyAny>>; 3] = [PyOnceLock::new(), PyOnceLock::new(), PyOnceLock::new()];
+
+fn gc_call<'py>(py: Python<'py>, which: usize, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    GC[which].import(py, "gc", name)?.call0()
+}
+
+impl<'py> Walk<'py> {
+    /// Pauses the cyclic garbage collector (if it runs) until the walk is dropped.
+    pub(crate) fn new(py: Python<'py>) -> PyResult<Walk<'py>> {
+        let enabled = gc_call(py, 0, "isenabled")?.is_truthy()?;
+        if enabled {
+            gc_call(py, 1, "disable")?;
+        }
+        Ok(Walk {
+            py,
             utf8: as_utf8_and_size(py),
             failed: Cell::new(false),
-        }
+            paused: enabled,
+        })
     }
 
     /// True when some value could not be read: the results must not be used.
@@ -100,63 +138,76 @@ impl Ctx {
     }
 }
 
-/// One Python value.
-pub(crate) struct Node<'py, 'c> {
-    obj: Bound<'py, PyAny>,
-    ctx: &'c Ctx,
+impl Drop for Walk<'_> {
+    fn drop(&mut self) {
+        if self.paused {
+            // `gc.enable()` cannot fail; if it ever did, the collector would stay paused,
+            // which is safe, and the next call to `gc.enable()` restores it.
+            let _ = gc_call(self.py, 2, "enable");
+        }
+    }
+}
+
+/// One Python value, borrowed (module docs).
+pub(crate) struct Node<'a, 'py, 'w> {
+    obj: Borrowed<'a, 'py, PyAny>,
+    walk: &'w Walk<'py>,
     depth: u32,
 }
 
-impl<'py, 'c> Node<'py, 'c> {
-    pub(crate) fn new(obj: Bound<'py, PyAny>, ctx: &'c Ctx) -> Self {
-        Node { obj, ctx, depth: 0 }
+impl<'a, 'py, 'w> Node<'a, 'py, 'w> {
+    /// An event: `obj` is held by the caller for the walk.
+    pub(crate) fn new(obj: &'a Bound<'py, PyAny>, walk: &'w Walk<'py>) -> Self {
+        Node {
+            obj: obj.as_borrowed(),
+            walk,
+            depth: 0,
+        }
     }
 
+    /// An `int` or a subclass (its value is read without `__index__`).
     fn int(&self) -> View<'static, Self> {
         if let Ok(i) = self.obj.extract::<i64>() {
             return View::Int(i);
         }
         match self.obj.extract::<u64>() {
             Ok(u) => View::UInt(u),
-            Err(e) => self.ctx.fail(e),
+            Err(e) => self.walk.fail(e),
         }
     }
 
     fn float(&self, f: PyResult<f64>) -> View<'static, Self> {
         match f {
             Ok(f) if f.is_finite() => View::Float(f),
-            Ok(_) => self.ctx.fail_null(),
-            Err(e) => self.ctx.fail(e),
+            Ok(_) => self.walk.fail_null(),
+            Err(e) => self.walk.fail(e),
         }
     }
 
-    fn array(&self, seq: Seq<'py>) -> View<'static, Self> {
+    fn array(&self, seq: Seq<'a, 'py>) -> View<'static, Self> {
         View::Array(Items::new(seq, self))
     }
 
-    fn dict(&self, d: &Bound<'py, PyDict>) -> View<'static, Self> {
+    fn dict(&self, d: Borrowed<'a, 'py, PyDict>) -> View<'static, Self> {
         View::Object(Entries {
-            dict: d.clone(),
+            dict: d,
             pos: 0,
-            ctx: self.ctx,
-            depth: self.depth + 1,
+            parent_depth: self.depth,
+            walk: self.walk,
         })
     }
 
-    /// Types JSON has no direct value for, as the strict converter reads them: aware
-    /// datetimes as Unix seconds, `Decimal` as a float, str/int/float/dict/list subclasses.
+    /// Subclasses of the JSON types, read as their base type (as the strict converter reads
+    /// them) through the C API, which runs no Python code for them. Anything else (an aware
+    /// `datetime`, a `Decimal`, …) needs Python code to convert: the call fails over to the
+    /// strict converter, which converts what has a JSON meaning and names what has none.
     fn other(&self) -> View<'_, Self> {
-        let o = &self.obj;
+        let o = self.obj;
         if o.is_instance_of::<PyString>() {
-            return str_view(o, self.ctx);
-        }
-        if o.is_instance_of::<PyBool>() {
-            return match o.extract::<bool>() {
-                Ok(b) => View::Bool(b),
-                Err(e) => self.ctx.fail(e),
-            };
+            return str_view(o, self.walk);
         }
         if o.is_instance_of::<PyInt>() {
+            // `bool` cannot be subclassed: an exact `bool` was read by `view`.
             return self.int();
         }
         if o.is_instance_of::<PyFloat>() {
@@ -166,52 +217,34 @@ impl<'py, 'c> Node<'py, 'c> {
             return self.dict(d);
         }
         if let Ok(l) = o.cast::<PyList>() {
-            return self.array(Seq::List(l.clone()));
+            return self.array(Seq::List(l));
         }
         if let Ok(t) = o.cast::<PyTuple>() {
-            return self.array(Seq::Tuple(t.clone()));
+            return self.array(Seq::Tuple(t));
         }
-        let type_name = match o.get_type().name() {
-            Ok(n) => n,
-            Err(e) => return self.ctx.fail(e),
-        };
-        if type_name == "datetime" {
-            let aware = o.getattr("tzinfo").is_ok_and(|tz| !tz.is_none());
-            if !aware {
-                return self.ctx.fail_null();
-            }
-            return match o.call_method0("timestamp").and_then(|t| t.extract::<f64>()) {
-                Ok(ts) if ts.is_finite() => View::Int(ts.floor() as i64),
-                Ok(_) => self.ctx.fail_null(),
-                Err(e) => self.ctx.fail(e),
-            };
-        }
-        if type_name == "Decimal" {
-            return self.float(o.call_method0("__float__").and_then(|f| f.extract::<f64>()));
-        }
-        self.ctx.fail_null()
+        self.walk.fail_null()
     }
 }
 
 /// The text of a `str`, borrowed when the interpreter allows it.
-fn str_view<'a, T: Input>(o: &'a Bound<'_, PyAny>, ctx: &Ctx) -> View<'a, T> {
-    match str_of(o, ctx) {
+fn str_view<'a, T: Input>(o: Borrowed<'a, '_, PyAny>, walk: &Walk<'_>) -> View<'a, T> {
+    match str_of(o, walk) {
         Some(s) => View::Str(s),
-        None => ctx.fail_null(),
+        None => walk.fail_null(),
     }
 }
 
-fn str_of<'a>(o: &'a Bound<'_, PyAny>, ctx: &Ctx) -> Option<Cow<'a, str>> {
-    if let Some(as_utf8_and_size) = ctx.utf8 {
+fn str_of<'a>(o: Borrowed<'a, '_, PyAny>, walk: &Walk<'_>) -> Option<Cow<'a, str>> {
+    if let Some(as_utf8_and_size) = walk.utf8 {
         let mut size: ffi::Py_ssize_t = 0;
         // SAFETY: `o` is a live `str` (checked by every caller) and the GIL is held. The
         // function returns the string's UTF-8 buffer, owned by the string object and valid
-        // for as long as it lives, which the returned borrow of `o` guarantees; or null with
-        // an exception set (a lone surrogate), which is cleared here.
+        // for as long as it lives, which the borrow `'a` guarantees (module docs); or null
+        // with an exception set (a lone surrogate), which is cleared here.
         let p = unsafe { as_utf8_and_size(o.as_ptr(), &mut size) };
         if p.is_null() {
             drop(PyErr::take(o.py()));
-            ctx.failed.set(true);
+            walk.failed.set(true);
             return None;
         }
         let len = usize::try_from(size).ok()?;
@@ -222,91 +255,93 @@ fn str_of<'a>(o: &'a Bound<'_, PyAny>, ctx: &Ctx) -> Option<Cow<'a, str>> {
             std::str::from_utf8_unchecked(bytes)
         }))
     } else {
-        match o.cast::<PyString>().map(|s| s.to_cow()) {
-            Ok(Ok(s)) => Some(Cow::Owned(s.into_owned())),
+        match o
+            .cast::<PyString>()
+            .map(|s| s.to_cow().map(Cow::into_owned))
+        {
+            Ok(Ok(s)) => Some(Cow::Owned(s)),
             _ => {
-                ctx.failed.set(true);
+                walk.failed.set(true);
                 None
             }
         }
     }
 }
 
-impl<'py, 'c> Input for Node<'py, 'c> {
-    type Items = Items<'py, 'c>;
-    type Entries = Entries<'py, 'c>;
-    type Key = Key<'py, 'c>;
+impl<'a, 'py, 'w> Input for Node<'a, 'py, 'w> {
+    type Items = Items<'a, 'py, 'w>;
+    type Entries = Entries<'a, 'py, 'w>;
+    type Key = Key<'a, 'py, 'w>;
 
     fn view(&self) -> View<'_, Self> {
-        let o = &self.obj;
+        let o = self.obj;
         if self.depth >= MAX_DEPTH {
-            return self.ctx.fail_null();
+            return self.walk.fail_null();
         }
         // Exact types first: one pointer comparison each.
         if o.is_none() {
             View::Null
         } else if o.is_exact_instance_of::<PyString>() {
-            str_view(o, self.ctx)
+            str_view(o, self.walk)
         } else if let Ok(d) = o.cast_exact::<PyDict>() {
             self.dict(d)
         } else if o.is_exact_instance_of::<PyFloat>() {
             self.float(o.extract::<f64>())
         } else if o.is_exact_instance_of::<PyBool>() {
-            View::Bool(o.is_truthy().unwrap_or(false))
+            View::Bool(o.is(PyBool::new(o.py(), true)))
         } else if o.is_exact_instance_of::<PyInt>() {
             self.int()
         } else if let Ok(l) = o.cast_exact::<PyList>() {
-            self.array(Seq::List(l.clone()))
+            self.array(Seq::List(l))
         } else {
             self.other()
         }
     }
 
-    /// A hashed dict lookup (the pipeline asks an event for its `consent` before reading it).
+    /// A key looked up by its text through the entries: a hashed lookup could run a key's
+    /// `__eq__` (module docs). The interned `"consent"` matches by identity, other keys by
+    /// length first, so the usual event costs no text conversion.
     fn get(&self, key: &str) -> Option<Self> {
-        if self.depth >= MAX_DEPTH {
-            self.ctx.failed.set(true);
+        let View::Object(entries) = self.view() else {
             return None;
-        }
-        let d = self.obj.cast::<PyDict>().ok()?;
-        let py = d.py();
-        let key = match key {
-            "consent" => pyo3::intern!(py, "consent").clone(),
-            _ => PyString::new(py, key),
         };
-        match d.get_item(key) {
-            Ok(value) => value.map(|obj| Node {
-                obj,
-                ctx: self.ctx,
-                depth: self.depth + 1,
-            }),
-            Err(_) => {
-                self.ctx.failed.set(true);
-                None
+        let interned = (key == "consent").then(|| pyo3::intern!(self.obj.py(), "consent"));
+        let want = i64::try_from(key.chars().count()).ok()?;
+        for (k, v) in entries {
+            if interned.is_some_and(|i| k.obj.is(i)) {
+                return Some(v);
+            }
+            if !k.obj.is_instance_of::<PyString>() {
+                continue;
+            }
+            // SAFETY: `k` is a live `str`; `PyUnicode_GetLength` only reads its length.
+            let len = unsafe { ffi::PyUnicode_GetLength(k.obj.as_ptr()) };
+            if i64::try_from(len).ok() == Some(want) && k.text() == key {
+                return Some(v);
             }
         }
+        None
     }
 }
 
 /// A list or a tuple.
-enum Seq<'py> {
-    List(Bound<'py, PyList>),
-    Tuple(Bound<'py, PyTuple>),
+enum Seq<'a, 'py> {
+    List(Borrowed<'a, 'py, PyList>),
+    Tuple(Borrowed<'a, 'py, PyTuple>),
 }
 
-/// The items of a list or tuple. A list that shrinks while it is read ends early (the
-/// pipeline runs no Python code that could change it, bar a `Decimal` or `datetime`
-/// subclass of the caller's).
-pub(crate) struct Items<'py, 'c> {
-    seq: Seq<'py>,
+/// The items of a list or tuple (no Python code runs while they are read, so a list keeps
+/// its length).
+pub(crate) struct Items<'a, 'py, 'w> {
+    seq: Seq<'a, 'py>,
     next: usize,
     len: usize,
-    ctx: &'c Ctx,
-    depth: u32,
+    parent_depth: u32,
+    walk: &'w Walk<'py>,
 }
 
-impl<'py, 'c> Items<'py, 'c> {
-    fn new(seq: Seq<'py>, parent: &Node<'py, 'c>) -> Self {
+impl<'a, 'py, 'w> Items<'a, 'py, 'w> {
+    fn new(seq: Seq<'a, 'py>, parent: &Node<'a, 'py, 'w>) -> Self {
         let len = match &seq {
             Seq::List(l) => l.len(),
             Seq::Tuple(t) => t.len(),
@@ -315,32 +350,41 @@ impl<'py, 'c> Items<'py, 'c> {
             seq,
             next: 0,
             len,
-            ctx: parent.ctx,
-            depth: parent.depth + 1,
+            parent_depth: parent.depth,
+            walk: parent.walk,
         }
     }
 }
 
-impl<'py, 'c> Iterator for Items<'py, 'c> {
-    type Item = Node<'py, 'c>;
+impl<'a, 'py, 'w> Iterator for Items<'a, 'py, 'w> {
+    type Item = Node<'a, 'py, 'w>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.next >= self.len {
             return None;
         }
-        let item = match &self.seq {
-            Seq::List(l) => l.get_item(self.next),
-            Seq::Tuple(t) => t.get_item(self.next),
-        };
+        let i = self.next;
         self.next += 1;
+        let i = ffi::Py_ssize_t::try_from(i).ok()?;
+        // SAFETY: the sequence is live and `i` is below its length, which cannot change
+        // during the walk; both functions return a borrowed reference (null with an exception
+        // only for a bad index).
+        let (py, p) = unsafe {
+            match &self.seq {
+                Seq::List(l) => (l.py(), ffi::PyList_GetItem(l.as_ptr(), i)),
+                Seq::Tuple(t) => (t.py(), ffi::PyTuple_GetItem(t.as_ptr(), i)),
+            }
+        };
+        // SAFETY: a borrowed reference or null, valid for `'a` (module docs).
+        let item = unsafe { Borrowed::from_ptr_or_err(py, p) };
         match item {
             Ok(obj) => Some(Node {
                 obj,
-                ctx: self.ctx,
-                depth: self.depth,
+                walk: self.walk,
+                depth: self.parent_depth + 1,
             }),
             Err(_) => {
-                self.ctx.failed.set(true);
+                self.walk.failed.set(true);
                 self.len = self.next;
                 None
             }
@@ -353,66 +397,61 @@ impl<'py, 'c> Iterator for Items<'py, 'c> {
     }
 }
 
-impl ExactSizeIterator for Items<'_, '_> {}
+impl ExactSizeIterator for Items<'_, '_, '_> {}
 
 /// The entries of a dict, in insertion order.
-pub(crate) struct Entries<'py, 'c> {
-    dict: Bound<'py, PyDict>,
+pub(crate) struct Entries<'a, 'py, 'w> {
+    dict: Borrowed<'a, 'py, PyDict>,
     pos: ffi::Py_ssize_t,
-    ctx: &'c Ctx,
-    depth: u32,
+    parent_depth: u32,
+    walk: &'w Walk<'py>,
 }
 
-impl<'py, 'c> Iterator for Entries<'py, 'c> {
-    type Item = (Key<'py, 'c>, Node<'py, 'c>);
+impl<'a, 'py, 'w> Iterator for Entries<'a, 'py, 'w> {
+    type Item = (Key<'a, 'py, 'w>, Node<'a, 'py, 'w>);
 
     fn next(&mut self) -> Option<Self::Item> {
         let mut key: *mut ffi::PyObject = std::ptr::null_mut();
         let mut value: *mut ffi::PyObject = std::ptr::null_mut();
-        // SAFETY: `dict` is a live dict and the GIL is held. `PyDict_Next` stays memory-safe
-        // even if the dict changes between calls (it then may skip or repeat entries); it
-        // returns borrowed references, made owned right below.
+        // SAFETY: `dict` is a live dict and the GIL is held; `PyDict_Next` returns borrowed
+        // references to its entries.
         let more =
             unsafe { ffi::PyDict_Next(self.dict.as_ptr(), &mut self.pos, &mut key, &mut value) };
         if more == 0 {
             return None;
         }
         let py = self.dict.py();
-        // SAFETY: both pointers are valid borrowed references (non-null when `more != 0`).
-        let (key, value) = unsafe {
-            (
-                Bound::from_borrowed_ptr(py, key),
-                Bound::from_borrowed_ptr(py, value),
-            )
-        };
+        // SAFETY: both pointers are non-null (`more != 0`) borrowed references, valid for
+        // `'a`: the dict is not changed and keeps them during the walk (module docs).
+        let (key, value) = unsafe { (Borrowed::from_ptr(py, key), Borrowed::from_ptr(py, value)) };
         Some((
             Key {
                 obj: key,
-                ctx: self.ctx,
+                walk: self.walk,
             },
             Node {
                 obj: value,
-                ctx: self.ctx,
-                depth: self.depth,
+                walk: self.walk,
+                depth: self.parent_depth + 1,
             },
         ))
     }
 }
 
 /// A dict key: a `str` (anything else fails the call).
-pub(crate) struct Key<'py, 'c> {
-    obj: Bound<'py, PyAny>,
-    ctx: &'c Ctx,
+pub(crate) struct Key<'a, 'py, 'w> {
+    obj: Borrowed<'a, 'py, PyAny>,
+    walk: &'w Walk<'py>,
 }
 
-impl InputKey for Key<'_, '_> {
+impl InputKey for Key<'_, '_, '_> {
     fn text(&self) -> Cow<'_, str> {
-        if self.obj.is_exact_instance_of::<PyString>() || self.obj.is_instance_of::<PyString>() {
-            if let Some(s) = str_of(&self.obj, self.ctx) {
+        if self.obj.is_instance_of::<PyString>() {
+            if let Some(s) = str_of(self.obj, self.walk) {
                 return s;
             }
         } else {
-            self.ctx.failed.set(true);
+            self.walk.failed.set(true);
         }
         Cow::Borrowed("")
     }
@@ -421,7 +460,7 @@ impl InputKey for Key<'_, '_> {
 /// Reads every value under `node`. The pipeline stops reading an event it rejects or skips;
 /// this makes a value without JSON meaning anywhere in such an event fail the call too, as it
 /// does in an event that is sent.
-pub(crate) fn walk(node: &Node<'_, '_>) {
+pub(crate) fn walk(node: &Node<'_, '_, '_>) {
     match node.view() {
         View::Array(items) => items.for_each(|item| walk(&item)),
         View::Object(entries) => entries.for_each(|(key, value)| {

@@ -215,31 +215,39 @@ fn read_events(
     events: &Bound<'_, PyAny>,
     sink: &mut impl EventSink,
 ) -> PyResult<usize> {
-    let ctx = input::Ctx::new(py);
-    let mut count = 0;
-    let mut take = |i: usize, e: Bound<'_, PyAny>| {
-        if !sink.event(i, input::Node::new(e.clone(), &ctx)) {
-            input::walk(&input::Node::new(e, &ctx));
-        }
-    };
-    if let Ok(list) = events.cast::<PyList>() {
-        for (i, e) in list.iter().enumerate() {
-            take(i, e);
-            count += 1;
-        }
-    } else if let Ok(tuple) = events.cast::<PyTuple>() {
-        for (i, e) in tuple.iter().enumerate() {
-            take(i, e);
-            count += 1;
-        }
-    } else {
+    let list = events.cast::<PyList>().ok();
+    let tuple = events.cast::<PyTuple>().ok();
+    if list.is_none() && tuple.is_none() {
         return Err(raise(
             py,
             "ValidationError",
             ("events must be a list of event dicts",),
         ));
     }
-    if ctx.failed() {
+    let walk = input::Walk::new(py)?;
+    let mut count = 0;
+    {
+        let mut take = |i: usize, e: Bound<'_, PyAny>| {
+            if !sink.event(i, input::Node::new(&e, &walk)) {
+                input::walk(&input::Node::new(&e, &walk));
+            }
+        };
+        if let Some(list) = list {
+            for (i, e) in list.iter().enumerate() {
+                take(i, e);
+                count += 1;
+            }
+        } else if let Some(tuple) = tuple {
+            for (i, e) in tuple.iter().enumerate() {
+                take(i, e);
+                count += 1;
+            }
+        }
+    }
+    let failed = walk.failed();
+    // The collector runs again before any Python code does.
+    drop(walk);
+    if failed {
         let values = events_in(py, events)?;
         sink.reset();
         for (i, e) in values.iter().enumerate() {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime
+import gc
 import decimal
 import enum
 import hashlib
@@ -206,6 +207,92 @@ def test_subclasses_and_tuples_read_like_their_base_types() -> None:
     a = freight.request_body([plain], now=now)
     b = freight.request_body((fancy,), now=now)
     assert a.body == b.body and b.count == 1
+
+
+def test_reading_runs_no_code_of_the_callers_objects() -> None:
+    """Events are read with borrowed references, which is sound only if none of the caller's
+    Python code runs meanwhile: no __eq__/__hash__ of keys, no __getitem__/__iter__/keys() of
+    dict subclasses, no __index__/__float__/__str__ of value subclasses."""
+    calls: list[str] = []
+
+    class Key(str):
+        def __eq__(self, other: object) -> bool:
+            calls.append("eq")
+            return str.__eq__(self, other)
+
+        def __hash__(self) -> int:
+            calls.append("hash")
+            return hash("consent")  # collides with the key the pipeline looks up
+
+    class Mapping(dict):  # type: ignore[type-arg]
+        def __getitem__(self, k: object) -> object:
+            calls.append("getitem")
+            return dict.__getitem__(self, k)
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            calls.append("iter")
+            return dict.__iter__(self)
+
+        def keys(self):  # type: ignore[no-untyped-def]
+            calls.append("keys")
+            return dict.keys(self)
+
+    class Count(int):
+        def __index__(self) -> int:
+            calls.append("index")
+            return int(self)
+
+    class Price(float):
+        def __float__(self) -> float:
+            calls.append("float")
+            return float.__float__(self)
+
+    class Text(str):
+        def __str__(self) -> str:
+            calls.append("str")
+            return str.__str__(self)
+
+    e = events(1)[0]
+    now = e["event_time"] + 60
+    plain = freight.request_body([e], now=now)
+    fancy = Mapping(e)
+    fancy["user_data"] = Mapping({Text(k): Text(v) for k, v in e["user_data"].items()})
+    fancy["custom_data"] = Mapping(e["custom_data"], value=Price(e["custom_data"]["value"]),
+                                   contents=[Mapping(id="SKU-1", quantity=Count(2))])
+    plain_e = dict(e, custom_data=dict(e["custom_data"], contents=[{"id": "SKU-1", "quantity": 2}]))
+    expected = freight.request_body([plain_e], now=now)
+    calls.clear()
+    got = freight.request_body([fancy], now=now)
+    assert calls == []
+    assert got.body == expected.body and got.count == plain.count == 1
+    odd = dict(e)
+    odd[Key("x_custom")] = 1  # an unknown key: the event is rejected, its keys still read
+    calls.clear()
+    out = freight.request_body([odd], now=now)
+    assert out.count == 0 and "x_custom" in out.rejected[0]["errors"][0]["loc"]
+    assert calls == []
+
+
+def test_the_garbage_collector_is_left_as_it_was() -> None:
+    """The cyclic collector is paused while events are read (see input.rs) and restored after,
+    on success, on the strict converter's error and on bad arguments."""
+    good = events(2)
+    bad = events(1)
+    bad[0]["custom_data"]["value"] = float("nan")
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            freight.request_body(good)
+            freight.prepare(good)
+            assert gc.isenabled() is enabled
+            with pytest.raises(freight.ValidationError):
+                freight.prepare(bad)
+            assert gc.isenabled() is enabled
+            with pytest.raises(freight.ValidationError):
+                freight.prepare("not a list")  # type: ignore[arg-type]
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
 
 
 def test_in_place_reading_matches_the_json_path() -> None:
