@@ -227,6 +227,7 @@ impl<'a, 'py, 'w> Node<'a, 'py, 'w> {
 }
 
 /// The text of a `str`, borrowed when the interpreter allows it.
+#[inline(always)]
 fn str_view<'a, T: Input>(o: Borrowed<'a, '_, PyAny>, walk: &Walk<'_>) -> View<'a, T> {
     match str_of(o, walk) {
         Some(s) => View::Str(s),
@@ -234,6 +235,7 @@ fn str_view<'a, T: Input>(o: Borrowed<'a, '_, PyAny>, walk: &Walk<'_>) -> View<'
     }
 }
 
+#[inline(always)]
 fn str_of<'a>(o: Borrowed<'a, '_, PyAny>, walk: &Walk<'_>) -> Option<Cow<'a, str>> {
     if let Some(as_utf8_and_size) = walk.utf8 {
         let mut size: ffi::Py_ssize_t = 0;
@@ -311,7 +313,7 @@ impl<'a, 'py, 'w> Input for Node<'a, 'py, 'w> {
             if interned.is_some_and(|i| k.obj.is(i)) {
                 return Some(v);
             }
-            if !k.obj.is_instance_of::<PyString>() {
+            if !(k.obj.is_exact_instance_of::<PyString>() || k.obj.is_instance_of::<PyString>()) {
                 continue;
             }
             // SAFETY: `k` is a live `str`; `PyUnicode_GetLength` only reads its length.
@@ -446,7 +448,8 @@ pub(crate) struct Key<'a, 'py, 'w> {
 
 impl InputKey for Key<'_, '_, '_> {
     fn text(&self) -> Cow<'_, str> {
-        if self.obj.is_instance_of::<PyString>() {
+        // The exact type first: a pointer comparison, where the subclass check is a call.
+        if self.obj.is_exact_instance_of::<PyString>() || self.obj.is_instance_of::<PyString>() {
             if let Some(s) = str_of(self.obj, self.walk) {
                 return s;
             }
