@@ -355,11 +355,19 @@ const CITY_MSG: &str = "no letters left after removing punctuation, digits and s
 const DOBD_MSG: &str = "day of birth must be a number 01-31";
 const DOBM_MSG: &str = "month of birth must be a number 01-12";
 
-/// `s.trim()`, without decoding characters when both ends are visible ASCII.
+/// `s.trim()`, without decoding characters when the text ends in ASCII: ASCII white space
+/// (the six White_Space characters below 128) is stripped byte by byte, and only a non-ASCII
+/// end goes through the general trim.
 pub(crate) fn trim(s: &str) -> &str {
-    match (s.as_bytes().first(), s.as_bytes().last()) {
-        (Some(&a), Some(&z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
-        _ => s.trim(),
+    let space = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r');
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !space(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !space(c)).map_or(start, |i| i + 1);
+    // Both cuts are next to ASCII bytes, so they are character boundaries.
+    let t = s.get(start..end).unwrap_or(s);
+    match (t.as_bytes().first(), t.as_bytes().last()) {
+        (Some(a), Some(z)) if !a.is_ascii() || !z.is_ascii() => t.trim(),
+        _ => t,
     }
 }
 
@@ -1128,6 +1136,46 @@ mod tests {
                     assert_eq!(is_currency(&code.to_lowercase()), listed, "{code}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn trim_agrees_with_str_trim() {
+        let parts = [
+            "",
+            " ",
+            "\t",
+            "\n",
+            "\x0B",
+            "\x0C",
+            "\r",
+            "\u{85}",
+            "\u{A0}",
+            "\u{2003}",
+            "\u{3000}",
+            "a",
+            "é",
+            "ab c",
+            "\u{1F600}",
+            "\0",
+            "\x1F",
+            "-",
+        ];
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    let s = format!("{a}{b}{c}{a}");
+                    assert_eq!(trim(&s), s.trim(), "{s:?}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn trim_agrees_with_str_trim_on_any_text(s in "\\PC*", pad in "[ \t\n\r\u{0B}\u{0C}\u{85}\u{A0}]{0,3}") {
+            let s = format!("{pad}{s}{pad}");
+            proptest::prop_assert_eq!(trim(&s), s.trim());
         }
     }
 
