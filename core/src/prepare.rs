@@ -82,6 +82,15 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// Why an event is not ready ([`Preparer::process_into`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReady {
+    /// Rejected locally, with every problem.
+    Rejected(Rejection),
+    /// Not to be sent.
+    Skipped(Skipped),
+}
+
 /// What becomes of one input event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -118,15 +127,14 @@ pub fn prepare<I: Input>(
     };
     for (index, event) in events.enumerate() {
         // As `Preparer::process`, but each event is filled in its place in the list.
-        if let Some(s) = Preparer::skip(&event, index) {
-            out.skipped.push(s);
-            continue;
-        }
         out.events.push(PreparedEvent::default());
         if let Some(slot) = out.events.last_mut() {
-            if let Err(r) = preparer.prepare_into(event, index, slot) {
+            if let Err(not_ready) = preparer.process_into(event, index, slot) {
                 out.events.pop();
-                out.rejected.push(r);
+                match not_ready {
+                    NotReady::Rejected(r) => out.rejected.push(r),
+                    NotReady::Skipped(s) => out.skipped.push(s),
+                }
             }
         }
     }
@@ -348,6 +356,8 @@ struct Problems {
     errors: Vec<Problem>,
     warnings: Vec<Problem>,
     spare: Spare,
+    /// Whether the event's own `consent` denies it, once its first `consent` key is read.
+    consent: Option<bool>,
 }
 
 impl Problems {
@@ -479,6 +489,37 @@ impl Preparer {
         index: usize,
         out: &mut PreparedEvent,
     ) -> Result<(), Rejection> {
+        self.fill(event, index, out, false).map_err(|(r, _)| r)
+    }
+
+    /// [`Preparer::process`] into `out`, as [`Preparer::prepare_into`] does: the event's
+    /// own `consent` is read in the same pass as the rest (a host's consent callback is for
+    /// [`Preparer::process_with_consent`]).
+    pub fn process_into<I: Input>(
+        &self,
+        event: I,
+        index: usize,
+        out: &mut PreparedEvent,
+    ) -> Result<(), NotReady> {
+        match self.fill(event, index, out, true) {
+            Ok(()) => Ok(()),
+            Err((_, true)) => Err(NotReady::Skipped(Skipped {
+                index,
+                reason: "consent_denied".into(),
+            })),
+            Err((r, false)) => Err(NotReady::Rejected(r)),
+        }
+    }
+
+    /// Reads the event into `out`. With `consent`, an event whose own consent denies it is
+    /// an error too, and the error tells so.
+    fn fill<I: Input>(
+        &self,
+        event: I,
+        index: usize,
+        out: &mut PreparedEvent,
+        consent: bool,
+    ) -> Result<(), (Rejection, bool)> {
         let mut p = Problems {
             spare: SPARE.take(),
             ..Problems::default()
@@ -487,21 +528,24 @@ impl Preparer {
         out.index = index;
         out.warnings.clear();
         let complete = self.read_one(event, index, &mut p, &mut out.event);
+        let denied = consent && p.consent == Some(true);
         let Problems {
             errors,
             warnings,
             spare,
+            ..
         } = p;
         SPARE.set(spare);
-        if complete && errors.is_empty() {
+        if complete && errors.is_empty() && !denied {
             out.warnings = warnings;
             Ok(())
         } else {
-            Err(Rejection {
+            let rejection = Rejection {
                 index,
                 errors,
                 warnings,
-            })
+            };
+            Err((rejection, denied))
         }
     }
 
@@ -651,6 +695,14 @@ impl Preparer {
                         View::Str(s) => matches!(s.as_ref(), "granted" | "denied"),
                         _ => false,
                     };
+                    // As `consent_denied`: the first `consent` key decides.
+                    if p.consent.is_none() {
+                        p.consent = Some(match &v {
+                            View::Bool(granted) => !granted,
+                            View::Str(s) => s == "denied",
+                            _ => false,
+                        });
+                    }
                     if !ok {
                         p.push(
                             ProblemKind::InvalidConsent,
@@ -1674,6 +1726,44 @@ mod tests {
             Outcome::Rejected(_)
         ));
         assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn process_into_reads_consent_as_process_does() {
+        let p = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
+        let valid = serde_json::json!({
+            "event_name": "Lead", "event_time": 1_795_391_000, "action_source": "email",
+            "user_data": {"em": "jane@example.com"},
+        });
+        let mut slot = PreparedEvent::default();
+        for consent in [
+            serde_json::json!("denied"),
+            serde_json::json!(false),
+            serde_json::json!("granted"),
+            serde_json::json!(true),
+            serde_json::json!(null),
+            serde_json::json!("maybe"),
+            serde_json::json!(0),
+        ] {
+            for base in [valid.clone(), serde_json::json!({"event_name": "Lead"})] {
+                let mut e = base;
+                e["consent"] = consent.clone();
+                let expected = p.process(&e, 3);
+                let got = match p.process_into(&e, 3, &mut slot) {
+                    Ok(()) => Outcome::Ready(Box::new(slot.clone())),
+                    Err(NotReady::Rejected(r)) => Outcome::Rejected(r),
+                    Err(NotReady::Skipped(s)) => Outcome::Skipped(s),
+                };
+                assert_eq!(got, expected, "{e}");
+                // prepare_into leaves consent to the caller.
+                let plain = p.prepare_one(&e, 3);
+                match (plain, p.prepare_into(&e, 3, &mut slot)) {
+                    (Ok(a), Ok(())) => assert_eq!(slot, a),
+                    (Err(a), Err(b)) => assert_eq!(a, b),
+                    (a, b) => panic!("{e}: {a:?} vs {b:?}"),
+                }
+            }
+        }
     }
 
     #[test]

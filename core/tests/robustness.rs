@@ -2,7 +2,7 @@
 //! through `prepare`, and every input index is accounted for exactly once.
 
 use freight::normalize::{normalize, Field, NormalizeOptions};
-use freight::prepare::{prepare, PrepareOptions, PreparedEvent, Preparer};
+use freight::prepare::{prepare, NotReady, Outcome, PrepareOptions, PreparedEvent, Preparer};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -133,6 +133,12 @@ proptest! {
                 (Err(fresh), Err(reused)) => prop_assert_eq!(reused, fresh),
                 (fresh, reused) => prop_assert!(false, "{:?} vs {:?}", fresh, reused),
             }
+            let processed = match preparer.process_into(e, i, &mut slot) {
+                Ok(()) => Outcome::Ready(Box::new(slot.clone())),
+                Err(NotReady::Rejected(r)) => Outcome::Rejected(r),
+                Err(NotReady::Skipped(s)) => Outcome::Skipped(s),
+            };
+            prop_assert_eq!(processed, preparer.process(e, i));
         }
     }
 }

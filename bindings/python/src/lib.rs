@@ -13,7 +13,7 @@ use freight::destination::Destination;
 use freight::input::Input;
 use freight::normalize::{normalize as normalize_value, Field, NormalizeOptions};
 use freight::prepare::{
-    Outcome, PrepareOptions, Prepared, PreparedEvent, Preparer, Rejection, Skipped,
+    NotReady, Outcome, PrepareOptions, Prepared, PreparedEvent, Preparer, Rejection, Skipped,
 };
 use freight::report::Report;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -291,17 +291,17 @@ struct BodySink {
 
 impl EventSink for BodySink {
     fn event<I: Input>(&mut self, index: usize, event: I) -> bool {
-        if let Some(s) = Preparer::skip(&event, index) {
-            self.skipped.push(s);
-            return false;
-        }
-        match self.preparer.prepare_into(event, index, &mut self.slot) {
+        match self.preparer.process_into(event, index, &mut self.slot) {
             Ok(()) => {
                 self.body.push(&self.slot.event);
                 true
             }
-            Err(r) => {
+            Err(NotReady::Rejected(r)) => {
                 self.rejected.push(r);
+                false
+            }
+            Err(NotReady::Skipped(s)) => {
+                self.skipped.push(s);
                 false
             }
         }
