@@ -642,6 +642,44 @@ fn lookup<'a>(table: &'a [(&'a str, &'a str)], key: &str) -> Option<&'a str> {
         .map(|i| table[i].1)
 }
 
+/// Where the keys of each first letter `a`-`z` start and end in a sorted lookup table (keys
+/// are lowercase ASCII letters): a lookup compares a handful of keys of the same letter, and
+/// only those of the same length byte by byte.
+const fn letter_ranges(table: &[(&str, &str)]) -> [(u16, u16); 26] {
+    let mut ranges = [(0u16, 0u16); 26];
+    let mut i = 0;
+    while i < table.len() {
+        let k = table[i].0.as_bytes();
+        if !k.is_empty() && k[0] >= b'a' && k[0] <= b'z' {
+            let l = (k[0] - b'a') as usize;
+            if ranges[l].1 == 0 {
+                ranges[l].0 = i as u16;
+            }
+            ranges[l].1 = i as u16 + 1;
+        }
+        i += 1;
+    }
+    ranges
+}
+
+static COUNTRY_LETTERS: [(u16, u16); 26] = letter_ranges(tables::COUNTRY_BY_KEY);
+static REGION_LETTERS: [(u16, u16); 26] = letter_ranges(tables::US_CA_REGION_BY_KEY);
+
+/// [`lookup`] through the first-letter ranges of `table`.
+fn lookup_by_letter<'a>(
+    table: &'a [(&'a str, &'a str)],
+    letters: &[(u16, u16); 26],
+    key: &str,
+) -> Option<&'a str> {
+    let first = *key.as_bytes().first()?;
+    let (lo, hi) = *letters.get(usize::from(first.wrapping_sub(b'a')))?;
+    table
+        .get(usize::from(lo)..usize::from(hi))?
+        .iter()
+        .find(|(k, _)| k.len() == key.len() && *k == key)
+        .map(|(_, v)| *v)
+}
+
 /// The position in a 26 × 26 table of a two-letter lowercase key.
 const fn pair_slot(a: u8, b: u8) -> usize {
     (a - b'a') as usize * 26 + (b - b'a') as usize
@@ -673,7 +711,7 @@ fn country_code(key: &str) -> Option<&'static str> {
                 i => Some(tables::COUNTRY_BY_KEY[usize::from(i) - 1].1),
             }
         }
-        _ => lookup(tables::COUNTRY_BY_KEY, key),
+        _ => lookup_by_letter(tables::COUNTRY_BY_KEY, &COUNTRY_LETTERS, key),
     }
 }
 
@@ -717,7 +755,8 @@ fn gender(s: &str, buf: &mut String) -> Step {
 fn state(s: &str, buf: &mut String) -> Step {
     fold_key(s, buf);
     let name = buf.len() >= SHORTEST_REGION_NAME;
-    if let Some(code) = lookup(tables::US_CA_REGION_BY_KEY, buf).filter(|_| name) {
+    let region = lookup_by_letter(tables::US_CA_REGION_BY_KEY, &REGION_LETTERS, buf);
+    if let Some(code) = region.filter(|_| name) {
         buf.clear();
         buf.push_str(code);
         return Ok(None);
@@ -1189,6 +1228,23 @@ mod tests {
                     lookup(tables::COUNTRY_BY_KEY, &key),
                     "{key}"
                 );
+            }
+        }
+        // Every key of the name tables is found through its letter, and nothing else is.
+        for (table, letters) in [
+            (tables::COUNTRY_BY_KEY, &COUNTRY_LETTERS),
+            (tables::US_CA_REGION_BY_KEY, &REGION_LETTERS),
+        ] {
+            for (k, v) in table {
+                assert_eq!(lookup_by_letter(table, letters, k), Some(*v), "{k}");
+                let longer = format!("{k}x");
+                assert_eq!(
+                    lookup_by_letter(table, letters, &longer),
+                    lookup(table, &longer)
+                );
+            }
+            for bad in ["", "zzzzzz", "A", "é"] {
+                assert_eq!(lookup_by_letter(table, letters, bad), lookup(table, bad));
             }
         }
         assert_eq!(country_code("uk"), Some("gb"));
