@@ -755,8 +755,10 @@ fn gender(s: &str, buf: &mut String) -> Step {
 fn state(s: &str, buf: &mut String) -> Step {
     fold_key(s, buf);
     let name = buf.len() >= SHORTEST_REGION_NAME;
-    let region = lookup_by_letter(tables::US_CA_REGION_BY_KEY, &REGION_LETTERS, buf);
-    if let Some(code) = region.filter(|_| name) {
+    let region = name
+        .then(|| lookup_by_letter(tables::US_CA_REGION_BY_KEY, &REGION_LETTERS, buf))
+        .flatten();
+    if let Some(code) = region {
         buf.clear();
         buf.push_str(code);
         return Ok(None);
