@@ -13,7 +13,9 @@
 //! * [`normalize`](mod@normalize): Meta's normalization rules for customer information, one field at a time.
 //! * [`hash`]: SHA-256 as lowercase hex, and detection of values that are already hashed.
 //! * [`validate`]: the problems (`{type, loc, msg}`) an event can have; errors reject it.
-//! * [`prepare`](mod@prepare): input JSON events → wire-ready events or rejections, in input order.
+//! * [`prepare`](mod@prepare): input JSON events → wire-ready events or rejections, in input
+//!   order; [`prepare::Preparer::process_into`] prepares one event into a reused slot, so a
+//!   sender that writes each event to a [`batch::RequestBody`] at once allocates nothing.
 //! * [`batch`]: split prepared events into requests of at most 1000 and build the body.
 //! * [`destination`], [`request`], [`response`], [`retry`]: the Graph API request of a batch,
 //!   what a response means, and when to retry — all without IO.
