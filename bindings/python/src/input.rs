@@ -463,12 +463,12 @@ impl InputKey for Key<'_, '_, '_> {
 /// Reads every value under `node`. The pipeline stops reading an event it rejects or skips;
 /// this makes a value without JSON meaning anywhere in such an event fail the call too, as it
 /// does in an event that is sent.
-pub(crate) fn walk(node: &Node<'_, '_, '_>) {
+pub(crate) fn read_all(node: &Node<'_, '_, '_>) {
     match node.view() {
-        View::Array(items) => items.for_each(|item| walk(&item)),
+        View::Array(items) => items.for_each(|item| read_all(&item)),
         View::Object(entries) => entries.for_each(|(key, value)| {
             key.text();
-            walk(&value);
+            read_all(&value);
         }),
         _ => {}
     }

@@ -229,7 +229,7 @@ fn read_events(
     {
         let mut take = |i: usize, e: Bound<'_, PyAny>| {
             if !sink.event(i, input::Node::new(&e, &walk)) {
-                input::walk(&input::Node::new(&e, &walk));
+                input::read_all(&input::Node::new(&e, &walk));
             }
         };
         if let Some(list) = list {
