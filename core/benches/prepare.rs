@@ -66,7 +66,7 @@ fn bench_prepare(c: &mut Criterion) {
         b.iter(|| {
             body.clear();
             for (i, e) in events.iter().enumerate() {
-                if preparer.prepare_into(e, i, &mut slot).is_ok() {
+                if preparer.process_into(e, i, &mut slot).is_ok() {
                     body.push(&slot.event);
                 }
             }

@@ -69,7 +69,7 @@ fn main() {
             let t = std::time::Instant::now();
             body.clear();
             for (i, e) in events.iter().enumerate() {
-                if preparer.prepare_into(e, i, &mut slot).is_ok() {
+                if preparer.process_into(e, i, &mut slot).is_ok() {
                     body.push(&slot.event);
                 }
             }

@@ -110,17 +110,19 @@ pub fn write_request_body<E: AsRef<ServerEvent>>(
 
 /// A request body built one event at a time, reusing its buffer between requests: the
 /// streaming path, where each event is prepared, written and dropped, so memory stays
-/// bounded by one request. With [`Preparer::prepare_into`](crate::prepare::Preparer::prepare_into)
+/// bounded by one request. With [`Preparer::process_into`](crate::prepare::Preparer::process_into)
 /// and one reused slot, a stream of events allocates nothing at all (its example).
 ///
 /// ```
 /// use freight::batch::{RequestBody, RequestFields};
-/// use freight::prepare::{PrepareOptions, Preparer};
+/// use freight::prepare::{Outcome, PrepareOptions, Preparer};
 /// let preparer = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
 /// let mut body = RequestBody::new(&RequestFields::default());
 /// let event = serde_json::json!({"event_name": "Lead", "event_time": 1_795_391_000,
 ///     "action_source": "email", "user_data": {"em": "a@example.com"}});
-/// body.push(&preparer.prepare_one(&event, 0).unwrap().event);
+/// if let Outcome::Ready(prepared) = preparer.process(&event, 0) {
+///     body.push(&prepared.event);
+/// }
 /// assert_eq!(body.len(), 1);
 /// let bytes = body.finish();
 /// assert!(bytes.ends_with(b"]}"));

@@ -65,8 +65,9 @@ pub trait Input: Sized {
     /// What the value is.
     fn view(&self) -> View<'_, Self>;
 
-    /// The value under `key` when this is an object that has it. The default looks through
-    /// the entries; an input with hashed lookups (a Python dict) overrides it.
+    /// The value under `key` when this is an object that has it (the first such entry). The
+    /// default looks through the entries comparing their text; an input may override it
+    /// with something cheaper (the Python binding compares interned keys by identity).
     fn get(&self, key: &str) -> Option<Self> {
         match self.view() {
             View::Object(mut entries) => entries.find(|(k, _)| k.text() == key).map(|(_, v)| v),

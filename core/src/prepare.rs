@@ -460,9 +460,9 @@ impl Preparer {
     }
 
     /// [`Preparer::prepare_one`] into `out`, reusing the allocations of the event it holds
-    /// (as `Vec::clear` does): for a sender that writes each event to a request body at once,
-    /// a stream of events then allocates almost nothing. `out` is overwritten; after an
-    /// `Err`, what it holds is unspecified (it is not a rejected event's content).
+    /// (as `Vec::clear` does). Consent is not looked at: a sender wants
+    /// [`Preparer::process_into`], which is this plus the event's own consent. `out` is
+    /// overwritten; after an `Err` it holds an empty event, never the rejected one.
     ///
     /// ```
     /// use freight::batch::{RequestBody, RequestFields};
@@ -483,6 +483,9 @@ impl Preparer {
     /// }
     /// assert_eq!(body.len(), 1);
     /// ```
+    ///
+    /// (The same loop with [`Preparer::process_into`] also leaves out the events whose
+    /// `consent` denies them.)
     pub fn prepare_into<I: Input>(
         &self,
         event: I,
@@ -492,9 +495,37 @@ impl Preparer {
         self.fill(event, index, out, false).map_err(|(r, _)| r)
     }
 
-    /// [`Preparer::process`] into `out`, as [`Preparer::prepare_into`] does: the event's
-    /// own `consent` is read in the same pass as the rest (a host's consent callback is for
-    /// [`Preparer::process_with_consent`]).
+    /// [`Preparer::process`] into `out`, reusing its allocations as
+    /// [`Preparer::prepare_into`] does: the sender's path, where each ready event is written
+    /// to a [`RequestBody`](crate::batch::RequestBody) at once, so a stream of events
+    /// allocates nothing. The event's own `consent` is read in the same pass as the rest (a
+    /// host's consent callback is for [`Preparer::process_with_consent`]). After an `Err`,
+    /// `out` holds an empty event, never the rejected or skipped one.
+    ///
+    /// ```
+    /// use freight::batch::{RequestBody, RequestFields};
+    /// use freight::prepare::{NotReady, PrepareOptions, PreparedEvent, Preparer};
+    ///
+    /// let lead = serde_json::json!({
+    ///     "event_name": "Lead", "event_time": 1_795_391_000, "action_source": "system_generated",
+    ///     "user_data": {"em": "jane@example.com"},
+    /// });
+    /// let mut denied = lead.clone();
+    /// denied["consent"] = "denied".into();
+    /// let preparer = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
+    /// let fields = RequestFields::default();
+    /// let mut body = RequestBody::new(&fields);
+    /// let mut slot = PreparedEvent::default();
+    /// let mut skipped = Vec::new();
+    /// for (i, e) in [lead, denied].iter().enumerate() {
+    ///     match preparer.process_into(e, i, &mut slot) {
+    ///         Ok(()) => body.push(&slot.event),
+    ///         Err(NotReady::Skipped(s)) => skipped.push(s),
+    ///         Err(NotReady::Rejected(r)) => panic!("{r:?}"),
+    ///     }
+    /// }
+    /// assert_eq!((body.len(), skipped.len()), (1, 1));
+    /// ```
     pub fn process_into<I: Input>(
         &self,
         event: I,
@@ -529,6 +560,11 @@ impl Preparer {
         out.warnings.clear();
         let complete = self.read_one(event, index, &mut p, &mut out.event);
         let denied = consent && p.consent == Some(true);
+        let ready = complete && p.errors.is_empty() && !denied;
+        if !ready {
+            // Nothing of an event that is not sent stays in the slot.
+            p.spare.recycle(&mut out.event);
+        }
         let Problems {
             errors,
             warnings,
@@ -536,7 +572,7 @@ impl Preparer {
             ..
         } = p;
         SPARE.set(spare);
-        if complete && errors.is_empty() && !denied {
+        if ready {
             out.warnings = warnings;
             Ok(())
         } else {
@@ -916,12 +952,14 @@ impl Preparer {
         buf: &mut String,
     ) {
         for (key, node) in entries {
+            // The key first, even for a null value: an input whose keys cannot be read (the
+            // Python binding's) learns of them here.
+            let key = key.text();
+            let k: &str = &key;
             let v = node.view();
             if matches!(v, View::Null) {
                 continue;
             }
-            let key = key.text();
-            let k: &str = &key;
             let loc = ud_loc.key(k);
             let loc = &loc;
             if let Some(field) = Field::from_key(k) {
@@ -1348,12 +1386,14 @@ fn read_custom_data<I: Input>(
 ) {
     let Some(entries) = entries else { return };
     for (key, node) in entries {
+        // The key first, even for a null value: an input whose keys cannot be read (the
+        // Python binding's) learns of them here.
+        let key = key.text();
+        let k: &str = &key;
         let v = node.view();
         if matches!(v, View::Null) {
             continue;
         }
-        let key = key.text();
-        let k: &str = &key;
         let loc = cd_loc.key(k);
         let loc = &loc;
         match k {
@@ -1476,12 +1516,14 @@ fn read_content<I: Input>(node: &I, loc: &Loc<'_>, p: &mut Problems, c: &mut Con
     // An id of the wrong type is reported as such, not as a missing id.
     let mut id_wrong_type = false;
     for (key, node) in entries {
+        // The key first, even for a null value: an input whose keys cannot be read (the
+        // Python binding's) learns of them here.
+        let key = key.text();
+        let k: &str = &key;
         let v = node.view();
         if matches!(v, View::Null) {
             continue;
         }
-        let key = key.text();
-        let k: &str = &key;
         let loc = item_loc.key(k);
         let loc = &loc;
         match k {
@@ -1754,12 +1796,19 @@ mod tests {
                     Err(NotReady::Rejected(r)) => Outcome::Rejected(r),
                     Err(NotReady::Skipped(s)) => Outcome::Skipped(s),
                 };
+                if !matches!(got, Outcome::Ready(_)) {
+                    // Nothing of an event that is not sent stays in the slot.
+                    assert_eq!(slot.event, empty_event(), "{e}");
+                }
                 assert_eq!(got, expected, "{e}");
                 // prepare_into leaves consent to the caller.
                 let plain = p.prepare_one(&e, 3);
                 match (plain, p.prepare_into(&e, 3, &mut slot)) {
                     (Ok(a), Ok(())) => assert_eq!(slot, a),
-                    (Err(a), Err(b)) => assert_eq!(a, b),
+                    (Err(a), Err(b)) => {
+                        assert_eq!(a, b);
+                        assert_eq!(slot.event, empty_event(), "{e}");
+                    }
                     (a, b) => panic!("{e}: {a:?} vs {b:?}"),
                 }
             }

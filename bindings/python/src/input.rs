@@ -24,7 +24,15 @@
 //! - the cyclic garbage collector is paused ([`Walk::new`]), so that an allocation (an
 //!   exception for a value that cannot be read) cannot run a finalizer;
 //! - the reader drops no reference but to objects it created (exceptions, which run no
-//!   Python code when freed), so nothing it borrows loses its last reference.
+//!   Python code when freed), so nothing it borrows loses its last reference;
+//! - nothing releases the GIL: the reader calls the C API directly where PyO3 could set up
+//!   state lazily on first use (PyO3 detaches from the interpreter to do so, which would let
+//!   other threads run): errors are cleared with `PyErr_Clear`, never fetched as `PyErr`, and
+//!   the interned `"consent"` is made before the walk.
+//!
+//! Once a value fails, the walk stops reading (every node reads as `null`, every container as
+//! empty): the strict converter reads the events again anyway, and a self-referencing list
+//! must not be walked to its depth limit along every path.
 
 use freight::input::{Input, InputKey, View};
 use pyo3::ffi;
@@ -94,6 +102,8 @@ pub(crate) struct Walk<'py> {
     failed: Cell<bool>,
     /// The collector was running and is paused until the walk ends.
     paused: bool,
+    /// The interned `"consent"`, made before the walk (see [`Node::get`]).
+    consent: Bound<'py, PyString>,
 }
 
 /// `gc.isenabled`, `gc.disable` and `gc.enable` (`PyGC_Disable` and co. are not in the
@@ -107,15 +117,19 @@ fn gc_call<'py>(py: Python<'py>, which: usize, name: &str) -> PyResult<Bound<'py
 impl<'py> Walk<'py> {
     /// Pauses the cyclic garbage collector (if it runs) until the walk is dropped.
     pub(crate) fn new(py: Python<'py>) -> PyResult<Walk<'py>> {
+        // Everything set up lazily is set up here, before anything is borrowed.
+        let consent = pyo3::intern!(py, "consent").clone();
+        let utf8 = as_utf8_and_size(py);
         let enabled = gc_call(py, 0, "isenabled")?.is_truthy()?;
         if enabled {
             gc_call(py, 1, "disable")?;
         }
         Ok(Walk {
             py,
-            utf8: as_utf8_and_size(py),
+            utf8,
             failed: Cell::new(false),
             paused: enabled,
+            consent,
         })
     }
 
@@ -124,17 +138,22 @@ impl<'py> Walk<'py> {
         self.failed.get()
     }
 
-    fn fail<T>(&self, _why: PyErr) -> View<'static, T>
-    where
-        T: Input,
-    {
+    fn fail_null<T: Input>(&self) -> View<'static, T> {
         self.failed.set(true);
         View::Null
     }
 
-    fn fail_null<T: Input>(&self) -> View<'static, T> {
+    /// Clears the exception a C API call has just set, and fails the walk.
+    fn fail_clear(&self) {
+        // SAFETY: the GIL is held; clearing the error indicator runs no Python code.
+        unsafe { ffi::PyErr_Clear() };
         self.failed.set(true);
-        View::Null
+    }
+
+    /// True when the last C API call set an exception.
+    fn error_set(&self) -> bool {
+        // SAFETY: the GIL is held; this only reads the error indicator.
+        !unsafe { ffi::PyErr_Occurred() }.is_null()
     }
 }
 
@@ -165,22 +184,38 @@ impl<'a, 'py, 'w> Node<'a, 'py, 'w> {
         }
     }
 
-    /// An `int` or a subclass (its value is read without `__index__`).
+    /// An `int` or a subclass: the C API reads its value without `__index__`.
     fn int(&self) -> View<'static, Self> {
-        if let Ok(i) = self.obj.extract::<i64>() {
+        let p = self.obj.as_ptr();
+        // SAFETY: `p` is a live `int` and the GIL is held.
+        let i = unsafe { ffi::PyLong_AsLongLong(p) };
+        if i != -1 || !self.walk.error_set() {
             return View::Int(i);
         }
-        match self.obj.extract::<u64>() {
-            Ok(u) => View::UInt(u),
-            Err(e) => self.walk.fail(e),
+        // SAFETY: as above; the overflow error of the first call is cleared first.
+        let u = unsafe {
+            ffi::PyErr_Clear();
+            ffi::PyLong_AsUnsignedLongLong(p)
+        };
+        if u != u64::MAX || !self.walk.error_set() {
+            return View::UInt(u);
         }
+        self.walk.fail_clear();
+        View::Null
     }
 
-    fn float(&self, f: PyResult<f64>) -> View<'static, Self> {
-        match f {
-            Ok(f) if f.is_finite() => View::Float(f),
-            Ok(_) => self.walk.fail_null(),
-            Err(e) => self.walk.fail(e),
+    /// A `float` or a subclass: the C API reads its value without `__float__`.
+    fn float(&self) -> View<'static, Self> {
+        // SAFETY: the object is a live `float` and the GIL is held.
+        let f = unsafe { ffi::PyFloat_AsDouble(self.obj.as_ptr()) };
+        if f == -1.0 && self.walk.error_set() {
+            self.walk.fail_clear();
+            return View::Null;
+        }
+        if f.is_finite() {
+            View::Float(f)
+        } else {
+            self.walk.fail_null()
         }
     }
 
@@ -211,7 +246,7 @@ impl<'a, 'py, 'w> Node<'a, 'py, 'w> {
             return self.int();
         }
         if o.is_instance_of::<PyFloat>() {
-            return self.float(o.extract::<f64>());
+            return self.float();
         }
         if let Ok(d) = o.cast::<PyDict>() {
             return self.dict(d);
@@ -245,8 +280,7 @@ fn str_of<'a>(o: Borrowed<'a, '_, PyAny>, walk: &Walk<'_>) -> Option<Cow<'a, str
         // with an exception set (a lone surrogate), which is cleared here.
         let p = unsafe { as_utf8_and_size(o.as_ptr(), &mut size) };
         if p.is_null() {
-            drop(PyErr::take(o.py()));
-            walk.failed.set(true);
+            walk.fail_clear();
             return None;
         }
         let len = usize::try_from(size).ok()?;
@@ -257,16 +291,25 @@ fn str_of<'a>(o: Borrowed<'a, '_, PyAny>, walk: &Walk<'_>) -> Option<Cow<'a, str
             std::str::from_utf8_unchecked(bytes)
         }))
     } else {
-        match o
-            .cast::<PyString>()
-            .map(|s| s.to_cow().map(Cow::into_owned))
-        {
-            Ok(Ok(s)) => Some(Cow::Owned(s)),
-            _ => {
-                walk.failed.set(true);
-                None
-            }
+        // Python 3.9: the text is copied out of a UTF-8 `bytes` made for it.
+        // SAFETY: `o` is a live `str` and the GIL is held; the function returns a new
+        // reference, or null with an exception set.
+        let bytes = unsafe { ffi::PyUnicode_AsUTF8String(o.as_ptr()) };
+        if bytes.is_null() {
+            walk.fail_clear();
+            return None;
         }
+        // SAFETY: `bytes` is a live `bytes` of `PyBytes_Size` bytes at `PyBytes_AsString`,
+        // UTF-8 encoded by CPython; it is released right after the copy (freeing a `bytes`
+        // runs no Python code).
+        let text = unsafe {
+            let len = usize::try_from(ffi::PyBytes_Size(bytes)).unwrap_or(0);
+            let data = ffi::PyBytes_AsString(bytes).cast::<u8>();
+            let text = String::from_utf8_lossy(std::slice::from_raw_parts(data, len)).into_owned();
+            ffi::Py_DecRef(bytes);
+            text
+        };
+        Some(Cow::Owned(text))
     }
 }
 
@@ -277,6 +320,9 @@ impl<'a, 'py, 'w> Input for Node<'a, 'py, 'w> {
 
     fn view(&self) -> View<'_, Self> {
         let o = self.obj;
+        if self.walk.failed() {
+            return View::Null; // the strict converter takes over (module docs)
+        }
         if self.depth >= MAX_DEPTH {
             return self.walk.fail_null();
         }
@@ -288,7 +334,7 @@ impl<'a, 'py, 'w> Input for Node<'a, 'py, 'w> {
         } else if let Ok(d) = o.cast_exact::<PyDict>() {
             self.dict(d)
         } else if o.is_exact_instance_of::<PyFloat>() {
-            self.float(o.extract::<f64>())
+            self.float()
         } else if o.is_exact_instance_of::<PyBool>() {
             View::Bool(o.is(PyBool::new(o.py(), true)))
         } else if o.is_exact_instance_of::<PyInt>() {
@@ -307,7 +353,7 @@ impl<'a, 'py, 'w> Input for Node<'a, 'py, 'w> {
         let View::Object(entries) = self.view() else {
             return None;
         };
-        let interned = (key == "consent").then(|| pyo3::intern!(self.obj.py(), "consent"));
+        let interned = (key == "consent").then_some(&self.walk.consent);
         let want = i64::try_from(key.chars().count()).ok()?;
         for (k, v) in entries {
             if interned.is_some_and(|i| k.obj.is(i)) {
@@ -316,8 +362,13 @@ impl<'a, 'py, 'w> Input for Node<'a, 'py, 'w> {
             if !(k.obj.is_exact_instance_of::<PyString>() || k.obj.is_instance_of::<PyString>()) {
                 continue;
             }
-            // SAFETY: `k` is a live `str`; `PyUnicode_GetLength` only reads its length.
+            // SAFETY: `k` is a live `str`; `PyUnicode_GetLength` reads its length (or, for a
+            // legacy string that cannot be made ready, sets an exception and returns -1).
             let len = unsafe { ffi::PyUnicode_GetLength(k.obj.as_ptr()) };
+            if len < 0 {
+                self.walk.fail_clear();
+                return None;
+            }
             if i64::try_from(len).ok() == Some(want) && k.text() == key {
                 return Some(v);
             }
@@ -362,7 +413,7 @@ impl<'a, 'py, 'w> Iterator for Items<'a, 'py, 'w> {
     type Item = Node<'a, 'py, 'w>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.next >= self.len {
+        if self.next >= self.len || self.walk.failed() {
             return None;
         }
         let i = self.next;
@@ -378,15 +429,14 @@ impl<'a, 'py, 'w> Iterator for Items<'a, 'py, 'w> {
             }
         };
         // SAFETY: a borrowed reference or null, valid for `'a` (module docs).
-        let item = unsafe { Borrowed::from_ptr_or_err(py, p) };
-        match item {
-            Ok(obj) => Some(Node {
+        match unsafe { Borrowed::from_ptr_or_opt(py, p) } {
+            Some(obj) => Some(Node {
                 obj,
                 walk: self.walk,
                 depth: self.parent_depth + 1,
             }),
-            Err(_) => {
-                self.walk.failed.set(true);
+            None => {
+                self.walk.fail_clear();
                 self.len = self.next;
                 None
             }
@@ -413,6 +463,9 @@ impl<'a, 'py, 'w> Iterator for Entries<'a, 'py, 'w> {
     type Item = (Key<'a, 'py, 'w>, Node<'a, 'py, 'w>);
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.walk.failed() {
+            return None;
+        }
         let mut key: *mut ffi::PyObject = std::ptr::null_mut();
         let mut value: *mut ffi::PyObject = std::ptr::null_mut();
         // SAFETY: `dict` is a live dict and the GIL is held; `PyDict_Next` returns borrowed

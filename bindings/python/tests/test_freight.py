@@ -273,6 +273,33 @@ def test_reading_runs_no_code_of_the_callers_objects() -> None:
     assert calls == []
 
 
+def test_what_the_walk_cannot_read_fails_like_the_strict_converter() -> None:
+    """A key that is no str is refused even when its value is None; a list that contains
+    itself is refused at the nesting limit without being walked along every path."""
+    e = events(1)[0]
+    e["user_data"][5] = None
+    with pytest.raises(freight.ValidationError):
+        freight.request_body([e])
+    e = events(1)[0]
+    e["custom_data"]["contents"] = [{"id": "SKU-1", "quantity": 1, "\ud800": None}]
+    with pytest.raises(freight.ValidationError):
+        freight.request_body([e])
+    loop: list[object] = []
+    loop += [loop, loop]  # 2**64 paths to the nesting limit
+    e = events(1)[0]
+    e["custom_data"]["tags"] = loop
+    started = time.monotonic()
+    with pytest.raises(freight.ValidationError, match="nested too deeply"):
+        freight.request_body([e])
+    assert time.monotonic() - started < 10
+    big = events(1)[0]
+    big["custom_data"]["order_id"] = 2**64 - 1  # above i64: read as an unsigned integer
+    assert freight.request_body([big]).count == 1
+    big["custom_data"]["order_id"] = 2**64
+    with pytest.raises(freight.ValidationError):
+        freight.request_body([big])
+
+
 def test_the_garbage_collector_is_left_as_it_was() -> None:
     """The cyclic collector is paused while events are read (see input.rs) and restored after,
     on success, on the strict converter's error and on bad arguments."""
