@@ -173,5 +173,6 @@ def main() -> None:
     print(f"cold: freight vs A {a / f:5.1f}x, vs C {c / f:5.1f}x;  "
           f"warm: freight vs A {wa / wf:5.1f}x, vs C {wc / wf:5.1f}x")
 
+
 if __name__ == "__main__":
     main()

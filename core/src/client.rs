@@ -235,29 +235,18 @@ impl Client {
     pub fn test_connection(&self, dest: &Destination) -> ConnectionTest {
         let now = unix_now();
         let event = crate::model::ServerEvent {
-            event_name: "FreightConnectionTest".into(),
-            event_time: now,
-            action_source: crate::model::ActionSource::Other,
             event_id: Some(format!("freight-connection-test-{now}")),
-            event_source_url: None,
-            referrer_url: None,
-            opt_out: None,
             user_data: crate::model::UserData {
                 external_id: [UserValue::sha256("freight-connection-test")]
                     .into_iter()
                     .collect(),
                 ..Default::default()
             },
-            custom_data: None,
-            app_data: None,
-            data_processing_options: None,
-            data_processing_options_country: None,
-            data_processing_options_state: None,
-            original_event_data: None,
-            attribution_data: None,
-            messaging_channel: None,
-            customer_segmentation: None,
-            advanced_measurement_table: None,
+            ..crate::model::ServerEvent::new(
+                "FreightConnectionTest",
+                now,
+                crate::model::ActionSource::Other,
+            )
         };
         let fields = request_fields(&self.graph, dest, &RequestFields::default());
         let mut body = RequestBody::new(&fields);

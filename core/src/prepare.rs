@@ -105,11 +105,16 @@ pub enum Outcome {
 /// True when the event says `"consent": "denied"` (or `false`): it is never sent, whatever
 /// else it holds.
 fn consent_denied<I: Input>(event: &I) -> bool {
-    event.get("consent").is_some_and(|v| match v.view() {
+    event.get("consent").is_some_and(|v| denies(&v.view()))
+}
+
+/// True when a `consent` value denies: `"denied"` or `false`.
+fn denies<I: Input>(consent: &View<'_, I>) -> bool {
+    match consent {
         View::Bool(granted) => !granted,
         View::Str(s) => s == "denied",
         _ => false,
-    })
+    }
 }
 
 /// Prepares every event; `now` is the current Unix time in seconds.
@@ -327,27 +332,9 @@ impl Spare {
     }
 }
 
+/// The empty event a slot holds between events (not a valid one).
 fn empty_event() -> ServerEvent {
-    ServerEvent {
-        event_name: String::new(),
-        event_time: 0,
-        action_source: ActionSource::Other,
-        event_id: None,
-        event_source_url: None,
-        referrer_url: None,
-        opt_out: None,
-        user_data: UserData::default(),
-        custom_data: None,
-        app_data: None,
-        data_processing_options: None,
-        data_processing_options_country: None,
-        data_processing_options_state: None,
-        original_event_data: None,
-        attribution_data: None,
-        messaging_channel: None,
-        customer_segmentation: None,
-        advanced_measurement_table: None,
-    }
+    ServerEvent::new(String::new(), 0, ActionSource::Other)
 }
 
 /// Accumulates the problems of one event, and holds the spare allocations it may fill.
@@ -733,11 +720,7 @@ impl Preparer {
                     };
                     // As `consent_denied`: the first `consent` key decides.
                     if p.consent.is_none() {
-                        p.consent = Some(match &v {
-                            View::Bool(granted) => !granted,
-                            View::Str(s) => s == "denied",
-                            _ => false,
-                        });
+                        p.consent = Some(denies(&v));
                     }
                     if !ok {
                         p.push(
@@ -1235,10 +1218,7 @@ fn plain_value<I: Input>(
 ) -> Option<String> {
     let numeric = key != "client_user_agent";
     let s = match v {
-        View::Str(s) => match s {
-            Cow::Borrowed(b) => p.own(Cow::Borrowed(normalize::trim(b))),
-            Cow::Owned(o) => normalize::trim(&o).to_owned(),
-        },
+        View::Str(s) => p.own(Cow::Borrowed(normalize::trim(&s))),
         View::Int(i) if numeric && i >= 0 => i.to_string(),
         View::UInt(u) if numeric => u.to_string(),
         _ => {

@@ -130,6 +130,37 @@ pub struct ServerEvent {
     pub advanced_measurement_table: Option<String>,
 }
 
+impl ServerEvent {
+    /// An event with its three required fields and nothing else; `user_data` is empty (Meta
+    /// requires some customer information: fill it with struct update syntax).
+    pub fn new(
+        event_name: impl Into<String>,
+        event_time: i64,
+        action_source: ActionSource,
+    ) -> ServerEvent {
+        ServerEvent {
+            event_name: event_name.into(),
+            event_time,
+            action_source,
+            event_id: None,
+            event_source_url: None,
+            referrer_url: None,
+            opt_out: None,
+            user_data: UserData::default(),
+            custom_data: None,
+            app_data: None,
+            data_processing_options: None,
+            data_processing_options_country: None,
+            data_processing_options_state: None,
+            original_event_data: None,
+            attribution_data: None,
+            messaging_channel: None,
+            customer_segmentation: None,
+            advanced_measurement_table: None,
+        }
+    }
+}
+
 /// Customer information. Hashed keys hold lowercase SHA-256 hex (possibly with a
 /// parameter-builder `.appendix`); the others are sent as given.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
