@@ -5,6 +5,9 @@ same 1,000 standard Purchase events given as plain values (messy plain-text cust
 Variants, each timed per 1,000 events (median of --runs, the variants' runs interleaved):
   A  facebook_business: Event objects built from the values + EventRequest.normalize() + json.dumps
   C  facebook_business: A + the exact form-encoded wire body (get_params → json encode → urlencode)
+  D  facebook_business: EventRequest.execute() itself, up to the body it hands to `requests`
+     (a transport adapter takes the request and answers without any network); its body is
+     checked to be byte for byte C's
   F  freight.request_body(): from event dicts holding the same plain values (built once, as a
      caller has them) to the exact JSON request body (normalize + hash + validate + serialize)
 It also checks that both hash every customer value identically (for the inputs the SDK accepts).
@@ -22,6 +25,7 @@ import time
 import urllib.parse
 
 import freight
+import requests
 from facebook_business.adobjects.serverside.content import Content
 from facebook_business.adobjects.serverside.custom_data import CustomData
 from facebook_business.adobjects.serverside.event import Event
@@ -104,6 +108,36 @@ def sdk_c(vals: list[dict]) -> bytes:
     return urllib.parse.urlencode(encoded).encode()
 
 
+class Capture(requests.adapters.BaseAdapter):
+    """Takes the request the SDK would send and answers as the Graph API does; nothing is
+    sent anywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body: bytes = b""
+
+    def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        body = request.body
+        self.body = body.encode() if isinstance(body, str) else body
+        response = requests.Response()
+        response.status_code = 200
+        response._content = b'{"events_received":1000,"messages":[],"fbtrace_id":"A"}'
+        response.headers["Content-Type"] = "application/json"
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+CAPTURE = Capture()
+
+
+def sdk_d(vals: list[dict]) -> bytes:
+    EventRequest(pixel_id="1234567890", events=sdk_events(vals)).execute()
+    return CAPTURE.body
+
+
 def freight_f(events: list[dict]) -> bytes:
     body = freight.request_body(events)
     if body.count != len(events):
@@ -148,30 +182,35 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each variant per round")
     args = ap.parse_args()
-    FacebookAdsApi.init(access_token="unused", crash_log=False)
+    api = FacebookAdsApi.init(access_token="unused", crash_log=False)
+    api._session.requests.mount("https://", CAPTURE)
     vals = values(args.events, int(time.time()))
     same_hashes(vals)
+    if sdk_d(vals) != sdk_c(vals):
+        raise SystemExit("C is not the body EventRequest.execute() sends")
     # Freight's input is the event dicts themselves (the CAPI JSON shape, plain-text values):
     # built once, outside the timing, like the SDK's plain values.
     events = freight_events(vals)
-    for fn, arg in ((sdk_a, vals), (sdk_c, vals), (freight_f, events)):  # warm up
+    variants = [(sdk_a, vals), (sdk_c, vals), (sdk_d, vals), (freight_f, events)]
+    for fn, arg in variants:  # warm up
         fn(arg)
-    (a, wa), (c, wc), (f, wf) = timed(
-        [(sdk_a, vals), (sdk_c, vals), (freight_f, events)], args.runs, args.repeat)
+    (a, wa), (c, wc), (d, wd), (f, wf) = timed(variants, args.runs, args.repeat)
     n = args.events
     print(f"{n} events, medians of {args.runs} interleaved rounds, each variant run "
-          f"{args.repeat} times a round (same hashes checked: yes)")
+          f"{args.repeat} times a round (same hashes checked: yes; C's body is the one "
+          f"EventRequest.execute() sends: yes)")
     print("                                                          cold (first of a round) "
           "| warm (the others)")
     for name, cold, warm in (
         ("A facebook_business objects + normalize() + json.dumps", a, wa),
         ("C facebook_business exact wire body (form, urlencoded)", c, wc),
+        ("D facebook_business EventRequest.execute(), no network", d, wd),
         ("F freight.request_body (exact wire body)              ", f, wf),
     ):
-        print(f"{name} : {cold * 1e3:7.1f} ms {n / cold:8.0f}/s | "
-              f"{warm * 1e3:7.1f} ms {n / warm:8.0f}/s")
-    print(f"cold: freight vs A {a / f:5.1f}x, vs C {c / f:5.1f}x;  "
-          f"warm: freight vs A {wa / wf:5.1f}x, vs C {wc / wf:5.1f}x")
+        print(f"{name} : {cold * 1e3:7.2f} ms {n / cold:8.0f}/s | "
+              f"{warm * 1e3:7.2f} ms {n / warm:8.0f}/s")
+    print(f"cold: freight vs A {a / f:5.1f}x, vs C {c / f:5.1f}x, vs D {d / f:5.1f}x;  "
+          f"warm: freight vs A {wa / wf:5.1f}x, vs C {wc / wf:5.1f}x, vs D {wd / wf:5.1f}x")
 
 
 if __name__ == "__main__":

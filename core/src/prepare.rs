@@ -1325,7 +1325,7 @@ fn check_cookie(s: &str, fbc: bool) -> Cookie {
     let Some(rest) = rest.strip_prefix(b".") else {
         return Cookie::Bad;
     };
-    let (payload, appendix) = match rest.iter().position(|&c| c == b'.') {
+    let (payload, appendix) = match memchr::memchr(b'.', rest) {
         Some(dot) => (&rest[..dot], Some(&rest[dot + 1..])),
         None => (rest, None),
     };

@@ -104,7 +104,14 @@ pub(crate) struct Walk<'py> {
     paused: bool,
     /// The interned `"consent"`, made before the walk (see [`Node::get`]).
     consent: Bound<'py, PyString>,
+    /// The UTF-8 of keys already read in this walk (the key's address, its text and the
+    /// text's length), by the key's address: a caller's dicts mostly share their key objects
+    /// (the constants of a dict display), so most keys are converted once per call.
+    keys: [Cell<(usize, *const u8, usize)>; KEY_SLOTS],
 }
+
+/// Entries of [`Walk::keys`] (a power of two).
+const KEY_SLOTS: usize = 64;
 
 /// `gc.isenabled`, `gc.disable` and `gc.enable` (`PyGC_Disable` and co. are not in the
 /// stable ABI of 3.9).
@@ -130,6 +137,7 @@ impl<'py> Walk<'py> {
             failed: Cell::new(false),
             paused: enabled,
             consent,
+            keys: std::array::from_fn(|_| Cell::new((0, std::ptr::null(), 0))),
         })
     }
 
@@ -499,11 +507,43 @@ pub(crate) struct Key<'a, 'py, 'w> {
     walk: &'w Walk<'py>,
 }
 
+impl<'a> Key<'a, '_, '_> {
+    /// The entry of this key's address in [`Walk::keys`].
+    fn slot(&self) -> &Cell<(usize, *const u8, usize)> {
+        let addr = self.obj.as_ptr() as usize;
+        // Fibonacci hashing: the top bits of the product depend on every bit of the address.
+        let hash = (addr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - KEY_SLOTS.ilog2());
+        &self.walk.keys[hash as usize]
+    }
+
+    /// The text read earlier in this walk for this very key object.
+    fn cached(&self) -> Option<&'a str> {
+        let (addr, text, len) = self.slot().get();
+        if addr != self.obj.as_ptr() as usize {
+            return None;
+        }
+        // SAFETY: the entry was stored by `text` below from this object's UTF-8 buffer. The
+        // address identifies the same object: every key read in the walk is held by its dict
+        // for the whole walk (module docs), so no other object can take the address; and a
+        // `str` keeps its UTF-8 buffer, unchanged, for its lifetime, which `'a` covers.
+        let bytes = unsafe { std::slice::from_raw_parts(text, len) };
+        // SAFETY: CPython's UTF-8 buffer is valid UTF-8 (it was a `&str` when stored).
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    }
+}
+
 impl InputKey for Key<'_, '_, '_> {
     fn text(&self) -> Cow<'_, str> {
+        if let Some(s) = self.cached() {
+            return Cow::Borrowed(s);
+        }
         // The exact type first: a pointer comparison, where the subclass check is a call.
         if self.obj.is_exact_instance_of::<PyString>() || self.obj.is_instance_of::<PyString>() {
             if let Some(s) = str_of(self.obj, self.walk) {
+                if let Cow::Borrowed(text) = s {
+                    let entry = (self.obj.as_ptr() as usize, text.as_ptr(), text.len());
+                    self.slot().set(entry);
+                }
                 return s;
             }
         } else {

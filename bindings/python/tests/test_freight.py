@@ -343,6 +343,34 @@ def test_in_place_reading_matches_the_json_path() -> None:
     assert len(out.events) + len(out.rejected) + len(out.skipped) == len(evs)
 
 
+def test_each_key_object_reads_as_its_own_text() -> None:
+    """The binding remembers the text of each key object it has read in a call (by address):
+    many distinct key objects, equal texts in distinct objects, non-ASCII and str-subclass
+    keys, more keys than it remembers, all keep their own text in the body."""
+
+    class Key(str):
+        pass
+
+    now = int(time.time())
+    evs = events(40)
+    for i, e in enumerate(evs):
+        # Built at run time: distinct objects, some with equal texts across events.
+        props = {"".join(["prop_", str(i % 7), "_", str(j)]): j for j in range(30)}
+        props["".join(["pröp_", str(i)])] = "ü"
+        props[Key("".join(["sub_", str(i % 3)]))] = i
+        e["custom_data"].update(props)
+        e["user_data"] = {"".join(["e", "m"]): e["user_data"]["em"],
+                          "".join(["client_", "user_agent"]): "UA/1"}
+    sent = json.loads(freight.request_body(evs, now=now).body)["data"]
+    assert len(sent) == len(evs)
+    for e, s in zip(evs, sent):
+        for k, v in e["custom_data"].items():
+            if k not in ("value", "currency"):
+                assert s["custom_data"][k] == v, k
+        assert s["user_data"] == {"em": [sha(e["user_data"]["em"].lower())],
+                                  "client_user_agent": "UA/1"}
+
+
 def test_request_body_for_your_own_http_client() -> None:
     body = freight.request_body(events(3) + [{"event_name": "x"}], partner_agent="plx-1-2")
     assert body.count == 3 and len(body.rejected) == 1
