@@ -183,8 +183,14 @@ pub(crate) struct Node<'a, 'py, 'w> {
 }
 
 impl<'a, 'py, 'w> Node<'a, 'py, 'w> {
-    /// An event: `obj` is held by the caller for the walk.
-    pub(crate) fn new(obj: &'a Bound<'py, PyAny>, walk: &'w Walk<'py>) -> Self {
+    /// An event.
+    ///
+    /// # Safety
+    ///
+    /// `obj` must stay alive until `walk` is dropped, not only for `'a` (it is an item of the
+    /// events list or tuple the caller holds): the walk remembers the text of the keys it has
+    /// read by their address ([`Walk::keys`]), for the whole walk.
+    pub(crate) unsafe fn new(obj: &'a Bound<'py, PyAny>, walk: &'w Walk<'py>) -> Self {
         Node {
             obj: obj.as_borrowed(),
             walk,
@@ -522,10 +528,13 @@ impl<'a> Key<'a, '_, '_> {
         if addr != self.obj.as_ptr() as usize {
             return None;
         }
-        // SAFETY: the entry was stored by `text` below from this object's UTF-8 buffer. The
-        // address identifies the same object: every key read in the walk is held by its dict
-        // for the whole walk (module docs), so no other object can take the address; and a
-        // `str` keeps its UTF-8 buffer, unchanged, for its lifetime, which `'a` covers.
+        // SAFETY: only `text` below stores entries, and only the UTF-8 buffer that
+        // `PyUnicode_AsUTF8AndSize` returned for the key object at that address, a buffer the
+        // `str` owns and keeps, unchanged, for its lifetime. The address still names that
+        // object: every key read in the walk is held by its dict, and every dict by an event
+        // that stays alive until the walk ends (the contract of `Node::new`), and nothing is
+        // freed during the walk (module docs), so no other object can have taken the address.
+        // This object is alive (it is `self.obj`), so its buffer is valid for `'a`.
         let bytes = unsafe { std::slice::from_raw_parts(text, len) };
         // SAFETY: CPython's UTF-8 buffer is valid UTF-8 (it was a `&str` when stored).
         Some(unsafe { std::str::from_utf8_unchecked(bytes) })

@@ -228,8 +228,11 @@ fn read_events(
     let mut count = 0;
     {
         let mut take = |i: usize, e: Bound<'_, PyAny>| {
-            if !sink.event(i, input::Node::new(&e, &walk)) {
-                input::read_all(&input::Node::new(&e, &walk));
+            // SAFETY: `e` is an item of `events`, which the caller holds, unchanged (no Python
+            // code runs), until after `walk` is dropped below.
+            let node = || unsafe { input::Node::new(&e, &walk) };
+            if !sink.event(i, node()) {
+                input::read_all(&node());
             }
         };
         if let Some(list) = list {

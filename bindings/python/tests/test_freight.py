@@ -345,30 +345,41 @@ def test_in_place_reading_matches_the_json_path() -> None:
 
 def test_each_key_object_reads_as_its_own_text() -> None:
     """The binding remembers the text of each key object it has read in a call (by address):
-    many distinct key objects, equal texts in distinct objects, non-ASCII and str-subclass
-    keys, more keys than it remembers, all keep their own text in the body."""
+    key objects shared by many dicts (read again from the table), distinct objects with equal
+    texts, non-ASCII and str-subclass keys, more keys than the table holds, and fresh objects
+    in later calls (at addresses freed by earlier ones) all keep their own text in the body."""
 
     class Key(str):
         pass
 
+    def run_time(*parts: str) -> str:
+        return "".join(parts)  # a new object each time, never interned
+
     now = int(time.time())
-    evs = events(40)
-    for i, e in enumerate(evs):
-        # Built at run time: distinct objects, some with equal texts across events.
-        props = {"".join(["prop_", str(i % 7), "_", str(j)]): j for j in range(30)}
-        props["".join(["pröp_", str(i)])] = "ü"
-        props[Key("".join(["sub_", str(i % 3)]))] = i
-        e["custom_data"].update(props)
-        e["user_data"] = {"".join(["e", "m"]): e["user_data"]["em"],
-                          "".join(["client_", "user_agent"]): "UA/1"}
-    sent = json.loads(freight.request_body(evs, now=now).body)["data"]
-    assert len(sent) == len(evs)
-    for e, s in zip(evs, sent):
-        for k, v in e["custom_data"].items():
-            if k not in ("value", "currency"):
-                assert s["custom_data"][k] == v, k
-        assert s["user_data"] == {"em": [sha(e["user_data"]["em"].lower())],
-                                  "client_user_agent": "UA/1"}
+    for call in range(5):
+        # Built at run time and shared by every event of the call, as a dict display's keys are.
+        shared = [run_time("shared_", str(call), "_", str(j)) for j in range(40)]
+        accented = run_time("prix_é_", str(call))
+        sub = Key(run_time("sub_", str(call)))
+        evs = events(40)
+        for i, e in enumerate(evs):
+            e["custom_data"].update({k: j for j, k in enumerate(shared)})
+            e["custom_data"][accented] = "ü"
+            e["custom_data"][sub] = i
+            # Distinct objects with texts equal across events.
+            e["custom_data"].update({run_time("own_", str(i % 7), "_", str(j)): j
+                                     for j in range(30)})
+            e["user_data"] = {run_time("e", "m"): e["user_data"]["em"],
+                              run_time("client_", "user_agent"): "UA/1"}
+        sent = json.loads(freight.request_body(evs, now=now).body)["data"]
+        assert len(sent) == len(evs)
+        for e, s in zip(evs, sent):
+            for k, v in e["custom_data"].items():
+                if k not in ("value", "currency"):
+                    assert s["custom_data"][k] == v, (call, k)
+            assert s["user_data"] == {"em": [sha(e["user_data"]["em"].lower())],
+                                      "client_user_agent": "UA/1"}
+        del evs, shared, accented, sub
 
 
 def test_request_body_for_your_own_http_client() -> None:
