@@ -438,11 +438,7 @@ impl Preparer {
         event: I,
         index: usize,
     ) -> Result<PreparedEvent, Rejection> {
-        let mut out = PreparedEvent {
-            index,
-            event: empty_event(),
-            warnings: Vec::new(),
-        };
+        let mut out = PreparedEvent::default();
         self.prepare_into(event, index, &mut out).map(|()| out)
     }
 
