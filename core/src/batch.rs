@@ -135,6 +135,8 @@ pub struct RequestBody {
     tail: Vec<u8>,
     count: usize,
     finished: bool,
+    /// Events the caller expects to push ([`RequestBody::expect`]).
+    expected: usize,
 }
 
 impl RequestBody {
@@ -152,6 +154,7 @@ impl RequestBody {
             tail,
             count: 0,
             finished: false,
+            expected: 0,
         };
         body.clear();
         body
@@ -167,8 +170,25 @@ impl RequestBody {
         if self.count > 0 {
             self.buf.push(b',');
         }
+        let start = self.buf.len();
         write_event(&mut self.buf, event);
         self.count += 1;
+        if self.count == 1 && self.expected > 1 {
+            // Room for the others at the first one's size, and an eighth more.
+            let size = self.buf.len() - start + 1;
+            let rest = self.expected - 1;
+            // Not reserved if it cannot be: the buffer then grows as it goes.
+            let _ = self
+                .buf
+                .try_reserve(size.saturating_mul(rest).saturating_add(size * rest / 8));
+        }
+    }
+
+    /// Tells the body how many events it will hold: once the first is written, room for
+    /// the others is reserved at its size, so that a large body is not copied each time
+    /// its buffer would double. A hint only: any number of events may be pushed.
+    pub fn expect(&mut self, events: usize) {
+        self.expected = events;
     }
 
     /// Number of events in the body.
@@ -457,10 +477,10 @@ impl<'a> Obj<'a> {
 /// no other decimal as short maps to the same double, and its digits are the shortest ones.
 fn write_f64(out: &mut Vec<u8>, v: f64) {
     if v.is_sign_positive() && v < 1e13 {
-        let cents = (v * 100.0).round();
-        if cents / 100.0 == v {
-            // Exact: a whole f64 below 2⁵³ converts without loss.
-            let cents = cents as u64;
+        // Rounded by truncation (no `round` call without SSE4.1); a wrong guess (at
+        // `k + 0.5 - ε`) only fails the check below, which sends `v` the long way.
+        let cents = (v * 100.0 + 0.5) as u64;
+        if cents as f64 / 100.0 == v {
             out.extend_from_slice(itoa::Buffer::new().format(cents / 100).as_bytes());
             let frac = (cents % 100) as u8;
             match (frac / 10, frac % 10) {
@@ -552,7 +572,17 @@ mod tests {
             0.1 + 0.2,
             9_999_999_999_999.99,
             1e13,
+            0.499_999_999_999_999_94,
+            0.004_999_999_999_999_999,
+            1.005,
+            2.675,
         ]);
+        // Half a cent from an amount, and the doubles either side: where rounding the cents
+        // by truncation can be one off (which the exactness check must catch).
+        for c in [0u64, 1, 49, 99, 100, 12_345, 999_999_999_999] {
+            let half = (c as f64 + 0.5) / 100.0;
+            values.extend([half, half.next_down(), half.next_up()]);
+        }
         for v in values {
             let mut ours = Vec::new();
             write_f64(&mut ours, v);
@@ -594,6 +624,42 @@ mod tests {
         assert!(v.get("namespace_id").is_none());
         let empty = request_body::<ServerEvent>(&[], &RequestFields::default());
         assert_eq!(empty, b"{\"data\":[]}");
+    }
+
+    #[test]
+    fn expecting_events_reserves_room_and_changes_no_byte() {
+        let now = 1_700_000_000;
+        let events: Vec<ServerEvent> = (0..5)
+            .map(|i| {
+                let ev = json!({"event_name": "Lead", "event_time": now,
+                                "action_source": "email", "event_id": format!("e-{i}"),
+                                "user_data": {"em": format!("{i}@example.com")}});
+                prepare([&ev], &PrepareOptions::default(), now)
+                    .events
+                    .remove(0)
+                    .event
+            })
+            .collect();
+        let fields = RequestFields::default();
+        // Fewer, as many and more events than expected (a hint only), and none at all.
+        for (expected, pushed) in [(3, 1), (3, 3), (3, 5), (1, 2), (0, 4), (1000, 0), (1000, 2)] {
+            let mut plain = RequestBody::new(&fields);
+            let mut hinted = RequestBody::new(&fields);
+            hinted.expect(expected);
+            for e in &events[..pushed] {
+                plain.push(e);
+                hinted.push(e);
+                if hinted.len() == 1 && expected > 1 {
+                    let one = hinted.byte_len() - b"{\"data\":[".len();
+                    assert!(hinted.buf.capacity() >= hinted.byte_len() + one * (expected - 1));
+                }
+            }
+            assert_eq!(
+                hinted.finish(),
+                plain.finish(),
+                "expected {expected}, {pushed} pushed"
+            );
+        }
     }
 
     #[test]

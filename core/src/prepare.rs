@@ -294,18 +294,38 @@ impl Spare {
             self.keep_opt(&mut cd.currency);
             self.keep_opt(&mut cd.order_id);
             if let Some(mut contents) = cd.contents.take() {
-                for c in &mut contents {
-                    self.keep(std::mem::take(&mut c.id));
-                }
-                contents.clear();
                 if contents.capacity() > self.contents.capacity()
                     && contents.capacity() <= SPARE_CONTENTS
                 {
+                    for c in &mut contents {
+                        self.empty(c);
+                    }
                     self.contents = contents;
+                } else {
+                    for c in &mut contents {
+                        self.keep(std::mem::take(&mut c.id));
+                    }
                 }
             }
         }
         *ev = empty_event();
+    }
+
+    /// Empties a `contents` item in place (an item is large: moving one costs more).
+    fn empty(&mut self, c: &mut Content) {
+        self.keep(std::mem::take(&mut c.id));
+        c.quantity = None;
+        c.item_price = None;
+        for s in [
+            &mut c.title,
+            &mut c.description,
+            &mut c.brand,
+            &mut c.category,
+            &mut c.delivery_category,
+        ] {
+            self.keep_opt(s);
+        }
+        c.extra.clear();
     }
 
     /// `s` as an owned string, in a spare allocation when there is one.
@@ -322,7 +342,7 @@ impl Spare {
         }
     }
 
-    /// An empty list for `n` contents items.
+    /// A list with room for `n` contents items, holding empty items to fill in place.
     fn contents(&mut self, n: usize) -> Vec<Content> {
         if self.contents.capacity() >= n {
             std::mem::take(&mut self.contents)
@@ -740,7 +760,7 @@ impl Preparer {
                 &root.key("event_name"),
                 "is required, e.g. \"Purchase\"",
             ),
-            Some(n) if n.trim().is_empty() => p.push(
+            Some(n) if normalize::trim(n).is_empty() => p.push(
                 ProblemKind::MissingEventName,
                 &root.key("event_name"),
                 "must not be empty",
@@ -1149,7 +1169,7 @@ fn number<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<f
         View::Int(i) => Some(i as f64),
         View::UInt(u) => Some(u as f64),
         View::Float(f) => Some(f),
-        View::Str(s) => s.trim().parse::<f64>().ok(),
+        View::Str(s) => normalize::trim(&s).parse::<f64>().ok(),
         _ => None,
     };
     match n {
@@ -1417,16 +1437,22 @@ fn read_custom_data<I: Input>(
             "contents" => match v {
                 View::Array(items) => {
                     let mut contents = p.spare.contents(items.len());
+                    // Items are filled in place (an item is large): the empty ones of the
+                    // spare list first, then new ones.
+                    let mut filled = 0;
                     for (i, item) in items.enumerate() {
-                        // Filled in place: an item is large.
-                        contents.push(Content::default());
-                        let filled = contents
-                            .last_mut()
-                            .is_some_and(|c| read_content(&item, &loc.index(i), p, c));
-                        if !filled {
-                            contents.pop();
+                        if filled == contents.len() {
+                            contents.push(Content::default());
+                        }
+                        if let Some(c) = contents.get_mut(filled) {
+                            if read_content(&item, &loc.index(i), p, c) {
+                                filled += 1;
+                            } else {
+                                p.spare.empty(c);
+                            }
                         }
                     }
+                    contents.truncate(filled);
                     cd.contents = Some(contents);
                 }
                 _ => p.wrong_type(loc, "an array of objects"),
@@ -1441,7 +1467,7 @@ fn read_custom_data<I: Input>(
 /// An integer, or a string holding one (`"2"`).
 fn integer_or_text<I: Input>(v: View<'_, I>) -> Option<i64> {
     match v {
-        View::Str(s) => s.trim().parse().ok(),
+        View::Str(s) => normalize::trim(&s).parse().ok(),
         View::Int(i) => Some(i),
         _ => None,
     }
@@ -1452,7 +1478,7 @@ fn currency<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option
         p.wrong_type(loc, "a string");
         return None;
     };
-    let code = s.trim();
+    let code = normalize::trim(&s);
     if normalize::is_currency(code) {
         let mut code = p.own(Cow::Borrowed(code));
         code.make_ascii_uppercase();
@@ -1468,7 +1494,7 @@ fn currency<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option
 }
 
 fn delivery_category<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
-    let s = string(v, loc, p)?.trim().to_ascii_lowercase();
+    let s = normalize::trim(&string(v, loc, p)?).to_ascii_lowercase();
     if DELIVERY_CATEGORIES.contains(&s.as_str()) {
         Some(s)
     } else {
@@ -1528,7 +1554,7 @@ fn read_content<I: Input>(node: &I, loc: &Loc<'_>, p: &mut Problems, c: &mut Con
         }
     }
     match id {
-        Some(id) if !id.trim().is_empty() => {
+        Some(id) if !normalize::trim(&id).is_empty() => {
             c.id = id;
             true
         }
@@ -1744,6 +1770,57 @@ mod tests {
             Outcome::Rejected(_)
         ));
         assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn a_reused_slot_keeps_nothing_of_earlier_contents_items() {
+        use serde_json::json;
+        let p = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
+        let with = |currency: &str, contents: serde_json::Value| {
+            json!({
+                "event_name": "Purchase", "event_time": 1_795_391_000, "action_source": "email",
+                "user_data": {"em": "jane@example.com"},
+                "custom_data": {"value": 10, "currency": currency, "contents": contents},
+            })
+        };
+        let event = |contents| with("usd", contents);
+        let full = json!({"id": "A", "quantity": 2, "item_price": 5, "title": "T",
+                          "description": "D", "brand": "B", "category": "C",
+                          "delivery_category": "home_delivery", "colour": "red"});
+        let events = [
+            event(json!([full, full, full, full])),
+            // Fewer items, none of the earlier fields: the spare items must come back empty.
+            event(json!([{"id": "B"}])),
+            // Items without an id (in the middle and at the end) reject the event.
+            event(
+                json!([{"id": "C", "title": "x"}, {"title": "no id"}, {"id": "D"},
+                         {"brand": "no id"}]),
+            ),
+            // So does a bad currency, with items read in full.
+            with("dollars", json!([full, full])),
+            event(json!([{"id": "E"}, {"id": "F", "colour": "blue"}])),
+            event(json!([])),
+            event(json!([full, full, full, full, full, full])),
+            event(json!([{"id": "G"}])),
+        ];
+        let mut slot = PreparedEvent::default();
+        let mut sent = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            match (p.prepare_one(e, i), p.prepare_into(e, i, &mut slot)) {
+                (Ok(fresh), Ok(())) => {
+                    assert_eq!(slot, fresh, "{e}");
+                    sent.push(i);
+                }
+                (Err(fresh), Err(reused)) => assert_eq!(reused, fresh, "{e}"),
+                (fresh, reused) => panic!("{e}: {fresh:?} vs {reused:?}"),
+            }
+        }
+        assert_eq!(sent, [0, 1, 4, 5, 6, 7]);
+        // The checks above compare with the model; the body of the last one, in full:
+        let mut body = Vec::new();
+        crate::batch::write_event(&mut body, &slot.event);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["custom_data"]["contents"], json!([{"id": "G"}]));
     }
 
     #[test]

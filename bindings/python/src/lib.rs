@@ -448,7 +448,8 @@ fn request_body<'py>(
             .map_err(|e| raise(py, "ConfigError", (format!("request fields: {e}"),)))?,
         None => RequestFields::default(),
     };
-    if events.len().unwrap_or(0) > freight::batch::MAX_EVENTS_PER_REQUEST {
+    let n = events.len().unwrap_or(0);
+    if n > freight::batch::MAX_EVENTS_PER_REQUEST {
         return Err(raise(
             py,
             "ValidationError",
@@ -463,6 +464,7 @@ fn request_body<'py>(
         rejected: Vec::new(),
         skipped: Vec::new(),
     };
+    sink.body.expect(n);
     read_events(py, events, &mut sink)?;
     let count = sink.body.len();
     let bytes = PyBytes::new(py, sink.body.finish());

@@ -118,42 +118,33 @@ fn sha256_into(data: &[u8], out: &mut [u8; 32]) {
     }
 }
 
-/// The two lowercase hex digits of every byte.
-const HEX_PAIRS: [[u8; 2]; 256] = {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut t = [[0u8; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = [HEX[i >> 4], HEX[i & 0x0f]];
-        i += 1;
-    }
-    t
-};
-
-/// The hex digits of 4 bytes as one word (first digit in the lowest byte).
-#[inline(always)]
-fn hex_word(b: &[u8]) -> u64 {
-    let pair = |i: usize| u64::from(u16::from_le_bytes(HEX_PAIRS[usize::from(b[i])]));
-    pair(0) | pair(1) << 16 | pair(2) << 32 | pair(3) << 48
-}
-
-/// Appends the 64 lowercase hex digits of `d` to `out`, eight at a time: written straight
-/// into the output, not through a stack copy that wider loads then read back (which costs a
-/// store-forwarding stall per digest).
+/// Appends the 64 lowercase hex digits of `d` to `out`, computed in place.
 pub(crate) fn write_hex64(out: &mut Vec<u8>, d: &[u8; 32]) {
-    out.reserve(64);
-    for four in d.chunks_exact(4) {
-        out.extend_from_slice(&hex_word(four).to_le_bytes());
+    let start = out.len();
+    out.resize(start + 64, 0);
+    if let Some(digits) = out[start..].first_chunk_mut::<64>() {
+        hex_into(d, digits);
     }
 }
 
 /// 64 lowercase hex digits.
 pub(crate) fn hex64(d: &[u8; 32]) -> [u8; 64] {
     let mut out = [0u8; 64];
-    for (pair, &byte) in out.chunks_exact_mut(2).zip(d) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
-    }
+    hex_into(d, &mut out);
     out
+}
+
+/// The hex digits of `d`: each byte's nibbles spread over two bytes, then each mapped to its
+/// digit by arithmetic, not by table: a few SIMD instructions per 16 digits.
+#[inline(always)]
+fn hex_into(d: &[u8; 32], out: &mut [u8; 64]) {
+    for (pair, &byte) in out.chunks_exact_mut(2).zip(d) {
+        pair[0] = byte >> 4;
+        pair[1] = byte & 0x0f;
+    }
+    for c in out.iter_mut() {
+        *c += if *c > 9 { b'a' - 10 } else { b'0' };
+    }
 }
 
 /// The digest of 64 lowercase hex digits.

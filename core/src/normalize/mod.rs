@@ -497,7 +497,12 @@ fn phone(s: &str, opts: &NormalizeOptions, buf: &mut String) -> Step {
         body = body[4..].trim_start();
     }
     // An extension (`ext. 12`, `x12`, `#12`) is cut off, never glued onto the number.
-    if let Some(at) = body.find(['x', 'X', 'e', 'E', '#', ';']) {
+    // The markers are ASCII, so their byte position is a character boundary (and a byte
+    // search, unlike a search for any of several chars, decodes nothing).
+    let candidate = body
+        .bytes()
+        .position(|b| matches!(b, b'x' | b'X' | b'e' | b'E' | b'#' | b';'));
+    if let Some(at) = candidate {
         if body[..at].bytes().any(|b| b.is_ascii_digit()) {
             let rest = body[at..].to_ascii_lowercase();
             let marker = ["extension", "ext", "x", "#", ";ext="]
