@@ -298,14 +298,13 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Second-level labels under which registrations happen (`example.co.uk`).
-const SECOND_LEVEL: &[&str] = &[
-    "co", "com", "net", "org", "gov", "edu", "ac", "or", "ne", "go", "gob", "gv", "nic", "ltd",
-    "plc", "sch", "mil", "nom", "info", "biz",
-];
-
 /// The registrable domain (eTLD+1) of a host and the subdomain index Meta uses (the number of
 /// its labels minus one; 0 for IP addresses and single labels such as `localhost`).
+///
+/// Public suffixes are those of the Public Suffix List, its private section included: a
+/// client's site on a platform's subdomain (`shop.myshopify.com`, `name.github.io`) is its
+/// own registrable domain, since a browser refuses a cookie for the platform's whole domain.
+/// A host that is itself a public suffix is returned as is (a host-only cookie).
 pub fn registrable_domain(host: &str) -> (String, usize) {
     let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
     let host = if let Some(rest) = host.strip_prefix('[') {
@@ -318,15 +317,9 @@ pub fn registrable_domain(host: &str) -> (String, usize) {
     if host.parse::<std::net::IpAddr>().is_ok() || !host.contains('.') {
         return (host, 0);
     }
-    let labels: Vec<&str> = host.split('.').collect();
-    let n = labels.len();
-    let take = if n >= 3 && labels[n - 1].len() == 2 && SECOND_LEVEL.contains(&labels[n - 2]) {
-        3
-    } else {
-        2
-    };
-    let domain = labels[n - take.min(n)..].join(".");
-    (domain, take.min(n) - 1)
+    let domain = psl::domain_str(&host).map_or(host.as_str(), |d| d);
+    let index = domain.split('.').count() - 1;
+    (domain.to_owned(), index)
 }
 
 #[cfg(test)]
@@ -350,6 +343,22 @@ mod tests {
             ("127.0.0.1".into(), 0)
         );
         assert_eq!(registrable_domain("[::1]:80"), ("::1".into(), 0));
+        // The Public Suffix List, private section included.
+        for (host, domain, index) in [
+            ("www.example.com.au", "example.com.au", 2),
+            ("a.b.example.ac.jp", "example.ac.jp", 2),
+            ("shop.myshopify.com", "shop.myshopify.com", 2),
+            ("www.jane.github.io", "jane.github.io", 2),
+            ("Shop.Example.CO.UK.", "example.co.uk", 2),
+            ("www.example.io", "example.io", 1),
+            // A host that is itself a public suffix: a host-only cookie.
+            ("myshopify.com", "myshopify.com", 1),
+            ("co.uk", "co.uk", 1),
+            // A TLD the list does not know: the last label is the suffix.
+            ("www.example.internal-tld", "example.internal-tld", 1),
+        ] {
+            assert_eq!(registrable_domain(host), (domain.into(), index), "{host}");
+        }
     }
 
     #[test]
