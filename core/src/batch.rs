@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 /// Meta's limit of events per request.
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
 
+/// The most [`RequestBody::expect`] reserves ahead.
+const MAX_RESERVED: usize = 16 << 20;
+
 /// The top-level fields sent next to `data` (`reference/wire-contract.md` §1.5, §4).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,16 +179,16 @@ impl RequestBody {
         if self.count == 1 && self.expected > 1 {
             // Room for the others at the first one's size, and an eighth more.
             let size = self.buf.len() - start + 1;
-            let rest = self.expected - 1;
+            let rest = size.saturating_mul(self.expected - 1);
+            let room = rest.saturating_add(rest / 8).min(MAX_RESERVED);
             // Not reserved if it cannot be: the buffer then grows as it goes.
-            let _ = self
-                .buf
-                .try_reserve(size.saturating_mul(rest).saturating_add(size * rest / 8));
+            let _ = self.buf.try_reserve(room);
         }
     }
 
-    /// Tells the body how many events it will hold: once the first is written, room for
-    /// the others is reserved at its size, so that a large body is not copied each time
+    /// Tells the body how many events each request it builds will hold (the hint is kept
+    /// by [`RequestBody::clear`]): once the first event is written, room for the others is
+    /// reserved at its size (at most 16 MiB), so that a large body is not copied each time
     /// its buffer would double. A hint only: any number of events may be pushed.
     pub fn expect(&mut self, events: usize) {
         self.expected = events;
@@ -581,7 +584,9 @@ mod tests {
         // by truncation can be one off (which the exactness check must catch).
         for c in [0u64, 1, 49, 99, 100, 12_345, 999_999_999_999] {
             let half = (c as f64 + 0.5) / 100.0;
-            values.extend([half, half.next_down(), half.next_up()]);
+            let below = f64::from_bits(half.to_bits() - 1);
+            let above = f64::from_bits(half.to_bits() + 1);
+            values.extend([half, below, above]);
         }
         for v in values {
             let mut ours = Vec::new();
@@ -642,7 +647,16 @@ mod tests {
             .collect();
         let fields = RequestFields::default();
         // Fewer, as many and more events than expected (a hint only), and none at all.
-        for (expected, pushed) in [(3, 1), (3, 3), (3, 5), (1, 2), (0, 4), (1000, 0), (1000, 2)] {
+        for (expected, pushed) in [
+            (3, 1),
+            (3, 3),
+            (3, 5),
+            (1, 2),
+            (0, 4),
+            (1000, 0),
+            (1000, 2),
+            (usize::MAX, 2),
+        ] {
             let mut plain = RequestBody::new(&fields);
             let mut hinted = RequestBody::new(&fields);
             hinted.expect(expected);
@@ -651,7 +665,9 @@ mod tests {
                 hinted.push(e);
                 if hinted.len() == 1 && expected > 1 {
                     let one = hinted.byte_len() - b"{\"data\":[".len();
-                    assert!(hinted.buf.capacity() >= hinted.byte_len() + one * (expected - 1));
+                    let room = one.saturating_mul(expected - 1).min(MAX_RESERVED);
+                    assert!(hinted.buf.capacity() >= hinted.byte_len() + room);
+                    assert!(hinted.buf.capacity() <= 64 * 1024 + MAX_RESERVED * 2);
                 }
             }
             assert_eq!(

@@ -14,6 +14,8 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<f64>()
             .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         ".{0,20}".prop_map(Value::String),
+        // An event time the tests' `now` accepts, so that generated events can be sent.
+        Just(json!(1_795_391_000)),
         // Keys and values Freight knows, so generated events reach the deeper checks.
         prop::sample::select(vec![
             "Purchase",
@@ -61,7 +63,9 @@ fn arb_json() -> impl Strategy<Value = Value> {
         "quantity",
         "item_price",
         "title",
+        "description",
         "brand",
+        "category",
         "delivery_category",
         "data_processing_options",
         "data_processing_options_state",
@@ -129,20 +133,105 @@ proptest! {
 
     #[test]
     fn a_reused_slot_gives_what_a_fresh_one_gives(events in prop::collection::vec(arb_json(), 0..8)) {
-        let preparer = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
-        let mut slot = PreparedEvent::default();
-        for (i, e) in events.iter().enumerate() {
-            match (preparer.prepare_one(e, i), preparer.prepare_into(e, i, &mut slot)) {
-                (Ok(fresh), Ok(())) => prop_assert_eq!(&slot, &fresh),
-                (Err(fresh), Err(reused)) => prop_assert_eq!(reused, fresh),
-                (fresh, reused) => prop_assert!(false, "{:?} vs {:?}", fresh, reused),
-            }
-            let processed = match preparer.process_into(e, i, &mut slot) {
-                Ok(()) => Outcome::Ready(Box::new(slot.clone())),
-                Err(NotReady::Rejected(r)) => Outcome::Rejected(r),
-                Err(NotReady::Skipped(s)) => Outcome::Skipped(s),
-            };
-            prop_assert_eq!(processed, preparer.process(e, i));
-        }
+        same_in_a_reused_slot(&events)?;
     }
+
+    #[test]
+    fn a_reused_slot_gives_what_a_fresh_one_gives_for_sendable_events(
+        events in prop::collection::vec(arb_purchase(), 1..8),
+    ) {
+        same_in_a_reused_slot(&events)?;
+    }
+}
+
+/// Each event prepared into one reused slot (and processed into it) gives what it gives
+/// alone: nothing of an earlier event stays behind.
+fn same_in_a_reused_slot(events: &[Value]) -> Result<(), TestCaseError> {
+    let preparer = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
+    let mut slot = PreparedEvent::default();
+    for (i, e) in events.iter().enumerate() {
+        match (
+            preparer.prepare_one(e, i),
+            preparer.prepare_into(e, i, &mut slot),
+        ) {
+            (Ok(fresh), Ok(())) => prop_assert_eq!(&slot, &fresh),
+            (Err(fresh), Err(reused)) => prop_assert_eq!(reused, fresh),
+            (fresh, reused) => prop_assert!(false, "{:?} vs {:?}", fresh, reused),
+        }
+        let processed = match preparer.process_into(e, i, &mut slot) {
+            Ok(()) => Outcome::Ready(Box::new(slot.clone())),
+            Err(NotReady::Rejected(r)) => Outcome::Rejected(r),
+            Err(NotReady::Skipped(s)) => Outcome::Skipped(s),
+        };
+        prop_assert_eq!(processed, preparer.process(e, i));
+    }
+    Ok(())
+}
+
+/// Purchase events that are mostly sent, with optional fields and `contents` items of
+/// varying shape (some without an id, which rejects the event).
+fn arb_purchase() -> impl Strategy<Value = Value> {
+    let opt = |values: &'static [&'static str]| prop::option::of(prop::sample::select(values));
+    let item = (
+        prop::option::weighted(0.9, prop::sample::select(&["A", " b-2 ", "C"][..])),
+        prop::option::of(1i64..4),
+        prop::option::of(prop::sample::select(&[5.0, 19.99][..])),
+        opt(&["T", "Title"]),
+        opt(&["D"]),
+        opt(&["B"]),
+        opt(&["Cat"]),
+        opt(&["home_delivery", "curbside"]),
+        opt(&["red", "blue"]),
+    )
+        .prop_map(
+            |(id, quantity, price, title, description, brand, category, dc, colour)| {
+                let mut m = Map::new();
+                let mut put = |k: &str, v: Option<Value>| {
+                    if let Some(v) = v {
+                        m.insert(k.to_owned(), v);
+                    }
+                };
+                put("id", id.map(Value::from));
+                put("quantity", quantity.map(Value::from));
+                put("item_price", price.map(Value::from));
+                put("title", title.map(Value::from));
+                put("description", description.map(Value::from));
+                put("brand", brand.map(Value::from));
+                put("category", category.map(Value::from));
+                put("delivery_category", dc.map(Value::from));
+                put("colour", colour.map(Value::from));
+                Value::Object(m)
+            },
+        );
+    (
+        prop::option::weighted(0.8, prop::collection::vec(item, 0..5)),
+        prop::sample::select(&["usd", "EUR", "dollars"][..]),
+        opt(&["order-1", "order-2"]),
+        opt(&["+1 650 555 1234"]),
+        opt(&["203.0.113.5"]),
+        opt(&["fb.1.1795300000000.IwAR2F4"]),
+        opt(&["https://shop.example.com/thanks"]),
+    )
+        .prop_map(|(contents, currency, order_id, ph, ip, fbc, url)| {
+            let mut e = json!({
+                "event_name": "Purchase", "event_time": 1_795_391_000, "action_source": "email",
+                "user_data": {"em": "jane@example.com"},
+                "custom_data": {"value": 10, "currency": currency},
+            });
+            if let Some(c) = contents {
+                e["custom_data"]["contents"] = Value::Array(c);
+            }
+            if let Some(o) = order_id {
+                e["custom_data"]["order_id"] = json!(o);
+            }
+            for (k, v) in [("ph", ph), ("client_ip_address", ip), ("fbc", fbc)] {
+                if let Some(v) = v {
+                    e["user_data"][k] = json!(v);
+                }
+            }
+            if let Some(u) = url {
+                e["event_source_url"] = json!(u);
+            }
+            e
+        })
 }
