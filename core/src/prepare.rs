@@ -1806,7 +1806,9 @@ mod tests {
         let mut slot = PreparedEvent::default();
         let mut sent = Vec::new();
         for (i, e) in events.iter().enumerate() {
-            match (p.prepare_one(e, i), p.prepare_into(e, i, &mut slot)) {
+            // Alone: on a new thread, whose spare allocations (thread-local) are empty.
+            let alone = std::thread::scope(|s| s.spawn(|| p.prepare_one(e, i)).join().unwrap());
+            match (alone, p.prepare_into(e, i, &mut slot)) {
                 (Ok(fresh), Ok(())) => {
                     assert_eq!(slot, fresh, "{e}");
                     sent.push(i);
