@@ -148,7 +148,9 @@ pub struct CookieToSet {
     pub name: &'static str,
     /// The value.
     pub value: String,
-    /// The registrable domain (eTLD+1), for `Domain=`.
+    /// For `Domain=`: the registrable domain (eTLD+1, by the Public Suffix List), or the host
+    /// itself when it has none (an IP address, a single label, a public suffix), which makes
+    /// a host-only cookie.
     pub domain: String,
     /// Seconds: 90 days, as Meta recommends.
     pub max_age: u64,
@@ -304,16 +306,19 @@ fn percent_decode(s: &str) -> String {
 /// Public suffixes are those of the Public Suffix List, its private section included: a
 /// client's site on a platform's subdomain (`shop.myshopify.com`, `name.github.io`) is its
 /// own registrable domain, since a browser refuses a cookie for the platform's whole domain.
-/// A host that is itself a public suffix is returned as is (a host-only cookie).
+/// A host that is itself a public suffix is returned as is (a host-only cookie). A Unicode host
+/// is looked up as given: pass the ASCII (punycode) form a `Host` header carries.
 pub fn registrable_domain(host: &str) -> (String, usize) {
-    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    let host = host.trim().to_ascii_lowercase();
     let host = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("").to_owned()
+        rest.split(']').next().unwrap_or("")
     } else if host.matches(':').count() == 1 {
-        host.split(':').next().unwrap_or("").to_owned()
+        host.split(':').next().unwrap_or("")
     } else {
-        host
+        &host
     };
+    // After the port: `example.com.:443` is `example.com`.
+    let host = host.trim_end_matches('.').to_owned();
     if host.parse::<std::net::IpAddr>().is_ok() || !host.contains('.') {
         return (host, 0);
     }
@@ -353,6 +358,10 @@ mod tests {
             ("www.example.io", "example.io", 1),
             // A host that is itself a public suffix: a host-only cookie.
             ("myshopify.com", "myshopify.com", 1),
+            // A trailing dot before the port.
+            ("myshopify.com.:8443", "myshopify.com", 1),
+            ("localhost.:3000", "localhost", 0),
+            ("www.example.com.:443", "example.com", 1),
             ("co.uk", "co.uk", 1),
             // A TLD the list does not know: the last label is the suffix.
             ("www.example.internal-tld", "example.internal-tld", 1),

@@ -146,8 +146,18 @@ proptest! {
 
 /// Each event prepared into one reused slot (and processed into it) gives what it gives
 /// alone: nothing of an earlier event stays behind. "Alone" is on a new thread, whose spare
-/// allocations (thread-local) are empty: this thread's are what the reuse is about.
+/// allocations (thread-local) are empty: this thread's are what the reuse is about. Each case
+/// runs on a thread of its own too, so that it does not depend on the cases before it (a
+/// replayed or shrunk case starts as the original did).
 fn same_in_a_reused_slot(events: &[Value]) -> Result<(), TestCaseError> {
+    std::thread::scope(|s| {
+        s.spawn(|| reused_slot_case(events))
+            .join()
+            .expect("preparing does not panic")
+    })
+}
+
+fn reused_slot_case(events: &[Value]) -> Result<(), TestCaseError> {
     let preparer = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
     let mut slot = PreparedEvent::default();
     for (i, e) in events.iter().enumerate() {
@@ -237,4 +247,21 @@ fn arb_purchase() -> impl Strategy<Value = Value> {
             }
             e
         })
+}
+
+#[test]
+fn most_generated_purchases_are_sent() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    // The reuse property above is about events that are sent: the strategy must make them.
+    let mut runner = TestRunner::deterministic();
+    let strategy = arb_purchase();
+    let preparer = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
+    let sent = (0..200)
+        .filter(|&i| {
+            let event = strategy.new_tree(&mut runner).unwrap().current();
+            preparer.prepare_one(&event, i).is_ok()
+        })
+        .count();
+    assert!(sent >= 60, "only {sent} of 200 generated events are sent");
 }
