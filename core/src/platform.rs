@@ -306,6 +306,8 @@ fn percent_decode(s: &str) -> String {
 /// Public suffixes are those of the Public Suffix List, its private section included: a
 /// client's site on a platform's subdomain (`shop.myshopify.com`, `name.github.io`) is its
 /// own registrable domain, since a browser refuses a cookie for the platform's whole domain.
+/// (Meta's parameter builder takes the eTLD+1 from a resolver, its example one the Public
+/// Suffix List; its index is the same count of labels, and 0 for an IP address.)
 /// A host that is itself a public suffix is returned as is (a host-only cookie). A Unicode host
 /// is looked up as given: pass the ASCII (punycode) form a `Host` header carries.
 pub fn registrable_domain(host: &str) -> (String, usize) {
