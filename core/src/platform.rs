@@ -306,10 +306,10 @@ fn percent_decode(s: &str) -> String {
 /// Public suffixes are those of the Public Suffix List, its private section included: a
 /// client's site on a platform's subdomain (`shop.myshopify.com`, `name.github.io`) is its
 /// own registrable domain, since a browser refuses a cookie for the platform's whole domain.
-/// (Meta's parameter builder takes the eTLD+1 from a resolver, its example one the Public
-/// Suffix List; its index is the same count of labels, and 0 for an IP address.)
 /// A host that is itself a public suffix is returned as is (a host-only cookie). A Unicode host
 /// is looked up as given: pass the ASCII (punycode) form a `Host` header carries.
+/// (Meta's parameter builder takes the eTLD+1 from a resolver, its example one the Public
+/// Suffix List; its index is the same count of labels, and 0 for an IP address.)
 pub fn registrable_domain(host: &str) -> (String, usize) {
     let host = host.trim().to_ascii_lowercase();
     let host = if let Some(rest) = host.strip_prefix('[') {
@@ -320,11 +320,11 @@ pub fn registrable_domain(host: &str) -> (String, usize) {
         &host
     };
     // After the port: `example.com.:443` is `example.com`.
-    let host = host.trim_end_matches('.').to_owned();
+    let host = host.trim_end_matches('.');
     if host.parse::<std::net::IpAddr>().is_ok() || !host.contains('.') {
-        return (host, 0);
+        return (host.to_owned(), 0);
     }
-    let domain = psl::domain_str(&host).map_or(host.as_str(), |d| d);
+    let domain = psl::domain_str(host).unwrap_or(host);
     let index = domain.split('.').count() - 1;
     (domain.to_owned(), index)
 }
