@@ -42,16 +42,24 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3::Borrowed;
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `PyUnicode_AsUTF8AndSize`: the UTF-8 of a `str`, without a copy.
 type AsUtf8AndSize =
     unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::Py_ssize_t) -> *const std::os::raw::c_char;
+
+/// When set, strings are read as on Python 3.9 (copied) whatever the interpreter: the test
+/// suite runs on a later Python and reads the same events both ways (`_freight._copy_strings`).
+pub(crate) static COPY_STRINGS: AtomicBool = AtomicBool::new(false);
 
 /// `PyUnicode_AsUTF8AndSize`, looked up in the running interpreter. It is in the stable ABI
 /// from Python 3.10 only, so this abi3 module cannot link to it (a `python3.dll` of 3.9 lacks
 /// it, and PyPy names it differently): it is used when the interpreter is 3.10 or later and
 /// exports it; otherwise each string's text is copied.
 fn as_utf8_and_size(py: Python<'_>) -> Option<AsUtf8AndSize> {
+    if COPY_STRINGS.load(Ordering::Relaxed) {
+        return None;
+    }
     static FOUND: std::sync::OnceLock<Option<AsUtf8AndSize>> = std::sync::OnceLock::new();
     *FOUND.get_or_init(|| {
         if py.version_info() < (3, 10) {

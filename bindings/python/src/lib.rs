@@ -731,6 +731,13 @@ impl NativeOutbox {
 }
 
 /// The native module.
+/// _copy_strings(on) -> bool: read strings by copy, as on Python 3.9, from now on (or not);
+/// returns the previous setting. For the test suite, which runs on a later Python.
+#[pyfunction]
+fn _copy_strings(on: bool) -> bool {
+    input::COPY_STRINGS.swap(on, std::sync::atomic::Ordering::Relaxed)
+}
+
 #[pymodule]
 fn _freight(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", freight::VERSION)?;
@@ -742,6 +749,7 @@ fn _freight(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(event_id_random, m)?)?;
     m.add_function(wrap_pyfunction!(click_ids, m)?)?;
     m.add_function(wrap_pyfunction!(segment, m)?)?;
+    m.add_function(wrap_pyfunction!(_copy_strings, m)?)?;
     m.add_class::<NativeClient>()?;
     m.add_class::<NativeOutbox>()?;
     Ok(())

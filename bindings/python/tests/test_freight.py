@@ -13,11 +13,12 @@ import os
 import subprocess
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
 import freight
+from freight import _freight
 from conftest import ROOT, TOKEN, Sandbox, fixture
 
 
@@ -40,6 +41,18 @@ def events(n: int, prefix: str = "py") -> List[Dict[str, Any]]:
         }
         for i in range(n)
     ]
+
+
+@pytest.fixture(params=["borrowed", "copied"])
+def string_reading(request: Any) -> Iterator[str]:
+    """Both ways the binding reads the caller's strings: in place (Python 3.10 and later) and
+    copied (Python 3.9, which lacks `PyUnicode_AsUTF8AndSize` in its stable ABI); the suite
+    runs on a later Python, so the copying is asked for."""
+    previous = _freight._copy_strings(request.param == "copied")
+    try:
+        yield str(request.param)
+    finally:
+        _freight._copy_strings(previous)
 
 
 def client(sandbox: Sandbox, **kw: Any) -> freight.Client:
@@ -65,7 +78,7 @@ def test_normalization_fixture(case: Dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("case", fixture("events.jsonl"), ids=lambda c: c["name"])
-def test_events_fixture(case: Dict[str, Any]) -> None:
+def test_events_fixture(case: Dict[str, Any], string_reading: str) -> None:
     out = freight.prepare([case["event"]], now=case["now"], **case.get("options", {}))
     errors = sorted([p["type"], p["loc"]] for r in out.rejected for p in r["errors"])
     warnings = sorted([p["type"], p["loc"]] for w in out.warnings for p in w["warnings"])
@@ -125,7 +138,7 @@ def test_non_json_values_are_refused_or_converted() -> None:
         freight.normalize("ph", "1", default_country="Atlantis")
 
 
-def test_values_without_json_meaning_name_their_place() -> None:
+def test_values_without_json_meaning_name_their_place(string_reading: str) -> None:
     """Events are read in place; a value JSON has no form for is refused with its place, at
     any depth, whatever the other events hold."""
     deep: Any = "x"
@@ -189,7 +202,7 @@ def test_nesting_limit_is_the_strict_converters() -> None:
     assert limits == {True, False}
 
 
-def test_subclasses_and_tuples_read_like_their_base_types() -> None:
+def test_subclasses_and_tuples_read_like_their_base_types(string_reading: str) -> None:
     class Text(str):
         pass
 
@@ -209,7 +222,7 @@ def test_subclasses_and_tuples_read_like_their_base_types() -> None:
     assert a.body == b.body and b.count == 1
 
 
-def test_reading_runs_no_code_of_the_callers_objects() -> None:
+def test_reading_runs_no_code_of_the_callers_objects(string_reading: str) -> None:
     """Events are read with borrowed references, which is sound only if none of the caller's
     Python code runs meanwhile: no __eq__/__hash__ of keys, no __getitem__/__iter__/keys() of
     dict subclasses, no __index__/__float__/__str__ of value subclasses."""
@@ -322,7 +335,7 @@ def test_the_garbage_collector_is_left_as_it_was() -> None:
             gc.enable()
 
 
-def test_in_place_reading_matches_the_json_path() -> None:
+def test_in_place_reading_matches_the_json_path(string_reading: str) -> None:
     """The same events through Python dicts and through `freight prepare` (JSON text, the path
     of C, PHP and the CLI) give the same wire events and the same problems."""
     binary = os.environ.get("FREIGHT_BIN", str(ROOT / "target" / "debug" / "freight"))
@@ -343,7 +356,26 @@ def test_in_place_reading_matches_the_json_path() -> None:
     assert len(out.events) + len(out.rejected) + len(out.skipped) == len(evs)
 
 
-def test_each_key_object_reads_as_its_own_text() -> None:
+def test_copied_strings_read_as_borrowed_ones() -> None:
+    """The Python 3.9 way of reading strings (copies) gives the same body, byte for byte, as
+    reading them in place, for ASCII and non-ASCII text in every place a string can be."""
+    evs = events(30)
+    for i, e in enumerate(evs):
+        e["user_data"].update(fn=f"Zoë{i}", ct="São Paulo", external_id=f"ключ-{i}")
+        e["custom_data"].update(note="ü" * i, tags=["東京", "x"], **{f"prix_é_{i % 3}": i})
+    now = evs[0]["event_time"] + 60
+    assert _freight._copy_strings(False) is False
+    borrowed = freight.request_body(evs, now=now)
+    assert _freight._copy_strings(True) is False
+    try:
+        copied = freight.request_body(evs, now=now)
+    finally:
+        assert _freight._copy_strings(False) is True
+    assert copied.count == borrowed.count == 30
+    assert copied.body == borrowed.body
+
+
+def test_each_key_object_reads_as_its_own_text(string_reading: str) -> None:
     """The binding remembers the text of each key object it has read in a call (by address):
     key objects shared by many dicts (read again from the table), distinct objects with equal
     texts, non-ASCII and str-subclass keys, more keys than the table holds, and fresh objects
