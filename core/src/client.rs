@@ -132,14 +132,24 @@ impl Client {
     /// A client with `config` (checked).
     pub fn new(config: ClientConfig) -> Result<Client, ConfigError> {
         config.check()?;
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        // The check allows plain http only to a loopback host (the scheme in any case).
+        let plain_http = config
+            .graph_url
+            .split_once("://")
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("http"));
+        let mut builder = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_per_call(Some(Duration::from_millis(config.timeout_ms)))
             // A redirect could carry the Authorization header elsewhere: never follow.
             .max_redirects(0)
-            .https_only(!config.graph_url.starts_with("http://"))
-            .build()
-            .into();
+            .https_only(!plain_http);
+        if plain_http {
+            // A proxy from the environment (HTTP_PROXY, ALL_PROXY) would carry the token in
+            // clear text off the machine: a loopback host is always reached directly. Over
+            // TLS a proxy only tunnels, so https honours it.
+            builder = builder.proxy(None);
+        }
+        let agent: ureq::Agent = builder.build().into();
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
@@ -220,7 +230,8 @@ impl Client {
     }
 
     /// A sending session for one destination: it remembers an authentication or
-    /// configuration failure so that later batches fail fast instead of being sent.
+    /// configuration failure, or a batch whose retries were spent, so that later batches fail
+    /// fast (handed back unsent) instead of being sent. Start a new session to try again.
     pub fn session<'a>(&'a self, dest: &'a Destination) -> Session<'a> {
         Session {
             client: self,
@@ -459,21 +470,32 @@ impl Session<'_> {
             error: Some(err.clone()),
         });
         match err.kind {
-            ErrorKind::Payload if events.len() > 1 && client.config.bisect => {
+            ErrorKind::Payload
+                if events.len() > 1 && client.config.bisect && err.concerns_events() =>
+            {
                 // Meta rejects a whole batch for one bad event and does not say which:
                 // halve until the bad ones stand alone, delivering the rest.
                 let (a, b) = events.split_at(events.len() / 2);
                 self.deliver(a, report);
                 self.deliver(b, report);
             }
+            // The destination cannot take events (credentials, permissions, configuration),
+            // or its retries are spent (an outage, a rate limit, or a wait Meta asked for
+            // beyond the retry budget): the later batches of this send would meet the same,
+            // so they fail at once, handed back unsent, instead of hammering Meta.
             ErrorKind::InvalidToken
             | ErrorKind::NoPermission
             | ErrorKind::PixelNotFound
-            | ErrorKind::Config => {
+            | ErrorKind::Config
+            | ErrorKind::Transient
+            | ErrorKind::Throttled
+            | ErrorKind::Network => {
                 self.halted = Some(err.clone());
                 Self::fail_all(events, &err, attempts, report);
             }
-            _ => Self::fail_all(events, &err, attempts, report),
+            ErrorKind::Payload | ErrorKind::CountMismatch => {
+                Self::fail_all(events, &err, attempts, report)
+            }
         }
     }
 }

@@ -25,7 +25,9 @@ pub enum ErrorKind {
     /// A configuration error: `appsecret_proof`, unknown path or API version (2500, 2635), a
     /// policy block (368).
     Config,
-    /// Meta rejected the events themselves (100 with 2804xxx, other 4xx): no retry.
+    /// Meta rejected the events themselves (100 with 2804xxx, other 4xx): no retry. The
+    /// batch is bisected when the error may concern single events
+    /// ([`GraphError::concerns_events`]).
     Payload,
     /// Meta acknowledged a different number of events than were sent.
     CountMismatch,
@@ -91,6 +93,19 @@ pub struct GraphError {
 }
 
 impl GraphError {
+    /// Whether Meta's verdict may be about single events of the batch, so that halving the
+    /// batch can single them out: a payload error of Graph code 100 (invalid parameter, the
+    /// 2804xxx subcodes among others) or a request too large (HTTP 413). A payload error of a
+    /// code Freight does not know says nothing of the kind: halving on it would only send
+    /// twice as many requests to meet it again.
+    pub fn concerns_events(&self) -> bool {
+        self.kind == ErrorKind::Payload
+            && match self.code {
+                Some(code) => code == 100,
+                None => self.http_status == Some(413),
+            }
+    }
+
     /// A failure without a usable response.
     pub fn network(message: impl Into<String>) -> GraphError {
         GraphError {

@@ -524,3 +524,102 @@ fn eight_threads_fifty_destinations_one_client() {
         );
     }
 }
+
+#[test]
+fn a_batch_whose_retries_are_spent_makes_the_later_batches_fail_fast() {
+    let sb = sandbox(|_| {});
+    let c = client(&sb, |c| {
+        c.batch_size = 2;
+        c.retry.max_attempts = 2;
+    });
+    // Meta asks for 15 minutes: beyond the retry budget, so the first batch gives up at once;
+    // the other two are never sent to the throttled account.
+    sb.push_fault(Fault::times(
+        FaultKind::Throttle {
+            code: 80004,
+            subcode: Some(2446079),
+            http: 400,
+            regain_minutes: Some(15),
+        },
+        0,
+    ));
+    let r = c.send(&dest(), &events(6));
+    assert_accounted(&r, 6);
+    assert_eq!(sb.requests().len(), 1);
+    assert_eq!(r.requests.len(), 1);
+    assert_eq!(r.failed.len(), 6);
+    for f in &r.failed {
+        assert_eq!(f.error.kind, ErrorKind::Throttled);
+        assert_eq!(f.error.retry_after, Some(Duration::from_secs(15 * 60)));
+        let sent = if f.index < 2 { 1 } else { 0 };
+        assert_eq!(f.attempts, sent, "event {}", f.index);
+        assert_eq!(f.event.event_id, Some(format!("order-{}", f.index)));
+    }
+    // An outage: the first batch's two attempts, then nothing more.
+    for kind in [FaultKind::Transient, FaultKind::Reset] {
+        sb.reset();
+        sb.push_fault(Fault::times(kind.clone(), 0));
+        let r = c.send(&dest(), &events(6));
+        assert_accounted(&r, 6);
+        assert_eq!(sb.requests().len(), 2, "{kind:?}");
+        assert_eq!(r.counts.failed, 6, "{kind:?}");
+    }
+    // A passing fault that a retry overcomes halts nothing.
+    sb.reset();
+    sb.push_fault(Fault::once(FaultKind::Transient));
+    let r = c.send(&dest(), &events(6));
+    assert_eq!((r.counts.delivered, sb.requests().len()), (6, 4));
+}
+
+#[test]
+fn only_errors_about_events_are_bisected() {
+    let sb = sandbox(|_| {});
+    let c = client(&sb, |c| c.batch_size = 4);
+    // A code Freight does not know, on every request: each batch is sent once and fails whole
+    // (bisecting it would send 2n - 1 requests per batch for nothing); the next batch is still
+    // sent, as a payload error is about its own batch.
+    sb.push_fault(Fault::times(
+        FaultKind::Raw {
+            status: 400,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: r#"{"error":{"message":"Something new","type":"OAuthException","code":12345,"fbtrace_id":"T"}}"#.into(),
+        },
+        0,
+    ));
+    let r = c.send(&dest(), &events(8));
+    assert_accounted(&r, 8);
+    assert_eq!(sb.requests().len(), 2);
+    assert_eq!(r.counts.failed, 8);
+    assert!(r
+        .failed
+        .iter()
+        .all(|f| (f.error.kind, f.error.code, f.attempts) == (ErrorKind::Payload, Some(12345), 1)));
+    // Meta's invalid-parameter error (code 100) is about the events: bisected down to single
+    // events (7 requests for a batch of 4).
+    sb.reset();
+    sb.push_fault(Fault::times(
+        FaultKind::Raw {
+            status: 400,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: r#"{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2804019,"fbtrace_id":"T"}}"#.into(),
+        },
+        0,
+    ));
+    let r = c.send(&dest(), &events(4));
+    assert_accounted(&r, 4);
+    assert_eq!(sb.requests().len(), 7);
+}
+
+#[test]
+fn the_scheme_is_read_in_any_case() {
+    let sb = sandbox(|_| {});
+    let url = sb.url().replacen("http://", "HTTP://", 1);
+    let c = client(&sb, |c| c.graph_url = url);
+    let r = c.send(&dest(), &events(2));
+    assert_eq!(
+        r.counts.delivered,
+        2,
+        "{:?}",
+        r.failed.first().map(|f| &f.error)
+    );
+}

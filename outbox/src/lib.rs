@@ -363,6 +363,9 @@ impl<S: Store> Outbox<S> {
                         Next::Retry if rows[f.index].attempts + 1 < limits.max_attempts => {
                             self.store.release(&[id], now + limits.retry_after_secs)?;
                             report.retried += 1;
+                            // The client's retries are spent: the destination's next events
+                            // wait for a later flush too.
+                            stop = true;
                         }
                         Next::Throttled => {
                             let wait = f

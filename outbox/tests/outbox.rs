@@ -265,6 +265,45 @@ fn throttling_delays_only_that_destination() {
 }
 
 #[test]
+fn an_outage_ends_the_flush_of_that_destination_only() {
+    let sb = sandbox(2);
+    let outbox = Outbox::open(temp_db("outage")).unwrap();
+    let t = now();
+    let many: Vec<Value> = (0..6).map(|i| event(i, t)).collect();
+    outbox.enqueue("shop-0", &many, t).unwrap();
+    outbox.enqueue("shop-1", &[event(9, t)], t).unwrap();
+    sb.push_fault(Fault {
+        kind: FaultKind::Transient,
+        dataset: Some("1000".into()),
+        test_event_code: None,
+        after: 0,
+        times: 0,
+    });
+    let limits = FlushLimits {
+        batch_size: 2,
+        retry_after_secs: 30,
+        ..FlushLimits::default()
+    };
+    let r = outbox
+        .flush(&client(&sb), resolver, t, limits, "w")
+        .unwrap();
+    // shop-0's first batch fails; its other four events are not sent to the failing
+    // destination in this flush (nor charged an attempt); shop-1 is delivered.
+    assert_eq!((r.delivered, r.retried, r.requests), (1, 2, 2));
+    assert_eq!(sb.requests_for("1000").len(), 1);
+    let pending = outbox.list(freight_outbox::State::Pending, 10).unwrap();
+    assert_eq!(pending.len(), 6);
+    let tried: Vec<u32> = pending.iter().map(|e| e.attempts).collect();
+    assert_eq!(tried.iter().filter(|&&a| a == 1).count(), 2, "{tried:?}");
+    assert_eq!(tried.iter().filter(|&&a| a == 0).count(), 4, "{tried:?}");
+    sb.reset();
+    let r = outbox
+        .flush(&client(&sb), resolver, t + 31, limits, "w")
+        .unwrap();
+    assert_eq!(r.delivered, 6);
+}
+
+#[test]
 fn events_expire_before_metas_window_closes() {
     let sb = sandbox(1);
     let outbox = Outbox::open(temp_db("expire")).unwrap();
