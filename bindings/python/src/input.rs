@@ -135,6 +135,11 @@ impl<'py> Walk<'py> {
         // Everything set up lazily is set up here, before anything is borrowed.
         let consent = pyo3::intern!(py, "consent").clone();
         let utf8 = as_utf8_and_size(py);
+        // All three looked up before the collector's state is read: a first import may let
+        // another thread run, which could change it in between.
+        for (which, name) in [(0, "isenabled"), (1, "disable"), (2, "enable")] {
+            GC[which].import(py, "gc", name)?;
+        }
         let enabled = gc_call(py, 0, "isenabled")?.is_truthy()?;
         if enabled {
             gc_call(py, 1, "disable")?;

@@ -16,9 +16,10 @@ use freight::prepare::{
     NotReady, Outcome, PrepareOptions, Prepared, PreparedEvent, Preparer, Rejection, Skipped,
 };
 use freight::report::Report;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use serde_json::{Map, Number, Value};
 
 /// Raises `freight.errors.<name>(*args)`.
@@ -42,10 +43,65 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// A value the strict converter refuses: where it is, the problem's slug and how to fix it
+/// (never the value itself). Raised as a `ValidationError` whose `errors()` hold it.
+struct Refused {
+    loc: String,
+    kind: &'static str,
+    msg: String,
+}
+
+/// Why the strict converter stopped: a refused value, or an exception raised by Python code
+/// it called (a `Decimal`'s `__float__`, a `datetime`'s `timestamp`).
+enum ConvError {
+    Refused(Refused),
+    Py(PyErr),
+}
+
+impl From<PyErr> for ConvError {
+    fn from(e: PyErr) -> Self {
+        ConvError::Py(e)
+    }
+}
+
+fn refused<T>(path: &str, kind: &'static str, msg: impl Into<String>) -> Result<T, ConvError> {
+    Err(ConvError::Refused(Refused {
+        loc: path.to_owned(),
+        kind,
+        msg: msg.into(),
+    }))
+}
+
+/// `freight.errors.ValidationError("<loc>: <msg>", [(kind, loc, msg)])`.
+fn invalid(py: Python<'_>, kind: &str, loc: &str, msg: &str) -> PyErr {
+    raise(
+        py,
+        "ValidationError",
+        (format!("{loc}: {msg}"), vec![(kind, loc, msg)]),
+    )
+}
+
+impl ConvError {
+    fn into_py(self, py: Python<'_>) -> PyErr {
+        match self {
+            ConvError::Refused(r) => invalid(py, r.kind, &r.loc, &r.msg),
+            ConvError::Py(e) => e,
+        }
+    }
+}
+
+/// `decimal.Decimal` and `datetime.datetime`, the two types converted by Python code.
+static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
 /// Python → JSON value. `path` names the place for error messages (never the value).
-fn to_value(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> PyResult<Value> {
+fn to_value(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> Result<Value, ConvError> {
     if depth > 64 {
-        return Err(PyValueError::new_err(format!("{path}: nested too deeply")));
+        return refused(
+            path,
+            "invalid_value",
+            "nested too deeply (64 levels at most)",
+        );
     }
     if obj.is_none() {
         return Ok(Value::Null);
@@ -63,26 +119,25 @@ fn to_value(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> PyResult
         if let Ok(u) = obj.extract::<u64>() {
             return Ok(Value::Number(u.into()));
         }
-        return Err(PyValueError::new_err(format!(
-            "{path}: integer out of range"
-        )));
+        return refused(
+            path,
+            "invalid_value",
+            "integer out of range (64 bits at most)",
+        );
     }
     if obj.is_instance_of::<PyFloat>() {
         let f = obj.extract::<f64>()?;
-        return Number::from_f64(f)
-            .map(Value::Number)
-            .ok_or_else(|| PyValueError::new_err(format!("{path}: not a finite number")));
+        return finite(f, path);
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut m = Map::with_capacity(d.len());
-        for (k, v) in d.iter() {
+        // A snapshot of the entries: converting a value may run Python code (a `Decimal`
+        // subclass's `__float__`) that changes the dict.
+        for item in d.items().iter() {
+            let (k, v) = item.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()?;
             let key = match k.cast::<PyString>() {
                 Ok(s) => utf8(s, path)?,
-                Err(_) => {
-                    return Err(PyTypeError::new_err(format!(
-                        "{path}: keys must be strings"
-                    )))
-                }
+                Err(_) => return refused(path, "invalid_type", "keys must be strings"),
             };
             let len = path.len();
             if !path.is_empty() {
@@ -101,35 +156,47 @@ fn to_value(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> PyResult
     if let Ok(t) = obj.cast::<PyTuple>() {
         return seq(t.iter(), t.len(), path, depth);
     }
-    // Decimal (money) and other numbers with __float__; aware datetimes → Unix seconds.
-    let type_name = obj.get_type().name()?.to_cow()?.into_owned();
-    if type_name == "datetime" {
+    // Money as `Decimal`; aware datetimes → Unix seconds.
+    let py = obj.py();
+    if obj.is_instance(DATETIME.import(py, "datetime", "datetime")?)? {
         if obj.getattr("tzinfo")?.is_none() {
-            return Err(PyValueError::new_err(format!(
-                "{path}: a timezone-naive datetime is ambiguous; use an aware datetime or Unix seconds"
-            )));
+            return refused(
+                path,
+                "invalid_value",
+                "a timezone-naive datetime is ambiguous; use an aware datetime or Unix seconds",
+            );
         }
         let ts = obj.call_method0("timestamp")?.extract::<f64>()?;
         return Ok(Value::Number((ts.floor() as i64).into()));
     }
-    if type_name == "Decimal" {
+    if obj.is_instance(DECIMAL.import(py, "decimal", "Decimal")?)? {
         let f = obj.call_method0("__float__")?.extract::<f64>()?;
-        return Number::from_f64(f)
-            .map(Value::Number)
-            .ok_or_else(|| PyValueError::new_err(format!("{path}: not a finite number")));
+        return finite(f, path);
     }
-    Err(PyTypeError::new_err(format!(
-        "{path}: {type_name} values cannot be sent; use str, int, float, bool, None, dict or list"
-    )))
+    let type_name = obj.get_type().name()?.to_cow()?.into_owned();
+    refused(
+        path,
+        "invalid_type",
+        format!("{type_name} values cannot be sent; use str, int, float, bool, None, dict or list"),
+    )
+}
+
+fn finite(f: f64, path: &str) -> Result<Value, ConvError> {
+    match Number::from_f64(f) {
+        Some(n) => Ok(Value::Number(n)),
+        None => refused(path, "invalid_value", "not a finite number"),
+    }
 }
 
 /// The UTF-8 text of a `str`; a lone surrogate (which UTF-8 cannot hold) is refused.
-fn utf8(s: &Bound<'_, PyString>, path: &str) -> PyResult<String> {
+fn utf8(s: &Bound<'_, PyString>, path: &str) -> Result<String, ConvError> {
     match s.to_cow() {
         Ok(text) => Ok(text.into_owned()),
-        Err(_) => Err(PyValueError::new_err(format!(
-            "{path}: a string with a lone surrogate cannot be sent (it has no UTF-8 form)"
-        ))),
+        Err(_) => refused(
+            path,
+            "invalid_value",
+            "a string with a lone surrogate cannot be sent (it has no UTF-8 form)",
+        ),
     }
 }
 
@@ -138,7 +205,7 @@ fn seq<'py>(
     len: usize,
     path: &mut String,
     depth: usize,
-) -> PyResult<Value> {
+) -> Result<Value, ConvError> {
     let mut out = Vec::with_capacity(len);
     for (i, item) in items.enumerate() {
         let l = path.len();
@@ -187,16 +254,18 @@ fn events_in(py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<Vec<Value>> 
     let mut path = String::from("events");
     match to_value(events, &mut path, 0) {
         Ok(Value::Array(a)) => Ok(a),
-        Ok(_) => Err(raise(
-            py,
-            "ValidationError",
-            ("events must be a list of event dicts",),
-        )),
-        Err(e) if e.is_instance_of::<PyTypeError>(py) || e.is_instance_of::<PyValueError>(py) => {
-            Err(raise(py, "ValidationError", (e.value(py).to_string(),)))
-        }
-        Err(e) => Err(e),
+        Ok(_) => Err(not_a_list(py)),
+        Err(e) => Err(e.into_py(py)),
     }
+}
+
+fn not_a_list(py: Python<'_>) -> PyErr {
+    invalid(
+        py,
+        "invalid_type",
+        "events",
+        "must be a list of event dicts",
+    )
 }
 
 /// What is done with each event read from Python.
@@ -218,11 +287,7 @@ fn read_events(
     let list = events.cast::<PyList>().ok();
     let tuple = events.cast::<PyTuple>().ok();
     if list.is_none() && tuple.is_none() {
-        return Err(raise(
-            py,
-            "ValidationError",
-            ("events must be a list of event dicts",),
-        ));
+        return Err(not_a_list(py));
     }
     let walk = input::Walk::new(py)?;
     let mut count = 0;
@@ -362,25 +427,33 @@ fn normalize(
     value: &Bound<'_, PyAny>,
     options_json: Option<&str>,
 ) -> PyResult<(Option<String>, Option<String>, Option<&'static str>)> {
-    let field = Field::from_key(field).ok_or_else(|| {
-        raise(
+    let Some(field) = Field::from_key(field) else {
+        return Err(invalid(
             py,
-            "ValidationError",
-            (format!(
-                "unknown field {field:?}; expected a user_data key such as em or ph"
-            ),),
-        )
-    })?;
-    let text = if let Ok(s) = value.cast::<PyString>() {
-        s.to_cow()?.into_owned()
-    } else if value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>() {
-        value.str()?.to_cow()?.into_owned()
-    } else {
-        return Err(raise(
-            py,
-            "ValidationError",
-            (format!("{field}: the value must be a str"),),
+            "unknown_field",
+            "field",
+            &format!("unknown field {field:?}; expected a user_data key such as em or ph"),
         ));
+    };
+    let loc = field.key();
+    let text = if let Ok(s) = value.cast::<PyString>() {
+        utf8(s, loc).map_err(|e| e.into_py(py))?
+    } else if value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>() {
+        // The number itself, never a subclass's own `__str__` (an IntEnum's "Level.TWO").
+        if let Ok(i) = value.extract::<i64>() {
+            i.to_string()
+        } else if let Ok(u) = value.extract::<u64>() {
+            u.to_string()
+        } else {
+            return Err(invalid(
+                py,
+                "invalid_value",
+                loc,
+                "integer out of range (64 bits at most)",
+            ));
+        }
+    } else {
+        return Err(invalid(py, "invalid_type", loc, "the value must be a str"));
     };
     let mut opts = options_from(py, options_json)?;
     if opts.now.is_none() {
@@ -393,7 +466,6 @@ fn normalize(
         }
         Ok(None) => Ok((None, None, Some("empty_value"))),
         Err(e) => {
-            let loc = field.key();
             let errors = vec![(e.kind.as_str(), loc, e.msg)];
             Err(raise(
                 py,
@@ -448,12 +520,18 @@ fn request_body<'py>(
             .map_err(|e| raise(py, "ConfigError", (format!("request fields: {e}"),)))?,
         None => RequestFields::default(),
     };
-    let n = events.len().unwrap_or(0);
+    // The length the walk will see: a list subclass's own `__len__` is not asked.
+    let n = match (events.cast::<PyList>(), events.cast::<PyTuple>()) {
+        (Ok(l), _) => l.len(),
+        (_, Ok(t)) => t.len(),
+        _ => return Err(not_a_list(py)),
+    };
     if n > freight::batch::MAX_EVENTS_PER_REQUEST {
-        return Err(raise(
+        return Err(invalid(
             py,
-            "ValidationError",
-            ("a request holds at most 1000 events; split the list",),
+            "too_many_events",
+            "events",
+            "a request holds at most 1000 events; split the list",
         ));
     }
     let now = now.unwrap_or_else(unix_now);
@@ -503,7 +581,7 @@ fn partner_agent(
     app_version: &str,
 ) -> PyResult<String> {
     freight::platform::partner_agent(partner, platform_version, app_version)
-        .map_err(|e| raise(py, "ValidationError", (e.0,)))
+        .map_err(|e| invalid(py, "invalid_partner_agent", "partner_agent", &e.0))
 }
 
 /// event_id(secret, pixel_id, event_name, key) -> str (deterministic) ; event_id_random() -> str
@@ -564,8 +642,7 @@ fn segment<'py>(
     options_json: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let mut path = String::from("call");
-    let call = to_value(call, &mut path, 0)
-        .map_err(|e| raise(py, "ValidationError", (e.value(py).to_string(),)))?;
+    let call = to_value(call, &mut path, 0).map_err(|e| e.into_py(py))?;
     let opts: freight::segment::SegmentOptions = match options_json {
         Some(o) => serde_json::from_str(o)
             .map_err(|e| raise(py, "ConfigError", (format!("segment options: {e}"),)))?,
@@ -730,7 +807,6 @@ impl NativeOutbox {
     }
 }
 
-/// The native module.
 /// _copy_strings(on) -> bool: read strings by copy, as on Python 3.9, from now on (or not);
 /// returns the previous setting. For the test suite, which runs on a later Python.
 #[pyfunction]
@@ -738,6 +814,7 @@ fn _copy_strings(on: bool) -> bool {
     input::COPY_STRINGS.swap(on, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// The native module.
 #[pymodule]
 fn _freight(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", freight::VERSION)?;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import copy
 import datetime
 import gc
 import decimal
@@ -10,6 +11,7 @@ import enum
 import hashlib
 import json
 import os
+import pickle
 import subprocess
 import threading
 import time
@@ -469,6 +471,131 @@ def test_error_classes(sandbox: Sandbox) -> None:
     assert "secret-token-py" not in str(cfg.value)
     assert c.test_connection(pixel_id="1", access_token=TOKEN).status == "ok"
     assert c.test_connection(pixel_id="1", access_token="nope").status == "invalid_token"
+    # A request Meta cannot serve (an API version it does not know) is no credential problem.
+    old = freight.Client(graph_url=sandbox.url, api_version="v2.0", max_retries=0)
+    with pytest.raises(freight.ApiError) as cfg_api:
+        old.send(events(1), pixel_id="1234567890", access_token=TOKEN).raise_for_status()
+    assert cfg_api.value.kind == "config" and not isinstance(cfg_api.value, freight.AuthError)
+    # Exceptions survive copying and pickling (multiprocessing, error reporters) whole.
+    for exc in [auth.value, api.value, cfg_api.value]:
+        for twin in [copy.copy(exc), pickle.loads(pickle.dumps(exc))]:
+            assert type(twin) is type(exc)
+            assert (twin.kind, twin.code, twin.subcode, twin.fbtrace_id, str(twin)) == (
+                exc.kind, exc.code, exc.subcode, exc.fbtrace_id, str(exc))
+    invalid = freight.ValidationError("x: y", [("invalid_type", "x", "y")])
+    assert pickle.loads(pickle.dumps(invalid)).errors() == invalid.errors()
+
+
+def test_every_validation_error_lists_its_problems() -> None:
+    """`errors()` is never empty: each ValidationError names its place and problem in data,
+    not only in its message; none shows the value."""
+    class Money(decimal.Decimal):
+        pass
+
+    def gen() -> Iterator[Dict[str, Any]]:
+        yield from events(2)
+
+    bad_set = events(2)
+    bad_set[1]["custom_data"]["tags"] = {"a"}
+    secret_value = "jane.doe.private\ud800@example.com"
+    cases: List[Any] = [
+        (lambda: freight.prepare(bad_set), "invalid_type", "events[1].custom_data.tags"),
+        (lambda: freight.prepare([{"event_time": float("nan")}]), "invalid_value",
+         "events[0].event_time"),
+        (lambda: freight.prepare({"event_name": "Lead"}), "invalid_type", "events"),
+        (lambda: freight.prepare("events"), "invalid_type", "events"),
+        (lambda: freight.prepare(42), "invalid_type", "events"),  # type: ignore[arg-type]
+        (lambda: freight.request_body(events(1001)), "too_many_events", "events"),
+        (lambda: freight.normalize("zz", "x"), "unknown_field", "field"),
+        (lambda: freight.normalize("em", 3.5), "invalid_type", "em"),  # type: ignore[arg-type]
+        (lambda: freight.normalize("em", secret_value), "invalid_value", "em"),
+        (lambda: freight.normalize("em", "nope"), "invalid_email", "em"),
+        (lambda: freight.partner_agent("a b", "1", "2"), "invalid_partner_agent",
+         "partner_agent"),
+        (lambda: freight.event_id("order-1"), "missing_secret", "secret"),
+        (lambda: freight.segment({"event": "Order Completed", "properties": {"x": {1}}}),
+         "invalid_type", "call.properties.x"),
+    ]
+    for call, kind, loc in cases:
+        with pytest.raises(freight.ValidationError) as e:
+            call()
+        assert [(p["type"], p["loc"]) for p in e.value.errors()][:1] == [(kind, loc)], str(e.value)
+        assert all(p["msg"] for p in e.value.errors())
+        assert "private" not in repr(e.value.args) + str(e.value.errors())
+    # Any iterable of events is read, not only a list.
+    now = events(1)[0]["event_time"] + 60
+    expected = freight.request_body(events(2), now=now).body
+    assert freight.request_body(gen(), now=now).body == expected
+    assert freight.request_body(collections.UserList(events(2)), now=now).body == expected
+    assert freight.prepare(iter(events(2)), now=now).events == freight.prepare(
+        events(2), now=now).events
+    # Decimal subclasses are money too; the real Decimal type decides, not the class name.
+    e = events(1)[0]
+    e["custom_data"]["value"] = Money("12.5")
+    assert freight.prepare([e]).events[0]["event"]["custom_data"]["value"] == 12.5
+
+    class Decimal:  # a look-alike by name only: refused, its methods never called
+        def __float__(self) -> float:
+            raise AssertionError("called")
+
+    e["custom_data"]["value"] = Decimal()
+    with pytest.raises(freight.ValidationError, match="Decimal values cannot be sent"):
+        freight.prepare([e])
+
+
+def test_python_code_run_by_the_strict_converter_cannot_break_it() -> None:
+    """The strict converter calls a Decimal's `__float__`; one that changes the dict being
+    read, or raises, gives an ordinary outcome or exception, never a PanicException."""
+    class Sneaky(decimal.Decimal):
+        target: Dict[str, Any] = {}
+
+        def __float__(self) -> float:
+            self.target.clear()
+            self.target.update({f"k{i}": i for i in range(50)})
+            return 12.5
+
+    class Raising(decimal.Decimal):
+        def __float__(self) -> float:
+            raise RuntimeError("from __float__")
+
+    e = events(1)[0]
+    Sneaky.target = e["custom_data"]
+    e["custom_data"]["value"] = Sneaky("1")
+    out = freight.prepare([e])
+    assert len(out.events) + len(out.rejected) == 1
+    e = events(1)[0]
+    e["custom_data"]["value"] = Raising("1")
+    with pytest.raises(RuntimeError, match="from __float__"):
+        freight.prepare([e])
+
+
+def test_the_length_checked_is_the_length_read() -> None:
+    class Short(list):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            return 0
+
+    with pytest.raises(freight.ValidationError, match="at most 1000 events"):
+        freight.request_body(Short(events(1001)))
+
+
+def test_normalize_reads_ints_as_numbers() -> None:
+    class Level(enum.IntEnum):
+        TWO = 2
+
+    assert freight.normalize("external_id", Level.TWO) == freight.normalize("external_id", 2)
+    assert freight.normalize("zp", 94025) == "94025"
+
+
+def test_client_arguments_are_checked() -> None:
+    for bad in [{"timeout": float("nan")}, {"timeout": float("inf")}, {"timeout": "1"},
+                {"timeout": True}, {"timeout": 0}, {"max_retries": 1.5}, {"max_retries": -1}]:
+        with pytest.raises(freight.ConfigError):
+            freight.Client(**bad)
+
+
+def test_module_docs() -> None:
+    assert _freight.__doc__ == "The native module."
+    assert (_freight._copy_strings.__doc__ or "").startswith("_copy_strings(on) -> bool")
 
 
 def test_threads_share_a_client(sandbox: Sandbox) -> None:

@@ -11,7 +11,8 @@ may be plain text: Freight normalizes and SHA-256-hashes it exactly as Meta requ
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+import math
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import _freight
 from .errors import (
@@ -49,9 +50,26 @@ __all__ = [
 __version__: str = _freight.__version__
 
 Event = Mapping[str, Any]
+
+
+def _event_list(events: Iterable[Event]) -> Union[List[Event], Tuple[Event, ...]]:
+    """Events as the native module reads them: a list or tuple as is, any other iterable
+    (a generator, a ``UserList``) read into a list. One event on its own (a mapping) and text
+    are refused: iterating them would give keys and characters, not events."""
+    if isinstance(events, (list, tuple)):
+        return events
+    if not isinstance(events, (Mapping, str, bytes, bytearray)):
+        try:
+            return list(events)
+        except TypeError:
+            pass
+    raise ValidationError(
+        "events: must be a list of event dicts",
+        [("invalid_type", "events", "must be a list of event dicts")],
+    )
 Problem = Dict[str, str]
 
-_AUTH_KINDS = {"invalid_token", "no_permission", "pixel_not_found", "config"}
+_AUTH_KINDS = {"invalid_token", "no_permission", "pixel_not_found"}
 
 
 def _options(
@@ -131,7 +149,7 @@ class Prepared:
 
 
 def prepare(
-    events: Sequence[Event],
+    events: Iterable[Event],
     *,
     now: Optional[int] = None,
     strict: bool = False,
@@ -144,7 +162,7 @@ def prepare(
     fixes the clock. With ``strict=True`` any rejected event raises :class:`ValidationError`."""
     prepared = Prepared(
         _freight.prepare(
-            events, _options(default_country, date_order, hash_external_id, md5_passthrough), now
+            _event_list(events), _options(default_country, date_order, hash_external_id, md5_passthrough), now
         )
     )
     if strict:
@@ -170,7 +188,8 @@ def event_id(
     if key is None:
         return _freight.event_id_random()
     if not secret:
-        raise ValidationError("a deterministic event_id needs the platform's secret")
+        msg = "a deterministic event_id needs the platform's secret"
+        raise ValidationError(f"secret: {msg}", [("missing_secret", "secret", msg)])
     return _freight.event_id_for(secret, pixel_id, event_name, key)
 
 
@@ -233,7 +252,7 @@ class RequestBody:
 
 
 def request_body(
-    events: Sequence[Event],
+    events: Iterable[Event],
     *,
     now: Optional[int] = None,
     test_event_code: Optional[str] = None,
@@ -250,7 +269,7 @@ def request_body(
     if partner_agent is not None:
         fields["partner_agent"] = partner_agent
     body, count, rejected, skipped = _freight.request_body(
-        events,
+        _event_list(events),
         _options(default_country, date_order, hash_external_id, md5_passthrough),
         now,
         json.dumps(fields) if fields else None,
@@ -309,7 +328,8 @@ class Report:
     def raise_for_status(self) -> None:
         """Raises for the first problem: :class:`ValidationError` for rejected events,
         :class:`AuthError` for token/permission/pixel errors, :class:`TransportError` when Meta
-        was not reached, :class:`ApiError` for any other error Meta returned."""
+        was not reached, :class:`ApiError` for any other error Meta returned (``kind``
+        ``"config"``: the request itself is wrong, e.g. its API version or appsecret_proof)."""
         if self.data["rejected"]:
             errors = [p for r in self.data["rejected"] for p in r["errors"]]
             raise ValidationError(f"{len(self.data['rejected'])} event(s) rejected", errors)
@@ -371,10 +391,12 @@ class Client:
         hash_external_id: Optional[bool] = None,
         retry: Optional[Mapping[str, int]] = None,
     ) -> None:
-        if timeout <= 0:
-            raise ConfigError("timeout must be positive (seconds)")
-        if max_retries < 0:
-            raise ConfigError("max_retries must be 0 or more")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise ConfigError("timeout must be a number of seconds")
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ConfigError("timeout must be a positive, finite number of seconds")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigError("max_retries must be an int, 0 or more")
         config: Dict[str, Any] = {
             "graph_url": graph_url,
             "api_version": api_version,
@@ -391,7 +413,7 @@ class Client:
 
     def send(
         self,
-        events: Sequence[Event],
+        events: Iterable[Event],
         *,
         pixel_id: str,
         access_token: str,
@@ -401,7 +423,7 @@ class Client:
         """Prepares and sends ``events`` to one pixel; blocks until every event is delivered,
         rejected, failed or skipped, and says which in the :class:`Report`."""
         return Report(
-            self._native.send(events, str(pixel_id), access_token, test_event_code, app_secret)
+            self._native.send(_event_list(events), str(pixel_id), access_token, test_event_code, app_secret)
         )
 
     def test_connection(
@@ -432,10 +454,10 @@ class Outbox:
                  date_order: Optional[str] = None) -> None:
         self._native = _freight._Outbox(str(path), _options(default_country, date_order))
 
-    def enqueue(self, key: str, events: Sequence[Event]) -> Dict[str, Any]:
+    def enqueue(self, key: str, events: Iterable[Event]) -> Dict[str, Any]:
         """Stores events for a destination key: ``{"stored", "duplicates", "rejected",
         "skipped"}``; rejected events come back at once and are never stored."""
-        return self._native.enqueue(key, events)
+        return self._native.enqueue(key, _event_list(events))
 
     def flush(self, client: Client, destinations: Mapping[str, Mapping[str, str]]) -> Dict[str, Any]:
         """Sends due events. ``destinations`` maps keys to ``{"pixel_id", "access_token",

@@ -1,6 +1,9 @@
 """Type stubs of the native module. Use the typed wrappers of ``freight`` instead."""
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+# The native functions read a list or a tuple (freight.__init__ turns other iterables into one).
+_Events = Union[List[Mapping[str, Any]], Tuple[Mapping[str, Any], ...]]
 
 __version__: str
 
@@ -8,12 +11,12 @@ def normalize(
     field: str, value: str, options_json: Optional[str] = None
 ) -> Tuple[Optional[str], Optional[str], Optional[str]]: ...
 def prepare(
-    events: Sequence[Mapping[str, Any]],
+    events: _Events,
     options_json: Optional[str] = None,
     now: Optional[int] = None,
 ) -> Dict[str, Any]: ...
 def request_body(
-    events: Sequence[Mapping[str, Any]],
+    events: _Events,
     options_json: Optional[str] = None,
     now: Optional[int] = None,
     fields_json: Optional[str] = None,
@@ -39,7 +42,7 @@ class _Client:
     def __init__(self, config_json: str) -> None: ...
     def send(
         self,
-        events: Sequence[Mapping[str, Any]],
+        events: _Events,
         pixel_id: str,
         access_token: str,
         test_event_code: Optional[str] = None,
@@ -55,7 +58,7 @@ class _Client:
 
 class _Outbox:
     def __init__(self, path: str, options_json: Optional[str] = None) -> None: ...
-    def enqueue(self, key: str, events: Sequence[Mapping[str, Any]]) -> Dict[str, Any]: ...
+    def enqueue(self, key: str, events: _Events) -> Dict[str, Any]: ...
     def flush(
         self,
         client: _Client,

@@ -64,6 +64,11 @@ class ApiError(FreightError):
             f"{self.kind} (HTTP {self.http_status}, {detail})" + (f": {message}" if message else "")
         )
 
+    def __reduce__(self) -> Tuple[Any, Tuple[Dict[str, Any]]]:
+        # Copied and pickled (multiprocessing, error reporters) from the error itself, which
+        # is what the constructor takes; the message is derived from it.
+        return (type(self), (self.error,))
+
 
 class AuthError(ApiError):
     """The token is invalid or expired, lacks permission, or cannot see the pixel."""
