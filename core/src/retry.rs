@@ -2,7 +2,8 @@
 //!
 //! Transient failures back off exponentially with full jitter (AWS's "full jitter": a uniform
 //! wait between zero and the exponential cap); throttling waits longer, and at least what
-//! Meta asks for (`Retry-After`, `estimated_time_to_regain_access`). Attempts and total time
+//! Meta asks for (`Retry-After`, `estimated_time_to_regain_access`), plus up to a tenth more
+//! at random. Attempts and total time
 //! are capped. The caller supplies the randomness, so every decision is reproducible.
 
 use crate::response::ErrorKind;
@@ -100,7 +101,11 @@ impl RetryPolicy {
                 .saturating_mul(1 << exp)
                 .min(self.max_throttle_delay_ms);
             let cool = Duration::from_millis(cool);
-            asked.map_or(cool, |a| a.max(cool))
+            let wait = asked.map_or(cool, |a| a.max(cool));
+            // Up to a tenth more, at random: senders throttled together (one app's many
+            // destinations, threads) do not all come back at the same instant.
+            let spread = u64::try_from(wait.as_millis() / 10).unwrap_or(u64::MAX);
+            wait.saturating_add(Duration::from_millis(random % spread.saturating_add(1)))
         } else {
             let cap = self
                 .base_delay_ms
@@ -138,11 +143,22 @@ mod tests {
                 assert!(d <= Duration::from_millis(cap), "{d:?} > {cap}");
             }
         }
-        // Throttling waits at least the cool-down, and at least what Meta asked.
+        // Throttling waits at least the cool-down, and at least what Meta asked, plus up to a
+        // tenth more at random.
         let d = p.next_delay(ErrorKind::Throttled, 1, z, None, 0).unwrap();
         assert_eq!(d, Duration::from_secs(30));
         let d = p.next_delay(ErrorKind::Throttled, 1, z, Some(Duration::from_secs(90)), 0);
         assert_eq!(d, Some(Duration::from_secs(90)));
+        let waits: std::collections::BTreeSet<Duration> = [1, 2, 999, 3000, 12345, u64::MAX]
+            .into_iter()
+            .map(|r| p.next_delay(ErrorKind::Throttled, 1, z, None, r).unwrap())
+            .collect();
+        assert!(waits.len() > 4, "{waits:?}");
+        for w in &waits {
+            assert!(*w > Duration::from_secs(30) && *w <= Duration::from_secs(33), "{w:?}");
+        }
+        let d = p.next_delay(ErrorKind::Throttled, 1, z, Some(Duration::from_secs(90)), 9_000);
+        assert_eq!(d, Some(Duration::from_secs(99)));
         // Total time cap.
         let late = Duration::from_millis(p.max_elapsed_ms);
         assert_eq!(p.next_delay(ErrorKind::Throttled, 1, late, None, 0), None);
