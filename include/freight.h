@@ -17,6 +17,11 @@
 #include <stdint.h>
 
 /*
+ The version of the library this header comes with: freight_version() returns the same.
+ */
+#define FREIGHT_VERSION "0.1.0"
+
+/*
  The version of the ABI: bumped on any incompatible change of a signature or a code.
  */
 #define FREIGHT_ABI_VERSION 1
@@ -179,7 +184,8 @@ enum freight_result freight_partner_agent(const char *partner, size_t partner_le
 /*
  An `event_id` shared by the browser pixel and the server. With `key` NULL: a random UUIDv4.
  With a key (an order id…): the deterministic id of (secret, pixel_id, event_name, key), the
- same every time, so the page and the server compute it independently.
+ same every time, so the page and the server compute it independently. With a key, a NULL
+ `secret` is FREIGHT_RESULT_NULL_ARGUMENT and an empty one FREIGHT_RESULT_INVALID_ARGUMENT.
 
  # Safety
  As freight_normalize; `secret` may hold any bytes (it is not text).

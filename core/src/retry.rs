@@ -155,9 +155,18 @@ mod tests {
             .collect();
         assert!(waits.len() > 4, "{waits:?}");
         for w in &waits {
-            assert!(*w > Duration::from_secs(30) && *w <= Duration::from_secs(33), "{w:?}");
+            assert!(
+                *w > Duration::from_secs(30) && *w <= Duration::from_secs(33),
+                "{w:?}"
+            );
         }
-        let d = p.next_delay(ErrorKind::Throttled, 1, z, Some(Duration::from_secs(90)), 9_000);
+        let d = p.next_delay(
+            ErrorKind::Throttled,
+            1,
+            z,
+            Some(Duration::from_secs(90)),
+            9_000,
+        );
         assert_eq!(d, Some(Duration::from_secs(99)));
         // Total time cap.
         let late = Duration::from_millis(p.max_elapsed_ms);

@@ -195,6 +195,14 @@ fn parse_json(text: &str, name: &str) -> Result<Value, Error> {
     })
 }
 
+/// A JSON object (options, a configuration): an array would fill the settings by position.
+fn parse_object(text: &str, name: &str, code: freight_result) -> Result<Value, Error> {
+    match parse_json(text, name)? {
+        v @ Value::Object(_) => Ok(v),
+        _ => Err(fail(code, format!("{name} must be a JSON object"))),
+    }
+}
+
 /// Hands a new handle to the caller through `out`.
 ///
 /// # Safety
@@ -221,8 +229,12 @@ unsafe fn handle_free<T>(ptr: *mut T) {
 /// Optional JSON options (NULL: the defaults).
 fn options_from<T: serde::de::DeserializeOwned + Default>(text: Option<&str>) -> Result<T, Error> {
     match text {
-        Some(o) => serde_json::from_value(parse_json(o, "options_json")?)
-            .map_err(|e| fail(freight_result::InvalidJson, format!("options_json: {e}"))),
+        Some(o) => serde_json::from_value(parse_object(
+            o,
+            "options_json",
+            freight_result::InvalidJson,
+        )?)
+        .map_err(|e| fail(freight_result::InvalidJson, format!("options_json: {e}"))),
         None => Ok(T::default()),
     }
 }
@@ -524,7 +536,8 @@ pub unsafe extern "C" fn freight_partner_agent(
 
 /// An `event_id` shared by the browser pixel and the server. With `key` NULL: a random UUIDv4.
 /// With a key (an order id…): the deterministic id of (secret, pixel_id, event_name, key), the
-/// same every time, so the page and the server compute it independently.
+/// same every time, so the page and the server compute it independently. With a key, a NULL
+/// `secret` is FREIGHT_RESULT_NULL_ARGUMENT and an empty one FREIGHT_RESULT_INVALID_ARGUMENT.
 ///
 /// # Safety
 /// As freight_normalize; `secret` may hold any bytes (it is not text).
@@ -547,19 +560,24 @@ pub unsafe extern "C" fn freight_event_id(
             freight_core::platform::new_event_id()
                 .map_err(|e| fail(freight_result::InvalidArgument, e.0))?
         } else {
-            if secret.is_null() || secret_len == 0 {
+            if secret.is_null() {
                 return Err(fail(
                     freight_result::NullArgument,
-                    "a deterministic event id needs the platform's secret",
+                    "a deterministic event id needs the platform's secret (secret is NULL)",
                 ));
             }
-            // SAFETY: the caller's contract on each (pointer, length) pair.
+            if secret_len == 0 || secret_len > isize::MAX as usize {
+                return Err(fail(
+                    freight_result::InvalidArgument,
+                    "secret: a deterministic event id needs the platform's secret, \
+                     1 to isize::MAX bytes",
+                ));
+            }
+            // SAFETY: the caller's contract on each (pointer, length) pair; `secret` is
+            // non-NULL with a length a slice can have (checked above).
             let (secret, pixel, name, key) = unsafe {
                 (
-                    std::slice::from_raw_parts(
-                        secret.cast::<u8>(),
-                        secret_len.min(isize::MAX as usize),
-                    ),
+                    std::slice::from_raw_parts(secret.cast::<u8>(), secret_len),
                     required(pixel_id, pixel_id_len, "pixel_id")?,
                     required(event_name, event_name_len, "event_name")?,
                     required(key, key_len, "key")?,
@@ -651,8 +669,12 @@ pub unsafe extern "C" fn freight_client_new(
         // SAFETY: the caller's contract.
         let config = unsafe { str_in(config_json, config_len, "config_json", true)? };
         let config: ClientConfig = match config {
-            Some(c) => serde_json::from_value(parse_json(c, "config_json")?)
-                .map_err(|e| fail(freight_result::InvalidConfig, format!("config_json: {e}")))?,
+            Some(c) => serde_json::from_value(parse_object(
+                c,
+                "config_json",
+                freight_result::InvalidConfig,
+            )?)
+            .map_err(|e| fail(freight_result::InvalidConfig, format!("config_json: {e}")))?,
             None => ClientConfig::default(),
         };
         let inner =

@@ -50,7 +50,13 @@ fn normalize_call(field: &[u8], value: &[u8]) -> (freight_result, Option<String>
 #[test]
 fn header_is_fresh() {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    let mut config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).unwrap();
+    // The crate's version, so that a version bump without a regenerated header fails here.
+    config.after_includes = Some(format!(
+        "\n/*\n The version of the library this header comes with: freight_version() returns the \
+         same.\n */\n#define FREIGHT_VERSION \"{version}\""
+    ));
     let mut generated = Vec::new();
     cbindgen::Builder::new()
         .with_crate(&dir)
@@ -76,7 +82,7 @@ fn header_is_fresh() {
         !text.contains("extern \"C\""),
         "PHP cannot parse extern \"C\" blocks"
     );
-    let version = env!("CARGO_PKG_VERSION");
+    assert!(text.contains(&format!("#define FREIGHT_VERSION \"{version}\"\n")));
     // SAFETY: a static NUL-terminated string.
     let lib = unsafe { CStr::from_ptr(freight_version()) }
         .to_str()
@@ -244,5 +250,72 @@ fn random_input_never_crashes() {
         } else {
             assert!(out.is_null());
         }
+    }
+}
+
+#[test]
+fn event_id_secret_and_json_shapes_are_checked() {
+    let event_id = |secret: *const c_char, secret_len: usize| {
+        let mut out: *mut c_char = ptr::null_mut();
+        // SAFETY: valid (pointer, length) pairs but the secret under test, which the function
+        // must refuse before reading; a writable out-parameter.
+        let r = unsafe {
+            freight_event_id(
+                secret,
+                secret_len,
+                c"1".as_ptr(),
+                1,
+                c"Purchase".as_ptr(),
+                8,
+                c"order-1".as_ptr(),
+                7,
+                &mut out,
+            )
+        };
+        let id = (r == freight_result::Ok).then(|| take(out));
+        (r, id)
+    };
+    let s = c"platform-secret";
+    let (r, id) = event_id(s.as_ptr(), 15);
+    assert_eq!(r, freight_result::Ok);
+    assert_eq!(id.unwrap().len(), 36);
+    assert_eq!(event_id(ptr::null(), 15).0, freight_result::NullArgument);
+    assert_eq!(event_id(s.as_ptr(), 0).0, freight_result::InvalidArgument);
+    // A length no object can have is refused, never read.
+    assert_eq!(
+        event_id(s.as_ptr(), usize::MAX).0,
+        freight_result::InvalidArgument
+    );
+    let e = last_error();
+    assert!(
+        e.contains("secret") && !e.contains("platform-secret"),
+        "{e}"
+    );
+
+    // Options and configurations are objects: an array would fill settings by position.
+    let mut out: *mut c_char = ptr::null_mut();
+    for options in [&b"[\"gb\"]"[..], b"[]", b"\"gb\""] {
+        // SAFETY: valid slices and a writable out-parameter.
+        let r = unsafe {
+            freight_normalize(
+                c"ph".as_ptr(),
+                2,
+                c"07700 900123".as_ptr(),
+                12,
+                options.as_ptr().cast(),
+                options.len(),
+                &mut out,
+            )
+        };
+        assert_eq!(r, freight_result::InvalidJson);
+        assert!(out.is_null());
+        assert!(last_error().contains("must be a JSON object"));
+    }
+    for config in [&b"[\"http://127.0.0.1:9\"]"[..], b"[]", b"1"] {
+        let mut client: *mut freight_client = ptr::null_mut();
+        // SAFETY: a valid slice and a writable out-parameter.
+        let r = unsafe { freight_client_new(config.as_ptr().cast(), config.len(), &mut client) };
+        assert_eq!(r, freight_result::InvalidConfig);
+        assert!(client.is_null());
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::{OutboxError, Row, State, Stats, Store, StoredEvent};
 use freight::model::ServerEvent;
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -48,6 +48,19 @@ impl SqliteStore {
     /// Opens or creates the file (mode 0600 on Unix), in WAL mode with a busy timeout.
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<SqliteStore, OutboxError> {
         let path = path.as_ref();
+        // Names SQLite gives a meaning of its own: a database in memory or a temporary one,
+        // which would keep nothing. (URIs are not read: `file:x.db` is a file of that name.)
+        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+            return Err(OutboxError(
+                "the outbox needs a file path (not empty, not :memory:): it must survive a \
+                 restart"
+                    .into(),
+            ));
+        }
+        // An absolute path: SQLite reads a name that starts with `file:` as a URI (its bundled
+        // build enables URIs whatever the open flags), which could name another database.
+        let path = &std::path::absolute(path)
+            .map_err(|e| OutboxError(format!("cannot resolve {}: {e}", path.display())))?;
         if !path.exists() {
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create_new(true);
@@ -67,7 +80,14 @@ impl SqliteStore {
                 }
             }
         }
-        let conn = Connection::open(path)?;
+        // Without SQLITE_OPEN_URI (which `Connection::open` sets) too: the file created
+        // above, owner-only, is the one opened.
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
