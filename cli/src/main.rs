@@ -8,6 +8,7 @@ mod outbox;
 mod send;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use freight::input::Input;
 use freight::normalize::{normalize, DateOrder, Field, NormalizeOptions};
 use freight::prepare::{PrepareOptions, Preparer};
 use freight::validate::Problem;
@@ -333,7 +334,7 @@ fn normalize_line(line: &str, base: &NormalizeOptions) -> Result<Value, String> 
     let field = field_of(req["field"].as_str().ok_or("\"field\" must be a string")?)?;
     let value = match &req["value"] {
         Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
+        v @ Value::Number(_) => v.view().number_text().unwrap_or_default(),
         Value::Null => return Ok(json!({"normalized": null, "hash": null})),
         _ => return Err("\"value\" must be a string".into()),
     };

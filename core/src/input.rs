@@ -42,11 +42,17 @@ impl<I: Input> View<'_, I> {
         }
     }
 
-    /// The number in serde_json's decimal form (`42`, `94025.5`); `None` for other values.
-    pub(crate) fn number_text(&self) -> Option<String> {
+    /// The text of a number given for a text field (a phone number, a postal code, an id):
+    /// an integer, or a float holding a whole number (a spreadsheet's `16505550142.0`, PHP's
+    /// floats), in digits (`16505550142`); other floats in serde_json's decimal form
+    /// (`94025.5`). `None` for other values.
+    pub fn number_text(&self) -> Option<String> {
+        /// 2^53: every whole float below it is exactly an integer.
+        const EXACT: f64 = 9_007_199_254_740_992.0;
         match self {
             View::Int(i) => Some(i.to_string()),
             View::UInt(u) => Some(u.to_string()),
+            View::Float(f) if f.fract() == 0.0 && f.abs() < EXACT => Some((*f as i64).to_string()),
             View::Float(f) => Number::from_f64(*f).map(|n| n.to_string()),
             _ => None,
         }
@@ -181,14 +187,23 @@ mod tests {
     }
 
     #[test]
-    fn number_text_is_serde_json_text() {
+    fn number_text_is_digits_for_whole_numbers() {
         for n in [
             json!(42),
             json!(-7),
             json!(18446744073709551615u64),
             json!(94025.5),
+            json!(1e300),
         ] {
             assert_eq!((&n).view().number_text().unwrap(), n.to_string());
+        }
+        for (n, text) in [
+            (json!(16505550142.0), "16505550142"),
+            (json!(1e5), "100000"),
+            (json!(-0.0), "0"),
+            (json!(9007199254740991.0), "9007199254740991"),
+        ] {
+            assert_eq!((&n).view().number_text().unwrap(), text);
         }
         assert_eq!((&json!("42")).view().number_text(), None);
         assert_eq!((&json!({})).view().type_name(), "an object");

@@ -46,6 +46,28 @@ final class Client
     }
 
     /**
+     * A copy would share the native handle and free it a second time: not allowed. Share
+     * the object itself (it is safe to use from one request to the next).
+     */
+    public function __clone()
+    {
+        $this->handle = null; // the failed copy must not free the original's handle
+        throw new FreightException('a Client cannot be cloned; share the object itself');
+    }
+
+    /** @return array<mixed> never: it throws */
+    public function __serialize(): array
+    {
+        throw new FreightException('a Client cannot be serialized: it holds a native handle');
+    }
+
+    /** @param array<mixed> $data */
+    public function __unserialize(array $data): void
+    {
+        throw new FreightException('a Client cannot be unserialized: it holds a native handle');
+    }
+
+    /**
      * Prepares and sends events to one pixel. Returns the report (an array): every event is
      * in exactly one of 'delivered', 'rejected' (local problems), 'failed' (with 'error' and
      * the wire 'event' to store and resend later) or 'skipped'; 'counts' sums them up.
@@ -58,22 +80,23 @@ final class Client
     public function send(
         array $events,
         string $pixelId,
-        string $accessToken,
+        #[\SensitiveParameter] string $accessToken,
         ?string $testEventCode = null,
-        ?string $appSecret = null
+        #[\SensitiveParameter] ?string $appSecret = null
     ): array {
         $ffi = Library::ffi();
         $dest = self::destination($pixelId, $accessToken, $testEventCode, $appSecret);
-        $eventsJson = Library::json(array_values($events));
-        $json = Library::callForString(fn ($out) => $ffi->freight_client_send(
+        $eventsJson = Library::json(Library::events($events));
+        $out = Library::out();
+        $status = $ffi->freight_client_send(
             $this->handle,
             $dest,
             strlen($dest),
             $eventsJson,
             strlen($eventsJson),
-            $out
-        ));
-        return Library::decode($json);
+            FFI::addr($out)
+        );
+        return Library::decode(Library::take($status, $out));
     }
 
     /**
@@ -84,19 +107,15 @@ final class Client
      */
     public function testConnection(
         string $pixelId,
-        string $accessToken,
+        #[\SensitiveParameter] string $accessToken,
         ?string $testEventCode = null,
-        ?string $appSecret = null
+        #[\SensitiveParameter] ?string $appSecret = null
     ): array {
         $ffi = Library::ffi();
         $dest = self::destination($pixelId, $accessToken, $testEventCode, $appSecret);
-        $json = Library::callForString(fn ($out) => $ffi->freight_client_test_connection(
-            $this->handle,
-            $dest,
-            strlen($dest),
-            $out
-        ));
-        return Library::decode($json);
+        $out = Library::out();
+        $status = $ffi->freight_client_test_connection($this->handle, $dest, strlen($dest), FFI::addr($out));
+        return Library::decode(Library::take($status, $out));
     }
 
     /**
@@ -119,7 +138,12 @@ final class Client
         throw new ApiException($error);
     }
 
-    private static function destination(string $pixelId, string $token, ?string $code, ?string $secret): string
+    private static function destination(
+        string $pixelId,
+        #[\SensitiveParameter] string $token,
+        ?string $code,
+        #[\SensitiveParameter] ?string $secret
+    ): string
     {
         $dest = ['pixel_id' => $pixelId, 'access_token' => $token];
         if ($code !== null) {

@@ -4,6 +4,8 @@ declare(strict_types=1);
 
 namespace Freight;
 
+use FFI;
+
 /**
  * Freight's stateless operations: normalize and hash customer information, prepare events.
  *
@@ -67,7 +69,7 @@ final class Freight
     public static function prepare(array $events, array $options = [], ?int $now = null): array
     {
         $ffi = Library::ffi();
-        $eventsJson = Library::json(array_values($events));
+        $eventsJson = Library::json(Library::events($events));
         $opts = $options === [] ? null : Library::json((object) $options);
         $json = Library::callForString(fn ($out) => $ffi->freight_prepare(
             $eventsJson,
@@ -128,13 +130,19 @@ final class Freight
      * An event_id for the browser pixel and the server: random without $key; with a key (an
      * order id) and the platform's secret, the same id every time.
      */
-    public static function eventId(?string $key = null, string $secret = '', string $pixelId = '', string $eventName = ''): string
+    public static function eventId(
+        ?string $key = null,
+        #[\SensitiveParameter] string $secret = '',
+        string $pixelId = '',
+        string $eventName = ''
+    ): string
     {
         $ffi = Library::ffi();
         if ($key === null) {
             return Library::callForString(fn ($o) => $ffi->freight_event_id(null, 0, null, 0, null, 0, null, 0, $o));
         }
-        return Library::callForString(fn ($o) => $ffi->freight_event_id(
+        $out = Library::out();
+        $status = $ffi->freight_event_id(
             $secret,
             strlen($secret),
             $pixelId,
@@ -143,8 +151,9 @@ final class Freight
             strlen($eventName),
             $key,
             strlen($key),
-            $o
-        ));
+            FFI::addr($out)
+        );
+        return Library::take($status, $out);
     }
 
     /**

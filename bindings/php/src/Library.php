@@ -28,8 +28,7 @@ final class Library
             }
             // Preloaded by opcache.preload with FFI::load() and FFI_SCOPE "freight" (php-fpm).
             try {
-                self::$ffi = FFI::scope('freight');
-                return self::$ffi;
+                return self::$ffi = self::checked(FFI::scope('freight'));
             } catch (\FFI\Exception $e) {
                 // Not preloaded: load it here.
             }
@@ -41,16 +40,46 @@ final class Library
                 throw new FreightException("cannot read the header $header; set FREIGHT_HEADER");
             }
             try {
-                self::$ffi = FFI::cdef($code, $library);
+                $ffi = FFI::cdef($code, $library);
             } catch (\FFI\Exception $e) {
                 throw new FreightException("cannot load libfreight from $library: " . $e->getMessage(), '', $e);
             }
-            $abi = self::$ffi->freight_abi_version();
-            if ($abi !== 1) {
-                throw new FreightException("libfreight ABI $abi is not the ABI 1 this package speaks");
-            }
+            self::$ffi = self::checked($ffi);
         }
         return self::$ffi;
+    }
+
+    /** The library, once it says it speaks this package's ABI (else no call may use it). */
+    private static function checked(FFI $ffi): FFI
+    {
+        $abi = $ffi->freight_abi_version();
+        if ($abi !== 1) {
+            throw new FreightException("libfreight ABI $abi is not the ABI 1 this package speaks");
+        }
+        return $ffi;
+    }
+
+    /**
+     * The events as a JSON list. A keyed array of events is read in order; one event on its
+     * own (an array with scalar values, such as 'event_name') is refused rather than read as
+     * one event per field.
+     *
+     * @param array<mixed> $events
+     * @return list<mixed>
+     */
+    public static function events(array $events): array
+    {
+        if (!array_is_list($events)) {
+            foreach ($events as $event) {
+                if (!is_array($event)) {
+                    throw new ValidationException(
+                        'invalid_type: events must be a list of events; wrap a single event in [ ]',
+                        'FREIGHT_RESULT_INVALID_ARGUMENT'
+                    );
+                }
+            }
+        }
+        return array_values($events);
     }
 
     private static function findLibrary(string $root): string
@@ -107,14 +136,28 @@ final class Library
      */
     public static function callForString(callable $call): string
     {
-        $ffi = self::ffi();
-        $out = $ffi->new('char*');
+        $out = self::out();
+        return self::take($call(FFI::addr($out)), $out);
+    }
+
+    /**
+     * A `char *` out-parameter, for a call whose arguments hold a secret: such a call is made
+     * in place, not in a closure, whose captured variables a stack trace would show.
+     */
+    public static function out(): FFI\CData
+    {
+        return self::ffi()->new('char*');
+    }
+
+    /** Checks a call's status and returns the string it wrote to $out, freeing it. */
+    public static function take(int $result, FFI\CData $out): string
+    {
         try {
-            self::check($call(FFI::addr($out)));
+            self::check($result);
             return FFI::string($out);
         } finally {
             if (!FFI::isNull($out)) {
-                $ffi->freight_string_free($out);
+                self::ffi()->freight_string_free($out);
             }
         }
     }
@@ -128,7 +171,7 @@ final class Library
                 JSON_THROW_ON_ERROR | JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_PRESERVE_ZERO_FRACTION
             );
         } catch (\JsonException $e) {
-            throw new ValidationException('cannot encode as JSON: ' . $e->getMessage(), '', $e);
+            throw new ValidationException('cannot encode as JSON: ' . $e->getMessage(), 'FREIGHT_RESULT_INVALID_JSON', $e);
         }
     }
 

@@ -34,6 +34,28 @@ final class Outbox
     }
 
     /**
+     * A copy would share the native handle and free it a second time: not allowed. Share
+     * the object itself (it is safe to use from one request to the next).
+     */
+    public function __clone()
+    {
+        $this->handle = null; // the failed copy must not free the original's handle
+        throw new FreightException('a Outbox cannot be cloned; share the object itself');
+    }
+
+    /** @return array<mixed> never: it throws */
+    public function __serialize(): array
+    {
+        throw new FreightException('a Outbox cannot be serialized: it holds a native handle');
+    }
+
+    /** @param array<mixed> $data */
+    public function __unserialize(array $data): void
+    {
+        throw new FreightException('a Outbox cannot be unserialized: it holds a native handle');
+    }
+
+    /**
      * Stores events for a destination key: ['stored' => n, 'duplicates' => n, 'rejected' => […],
      * 'skipped' => […]]. Rejected events come back at once and are never stored.
      *
@@ -43,7 +65,7 @@ final class Outbox
     public function enqueue(string $key, array $events): array
     {
         $ffi = Library::ffi();
-        $json = Library::json(array_values($events));
+        $json = Library::json(Library::events($events));
         return Library::decode(Library::callForString(fn ($o) => $ffi->freight_outbox_enqueue(
             $this->handle,
             $key,
@@ -62,17 +84,13 @@ final class Outbox
      * @param array<string, array<string, string>> $destinations
      * @return array<string, mixed>
      */
-    public function flush(Client $client, array $destinations): array
+    public function flush(Client $client, #[\SensitiveParameter] array $destinations): array
     {
         $ffi = Library::ffi();
         $json = Library::json((object) $destinations);
-        return Library::decode(Library::callForString(fn ($o) => $ffi->freight_outbox_flush(
-            $this->handle,
-            $client->handle(),
-            $json,
-            strlen($json),
-            $o
-        )));
+        $out = Library::out();
+        $status = $ffi->freight_outbox_flush($this->handle, $client->handle(), $json, strlen($json), FFI::addr($out));
+        return Library::decode(Library::take($status, $out));
     }
 
     /** @return array<string, mixed> ['pending', 'delivered', 'failed', 'expired', 'paused'] */

@@ -122,6 +122,68 @@ final class ClientTest extends TestCase
         }
     }
 
+    public function testSecretsStayOutOfStackTraces(): void
+    {
+        $previous = ini_set('zend.exception_ignore_args', '0');
+        try {
+            foreach ([
+                fn () => $this->client()->send(self::events(1), 'not-a-pixel', 'EAAB-trace-token', null, 'trace-app-secret'),
+                fn () => $this->client()->testConnection('not-a-pixel', 'EAAB-trace-token'),
+                fn () => \Freight\Freight::eventId('order-1', 'trace-app-secret', "\xff", 'Purchase'),
+            ] as $call) {
+                try {
+                    $call();
+                    $this->fail('no exception');
+                } catch (FreightException $e) {
+                    $trace = print_r($e->getTrace(), true) . $e->getTraceAsString() . $e;
+                    $this->assertStringContainsString('SensitiveParameterValue', $trace);
+                    $this->assertStringNotContainsString('EAAB-trace-token', $trace);
+                    $this->assertStringNotContainsString('trace-app-secret', $trace);
+                }
+            }
+        } finally {
+            ini_set('zend.exception_ignore_args', (string) $previous);
+        }
+    }
+
+    public function testACopyCannotFreeTheHandleTwice(): void
+    {
+        $client = $this->client();
+        try {
+            $copy = clone $client;
+            $this->fail('cloned');
+        } catch (FreightException $e) {
+            $this->assertStringContainsString('cannot be cloned', $e->getMessage());
+        }
+        try {
+            serialize($client);
+            $this->fail('serialized');
+        } catch (FreightException $e) {
+            $this->assertStringContainsString('cannot be serialized', $e->getMessage());
+        }
+        // The original still works, and is freed once when it goes.
+        $report = $client->send(self::events(1, 'clone'), '1234567890', self::TOKEN);
+        $this->assertSame(1, $report['counts']['delivered']);
+        unset($client);
+        gc_collect_cycles();
+    }
+
+    public function testOneEventMustBeInAList(): void
+    {
+        $event = self::events(1)[0];
+        try {
+            $this->client()->send($event, '1234567890', self::TOKEN);
+            $this->fail('no exception');
+        } catch (\Freight\ValidationException $e) {
+            $this->assertSame('invalid_type', $e->getType());
+            $this->assertSame('FREIGHT_RESULT_INVALID_ARGUMENT', $e->getResult());
+        }
+        // A collection keyed by order id is read in order.
+        $keyed = ['a-1' => self::events(2, 'keyed')[0], 'b-2' => self::events(2, 'keyed')[1]];
+        $report = $this->client()->send($keyed, '1234567890', self::TOKEN);
+        $this->assertSame(2, $report['counts']['delivered']);
+    }
+
     public function testManyClientsAreFreed(): void
     {
         for ($i = 0; $i < 50; $i++) {
