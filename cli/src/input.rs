@@ -12,22 +12,89 @@ pub struct Item {
     pub event: Result<Value, String>,
 }
 
+/// The longest line read, in bytes. An event is a few kilobytes (one with 1000 `contents`
+/// items about 100 KB): a longer line is refused without being held in memory, so a stream
+/// without newlines cannot exhaust it.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// One line of a stream, without its newline.
+pub enum Line {
+    /// The line's bytes.
+    Bytes(Vec<u8>),
+    /// A line longer than the limit, read past and dropped.
+    TooLong,
+}
+
+/// The next line of `reader`, at most `max` bytes held; `None` at the end.
+pub fn read_line(reader: &mut impl BufRead, max: usize) -> std::io::Result<Option<Line>> {
+    let mut line = Vec::new();
+    let (mut too_long, mut any) = (false, false);
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(match (any, too_long) {
+                (false, _) => None,
+                (true, true) => Some(Line::TooLong),
+                (true, false) => Some(Line::Bytes(line)),
+            });
+        }
+        any = true;
+        let newline = chunk.iter().position(|&b| b == b'\n');
+        let part = &chunk[..newline.unwrap_or(chunk.len())];
+        if !too_long {
+            if line.len() + part.len() > max {
+                too_long = true;
+                line = Vec::new();
+            } else {
+                line.extend_from_slice(part);
+            }
+        }
+        let used = newline.map_or(chunk.len(), |i| i + 1);
+        reader.consume(used);
+        if newline.is_some() {
+            return Ok(Some(if too_long {
+                Line::TooLong
+            } else {
+                Line::Bytes(line)
+            }));
+        }
+    }
+}
+
 /// An iterator over the events of a JSON Lines stream; blank lines are skipped.
-pub fn jsonl(reader: impl BufRead) -> impl Iterator<Item = Item> {
+pub fn jsonl(mut reader: impl BufRead) -> impl Iterator<Item = Item> {
     let mut line_no = 0usize;
-    let mut lines = reader.split(b'\n');
+    let mut broken = false;
     std::iter::from_fn(move || loop {
-        let raw = match lines.next()? {
-            Ok(raw) => raw,
+        if broken {
+            return None; // the stream failed: its error was the last item
+        }
+        let next = read_line(&mut reader, MAX_LINE_BYTES);
+        line_no += 1;
+        let raw = match next {
+            Ok(None) => return None,
+            Ok(Some(Line::Bytes(raw))) => raw,
+            Ok(Some(Line::TooLong)) => {
+                return Some(Item {
+                    line: line_no,
+                    event: Err(format!(
+                        "line {line_no} is longer than {} bytes: not read",
+                        MAX_LINE_BYTES
+                    )),
+                })
+            }
             Err(e) => {
-                line_no += 1;
+                broken = true;
                 return Some(Item {
                     line: line_no,
                     event: Err(format!("cannot read line {line_no}: {e}")),
                 });
             }
         };
-        line_no += 1;
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -205,5 +272,44 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert_eq!(items[1].line, 3);
         assert!(items[1].event.as_ref().unwrap_err().contains("line 3"));
+    }
+
+    fn lines(input: &[u8], max: usize, buffer: usize) -> Vec<Option<Vec<u8>>> {
+        let mut r = std::io::BufReader::with_capacity(buffer, input);
+        let mut out = Vec::new();
+        while let Some(line) = read_line(&mut r, max).unwrap() {
+            out.push(match line {
+                Line::Bytes(b) => Some(b),
+                Line::TooLong => None,
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn lines_are_bounded_and_the_stream_goes_on() {
+        for buffer in [1, 3, 64] {
+            assert_eq!(
+                lines(b"ab\n\nabcdef\nxyz", 4, buffer),
+                vec![
+                    Some(b"ab".to_vec()),
+                    Some(vec![]),
+                    None,
+                    Some(b"xyz".to_vec())
+                ],
+                "buffer {buffer}"
+            );
+            assert_eq!(lines(b"abcd\n", 4, buffer), vec![Some(b"abcd".to_vec())]);
+            assert_eq!(lines(b"abcde", 4, buffer), vec![None]);
+            assert_eq!(lines(b"", 4, buffer), Vec::<Option<Vec<u8>>>::new());
+        }
+        let items: Vec<Item> = jsonl(&b"{\"a\":1}\n\xff\n"[..]).collect();
+        assert_eq!(items.len(), 2);
+        assert!(items[0].event.is_ok());
+        assert!(items[1]
+            .event
+            .as_ref()
+            .unwrap_err()
+            .starts_with("line 2 is not valid JSON"));
     }
 }

@@ -13,7 +13,7 @@ use freight::normalize::{normalize, DateOrder, Field, NormalizeOptions};
 use freight::prepare::{PrepareOptions, Preparer};
 use freight::validate::Problem;
 use serde_json::{json, Value};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -107,7 +107,7 @@ pub struct SourceArgs {
     /// What each input line is.
     #[arg(long = "from", value_enum, default_value_t = InputKind::Capi)]
     from: InputKind,
-    /// JSON settings of the Segment mapping: event_map, category_map, value_field,
+    /// A file of JSON settings for the Segment mapping: event_map, category_map, value_field,
     /// external_id_field, action_source, default_currency.
     #[arg(long)]
     segment_config: Option<String>,
@@ -312,16 +312,28 @@ fn run_normalize(args: NormalizeArgs) -> Result<ExitCode, Fatal> {
 }
 
 fn normalize_jsonl(base: &NormalizeOptions) -> Result<ExitCode, Fatal> {
-    let stdin = io::stdin().lock();
+    let mut stdin = io::stdin().lock();
     let mut out = BufWriter::new(io::stdout().lock());
-    for (n, line) in stdin.lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
+    let mut n = 0usize;
+    // Each line answered: a bad one (not UTF-8, not JSON, too long) gets its error line.
+    while let Some(line) = input::read_line(&mut stdin, input::MAX_LINE_BYTES)? {
+        n += 1;
+        let line = match line {
+            input::Line::Bytes(bytes) => String::from_utf8(bytes)
+                .map_err(|e| format!("not UTF-8 (at byte {})", e.utf8_error().valid_up_to())),
+            input::Line::TooLong => Err(format!(
+                "longer than {} bytes: not read",
+                input::MAX_LINE_BYTES
+            )),
+        };
+        if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
             continue;
         }
-        let result = normalize_line(&line, base).unwrap_or_else(|msg| {
-            json!({"error": {"type": "invalid_input", "msg": format!("line {}: {msg}", n + 1)}})
-        });
+        let result = line
+            .and_then(|line| normalize_line(&line, base))
+            .unwrap_or_else(|msg| {
+                json!({"error": {"type": "invalid_input", "msg": format!("line {n}: {msg}")}})
+            });
         serde_json::to_writer(&mut out, &result).map_err(|e| Fatal(e.to_string()))?;
         out.write_all(b"\n")?;
     }

@@ -42,11 +42,13 @@ enum OutboxCommand {
         #[command(flatten)]
         options: OptionArgs,
     },
-    /// Send due events; prints what happened.
+    /// Send due events; prints what happened. Exits 1 when an event failed, or when due
+    /// events wait for a destination that cannot be used (each named on stderr, with why).
     Flush {
         /// The outbox file.
         db: String,
-        /// `{"key": {"pixel_id": "…", "token_env": "ENV_VAR"}}`.
+        /// `{"key": {"pixel_id": "…", "token_env": "ENV_VAR"}}`: the token is read from the
+        /// environment variable named.
         #[arg(long)]
         destinations: String,
         /// Graph API base URL (https, or http to a loopback host).
@@ -187,12 +189,14 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                 config.graph_url = url;
             }
             let client = Client::new(config).map_err(|e| Fatal(e.to_string()))?;
-            let resolve = |key: &str| -> Option<Destination> {
-                let d = table.get(key)?;
-                let pixel = d["pixel_id"].as_str()?;
-                let token = std::env::var(d["token_env"].as_str()?).ok()?;
-                Destination::new(pixel, token).ok()
-            };
+            // Each destination resolved once, with the reason when it cannot be (never the
+            // token itself).
+            let resolved: HashMap<&str, Result<Destination, String>> = table
+                .iter()
+                .map(|(key, d)| (key.as_str(), destination(d)))
+                .collect();
+            let resolve =
+                |key: &str| -> Option<Destination> { resolved.get(key)?.as_ref().ok().cloned() };
             let limits = FlushLimits {
                 max_requests,
                 lease_secs,
@@ -202,7 +206,16 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                 .flush(&client, resolve, now, limits, &worker)
                 .map_err(|e| Fatal(e.to_string()))?;
             print(&serde_json::to_value(&r).map_err(|e| Fatal(e.to_string()))?);
-            Ok(if r.failed > 0 {
+            for key in &r.unresolved {
+                let why = match resolved.get(key.as_str()) {
+                    Some(Err(why)) => why.clone(),
+                    _ => format!("not in {destinations}"),
+                };
+                eprintln!("freight: destination {key:?} has due events but cannot be used: {why}");
+            }
+            // Events that stay pending for want of a destination fail the run, as failed ones
+            // do: a scheduler must notice.
+            Ok(if r.failed > 0 || !r.unresolved.is_empty() {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
@@ -246,4 +259,22 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A destination of the `--destinations` file: `{"pixel_id": "123" or 123, "token_env":
+/// "NAME"}`, the token read from the environment variable NAME.
+fn destination(d: &Value) -> Result<Destination, String> {
+    let pixel = match &d["pixel_id"] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_u64() => n.to_string(),
+        _ => return Err("\"pixel_id\" must be the pixel's id (a string or a number)".into()),
+    };
+    let name = d["token_env"]
+        .as_str()
+        .ok_or("\"token_env\" must name the environment variable that holds the token")?;
+    let token = std::env::var(name)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| format!("the environment variable {name} is not set"))?;
+    Destination::new(pixel, token).map_err(|e| e.to_string())
 }

@@ -34,7 +34,7 @@ pub struct Target {
     /// Route the events to Events Manager's Test Events tab.
     #[arg(long)]
     test_event_code: Option<String>,
-    /// Graph API base URL (https, or http to a loopback host).
+    /// Graph API base URL (https, or http to a loopback host); needs FREIGHT_ACCESS_TOKEN.
     #[arg(long)]
     graph_url: Option<String>,
     /// Graph API version.
@@ -86,6 +86,8 @@ struct Resolved {
     client_config: ClientConfig,
     dest: Destination,
     sandbox: Option<SandboxHandle>,
+    /// What to tell the user first, when the built-in sandbox is used.
+    notice: Option<String>,
 }
 
 fn env_secret(name: &str) -> Option<String> {
@@ -98,6 +100,7 @@ fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
         partner_agent: target.partner_agent.clone(),
         ..ClientConfig::default()
     };
+    let mut notice = None;
     let (dest, sandbox) = match env_secret("FREIGHT_ACCESS_TOKEN") {
         Some(token) => {
             if now.is_some() {
@@ -121,14 +124,21 @@ fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
             (dest, None)
         }
         None => {
+            if target.graph_url.is_some() {
+                return Err(Fatal(
+                    "--graph-url needs FREIGHT_ACCESS_TOKEN: without a token the events go to \
+                     the built-in sandbox"
+                        .into(),
+                ));
+            }
             let mut config = SandboxConfig::with_token(SANDBOX_TOKEN);
             config.now = now;
             let sandbox = Sandbox::start(config)
                 .map_err(|e| Fatal(format!("cannot start the built-in sandbox: {e}")))?;
-            println!(
+            notice = Some(format!(
                 "freight: FREIGHT_ACCESS_TOKEN is not set: sending to the built-in Graph sandbox at {} (nothing leaves this machine)",
                 sandbox.url()
-            );
+            ));
             client_config.graph_url = sandbox.url();
             let pixel = target.pixel_id.clone().unwrap_or_else(|| DEMO_PIXEL.into());
             let dest = Destination::new(pixel, SANDBOX_TOKEN)
@@ -144,6 +154,7 @@ fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
         client_config,
         dest,
         sandbox,
+        notice,
     })
 }
 
@@ -233,7 +244,11 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         mut client_config,
         dest,
         sandbox,
+        notice,
     } = resolve(&args.target, args.now)?;
+    if let Some(notice) = notice {
+        println!("{notice}"); // the first line of the human summary
+    }
     client_config.batch_size = args.batch_size;
     client_config.normalize = options.clone();
     let client = Client::new(client_config).map_err(|e| Fatal(e.to_string()))?;
@@ -402,7 +417,11 @@ pub fn run_test_connection(args: TestConnectionArgs) -> Result<ExitCode, Fatal> 
         mut client_config,
         dest,
         sandbox: _sandbox,
+        notice,
     } = resolve(&args.target, None)?;
+    if let Some(notice) = notice {
+        eprintln!("{notice}"); // stdout is the JSON answer alone
+    }
     client_config.retry = freight::retry::RetryPolicy::none();
     let client = Client::new(client_config).map_err(|e| Fatal(e.to_string()))?;
     let t = client.test_connection(&dest);

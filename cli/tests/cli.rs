@@ -334,8 +334,22 @@ fn send_with_a_token_goes_to_the_given_graph_url() {
 fn test_connection_reports_a_status() {
     let out = freight_env(&["test-connection"], &[], "");
     assert!(out.status.success());
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("\"status\":\"ok\""), "{stdout}");
+    // stdout is the JSON answer alone; the sandbox notice goes to stderr.
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["status"], "ok");
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("built-in Graph sandbox"));
+    // Without a token, a Graph URL is refused rather than silently ignored.
+    let out = freight_env(
+        &["test-connection", "--graph-url", "http://127.0.0.1:9"],
+        &[],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("--graph-url needs FREIGHT_ACCESS_TOKEN"));
     let sb = freight_sandbox::Sandbox::start(freight_sandbox::SandboxConfig::with_token("right"))
         .unwrap();
     let url = sb.url();

@@ -221,3 +221,50 @@ fn four_enqueuers_and_a_flusher() {
         "one flusher at a time never sends a row twice"
     );
 }
+
+#[test]
+fn a_destination_that_cannot_be_used_is_named_with_its_reason() {
+    let sb = Sandbox::start(SandboxConfig::with_token(TOKEN)).unwrap();
+    let d = dir("unresolved");
+    let db = d.join("outbox.db");
+    for key in ["numeric", "no-token", "bad-pixel", "absent"] {
+        let file = d.join(format!("{key}.jsonl"));
+        write_events(&file, key, 2);
+        let out = Command::new(bin())
+            .args(["outbox", "enqueue", db.to_str().unwrap(), "--key", key])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let dests = d.join("destinations.json");
+    std::fs::write(
+        &dests,
+        r#"{"numeric": {"pixel_id": 4242, "token_env": "OUTBOX_TEST_TOKEN"},
+            "no-token": {"pixel_id": "4242", "token_env": "OUTBOX_TEST_UNSET_VARIABLE"},
+            "bad-pixel": {"pixel_id": "not-a-pixel", "token_env": "OUTBOX_TEST_TOKEN"}}"#,
+    )
+    .unwrap();
+    let out = flush_cmd(&db, &dests, &sb)
+        .env_remove("OUTBOX_TEST_UNSET_VARIABLE")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["delivered"], 2, "a numeric pixel id is a pixel id");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("\"no-token\"") && stderr.contains("OUTBOX_TEST_UNSET_VARIABLE is not set"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\"bad-pixel\"") && stderr.contains("pixel_id"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\"absent\"") && stderr.contains("not in"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(TOKEN), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "pending events fail the run");
+    assert_eq!(stats(&db)["pending"], 6);
+}
