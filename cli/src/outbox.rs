@@ -275,6 +275,8 @@ fn destination(d: &Value) -> Result<Destination, String> {
     let token = std::env::var(name)
         .ok()
         .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| format!("the environment variable {name} is not set"))?;
+        .ok_or_else(|| {
+            format!("the environment variable {name} is not set (or empty, or not UTF-8)")
+        })?;
     Destination::new(pixel, token).map_err(|e| e.to_string())
 }

@@ -99,11 +99,7 @@ impl GraphError {
     /// code Freight does not know says nothing of the kind: halving on it would only send
     /// twice as many requests to meet it again.
     pub fn concerns_events(&self) -> bool {
-        self.kind == ErrorKind::Payload
-            && match self.code {
-                Some(code) => code == 100,
-                None => self.http_status == Some(413),
-            }
+        self.kind == ErrorKind::Payload && (self.code == Some(100) || self.http_status == Some(413))
     }
 
     /// A failure without a usable response.

@@ -103,9 +103,14 @@ impl RetryPolicy {
             let cool = Duration::from_millis(cool);
             let wait = asked.map_or(cool, |a| a.max(cool));
             // Up to a tenth more, at random: senders throttled together (one app's many
-            // destinations, threads) do not all come back at the same instant.
+            // destinations, threads) do not all come back at the same instant. Never so much
+            // that a wait within the budget would no longer fit in it.
             let spread = u64::try_from(wait.as_millis() / 10).unwrap_or(u64::MAX);
-            wait.saturating_add(Duration::from_millis(random % spread.saturating_add(1)))
+            let room = Duration::from_millis(self.max_elapsed_ms)
+                .saturating_sub(elapsed)
+                .saturating_sub(wait);
+            let extra = Duration::from_millis(random % spread.saturating_add(1)).min(room);
+            wait.saturating_add(extra)
         } else {
             let cap = self
                 .base_delay_ms
@@ -168,6 +173,21 @@ mod tests {
             9_000,
         );
         assert_eq!(d, Some(Duration::from_secs(99)));
+        // A wait Meta asks for that fits the budget is always honoured: the random extra
+        // shrinks to the room left.
+        let asked = Some(Duration::from_secs(580));
+        for r in [0, 19_999, 20_000, 57_999, u64::MAX] {
+            let d = p.next_delay(ErrorKind::Throttled, 1, z, asked, r).unwrap();
+            assert!(
+                d >= Duration::from_secs(580) && d <= Duration::from_secs(600),
+                "{d:?}"
+            );
+        }
+        let ten = Duration::from_secs(10);
+        let d = p
+            .next_delay(ErrorKind::Throttled, 1, ten, asked, 57_999)
+            .unwrap();
+        assert_eq!(d, Duration::from_secs(590));
         // Total time cap.
         let late = Duration::from_millis(p.max_elapsed_ms);
         assert_eq!(p.next_delay(ErrorKind::Throttled, 1, late, None, 0), None);

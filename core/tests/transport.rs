@@ -608,6 +608,19 @@ fn only_errors_about_events_are_bisected() {
     let r = c.send(&dest(), &events(4));
     assert_accounted(&r, 4);
     assert_eq!(sb.requests().len(), 7);
+    // So is a request too large, whatever code comes with it.
+    sb.reset();
+    sb.push_fault(Fault::times(
+        FaultKind::Raw {
+            status: 413,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: r#"{"error":{"message":"Too large","type":"OAuthException","code":12345,"fbtrace_id":"T"}}"#.into(),
+        },
+        0,
+    ));
+    let r = c.send(&dest(), &events(4));
+    assert_accounted(&r, 4);
+    assert_eq!(sb.requests().len(), 7);
 }
 
 #[test]

@@ -140,6 +140,9 @@ pub trait Store {
     fn failed(&self, ids: &[i64], error: &str, now: i64) -> Result<(), OutboxError>;
     /// Puts claimed rows back to pending, due at `at`.
     fn release(&self, ids: &[i64], at: i64) -> Result<(), OutboxError>;
+    /// Puts claimed rows that were never sent back to pending, due at `at`, their claim not
+    /// counted as an attempt.
+    fn unclaim(&self, ids: &[i64], at: i64) -> Result<(), OutboxError>;
     /// Pauses a destination until `until` with a reason (circuit breaker).
     fn pause(&self, dest_key: &str, reason: &str, until: i64) -> Result<(), OutboxError>;
     /// Delays a throttled destination until `until`.
@@ -329,9 +332,14 @@ impl<S: Store> Outbox<S> {
             };
             let mut session = client.session(&dest);
             while report.requests < limits.max_requests {
+                // No more than one request's worth: every claimed row then goes out in this
+                // call (bisection aside), and is charged an attempt for it.
                 let rows = self.store.claim(
                     &key,
-                    limits.batch_size.clamp(1, 1000),
+                    limits
+                        .batch_size
+                        .min(client.config().batch_size)
+                        .clamp(1, 1000),
                     now,
                     limits.lease_secs,
                     owner,
@@ -359,9 +367,21 @@ impl<S: Store> Outbox<S> {
                 let mut stop = false;
                 for f in &sent.failed {
                     let id = rows[f.index].id;
+                    // Not sent at all (the session had stopped on an earlier part of the
+                    // claim, a bisected half): back to pending, without an attempt counted.
+                    let went_out = f.attempts > 0;
+                    let put_back = |at: i64| {
+                        if went_out {
+                            self.store.release(&[id], at)
+                        } else {
+                            self.store.unclaim(&[id], at)
+                        }
+                    };
                     match classify(&f.error) {
-                        Next::Retry if rows[f.index].attempts + 1 < limits.max_attempts => {
-                            self.store.release(&[id], now + limits.retry_after_secs)?;
+                        Next::Retry
+                            if !went_out || rows[f.index].attempts + 1 < limits.max_attempts =>
+                        {
+                            put_back(now + limits.retry_after_secs)?;
                             report.retried += 1;
                             // The client's retries are spent: the destination's next events
                             // wait for a later flush too.
@@ -373,22 +393,26 @@ impl<S: Store> Outbox<S> {
                                 .retry_after
                                 .map_or(limits.retry_after_secs, |d| d.as_secs() as i64);
                             self.store.throttle(&key, now + wait.max(1))?;
-                            self.store.release(&[id], now + wait.max(1))?;
+                            put_back(now + wait.max(1))?;
                             report.retried += 1;
                             stop = true;
                         }
                         Next::Pause => {
                             let reason = describe(&f.error);
                             self.store.pause(&key, &reason, now + limits.pause_secs)?;
-                            self.store.release(&[id], now)?;
+                            put_back(now)?;
                             if !report.paused.iter().any(|(k, _)| k == &key) {
                                 report.paused.push((key.clone(), reason));
                             }
                             stop = true;
                         }
-                        Next::Retry | Next::Fail => {
+                        Next::Retry | Next::Fail if went_out => {
                             self.store.failed(&[id], &describe(&f.error), now)?;
                             report.failed += 1;
+                        }
+                        Next::Retry | Next::Fail => {
+                            put_back(now)?;
+                            report.retried += 1;
                         }
                     }
                 }

@@ -265,6 +265,16 @@ impl Store for SqliteStore {
         )
     }
 
+    fn unclaim(&self, ids: &[i64], at: i64) -> Result<(), OutboxError> {
+        self.set_state(
+            ids,
+            "UPDATE events SET next_attempt_at = ?1, updated_at = ?1, lease_until = NULL,
+                    lease_owner = NULL, attempts = max(attempts - 1, 0) WHERE id = ?2",
+            at,
+            None,
+        )
+    }
+
     fn pause(&self, dest_key: &str, reason: &str, until: i64) -> Result<(), OutboxError> {
         self.conn().execute(
             "INSERT INTO destinations (key, paused_until, pause_reason) VALUES (?1, ?2, ?3)

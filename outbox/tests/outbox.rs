@@ -304,6 +304,50 @@ fn an_outage_ends_the_flush_of_that_destination_only() {
 }
 
 #[test]
+fn events_a_stopped_send_never_sent_are_not_charged_an_attempt() {
+    let sb = sandbox(1);
+    let outbox = Outbox::open(temp_db("unsent")).unwrap();
+    let t = now();
+    outbox
+        .enqueue("shop-0", &[event(1, t), event(2, t)], t)
+        .unwrap();
+    // Meta refuses the pair (an invalid-parameter error): the client halves it; the first
+    // half meets an outage and the send stops, so the second half is never sent.
+    sb.push_fault(Fault::once(FaultKind::Raw {
+        status: 400,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: r#"{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2804019,"fbtrace_id":"T"}}"#.into(),
+    }));
+    sb.push_fault(Fault::times(FaultKind::Transient, 0));
+    let limits = FlushLimits {
+        retry_after_secs: 30,
+        max_attempts: 2,
+        ..FlushLimits::default()
+    };
+    let r = outbox
+        .flush(&client(&sb), resolver, t, limits, "w")
+        .unwrap();
+    assert_eq!((r.requests, r.retried, r.failed), (2, 2, 0));
+    let pending = outbox.list(freight_outbox::State::Pending, 10).unwrap();
+    let mut attempts: Vec<(Option<String>, u32)> = pending
+        .iter()
+        .map(|e| (e.event.event_id.clone(), e.attempts))
+        .collect();
+    attempts.sort();
+    assert_eq!(
+        attempts,
+        vec![(Some("order-1".into()), 1), (Some("order-2".into()), 0)]
+    );
+    // A second outage: order-1 has had its two attempts and fails; order-2, never sent,
+    // stays pending with one attempt.
+    let r = outbox
+        .flush(&client(&sb), resolver, t + 31, limits, "w")
+        .unwrap();
+    assert_eq!(r.failed, 1, "{r:?}");
+    assert_eq!(outbox.stats(t + 31).unwrap().pending, 1);
+}
+
+#[test]
 fn events_expire_before_metas_window_closes() {
     let sb = sandbox(1);
     let outbox = Outbox::open(temp_db("expire")).unwrap();

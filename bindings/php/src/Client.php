@@ -78,7 +78,7 @@ final class Client
      * @return array<string, mixed>
      */
     public function send(
-        array $events,
+        #[\SensitiveParameter] array $events,
         string $pixelId,
         #[\SensitiveParameter] string $accessToken,
         ?string $testEventCode = null,

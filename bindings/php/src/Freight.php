@@ -29,7 +29,12 @@ final class Freight
      * @param array<string, mixed> $options
      * @throws ValidationException for an unusable value; getType() is e.g. "invalid_email"
      */
-    public static function normalize(string $field, string $value, array $options = [], bool $hash = false): ?string
+    public static function normalize(
+        string $field,
+        #[\SensitiveParameter] string $value,
+        array $options = [],
+        bool $hash = false
+    ): ?string
     {
         $result = self::normalizeDetailed($field, $value, $options);
         return $hash ? $result['hash'] : $result['normalized'];
@@ -41,7 +46,11 @@ final class Freight
      * @param array<string, mixed> $options
      * @return array{normalized: ?string, hash: ?string, warning?: string}
      */
-    public static function normalizeDetailed(string $field, string $value, array $options = []): array
+    public static function normalizeDetailed(
+        string $field,
+        #[\SensitiveParameter] string $value,
+        array $options = []
+    ): array
     {
         $ffi = Library::ffi();
         $opts = $options === [] ? null : Library::json((object) $options);
@@ -66,7 +75,11 @@ final class Freight
      * @param array<string, mixed> $options
      * @return array{events: list<array<string, mixed>>, rejected: list<array<string, mixed>>, skipped: list<array<string, mixed>>}
      */
-    public static function prepare(array $events, array $options = [], ?int $now = null): array
+    public static function prepare(
+        #[\SensitiveParameter] array $events,
+        array $options = [],
+        ?int $now = null
+    ): array
     {
         $ffi = Library::ffi();
         $eventsJson = Library::json(Library::events($events));
@@ -92,7 +105,7 @@ final class Freight
      * @return array<string, mixed> the event
      * @throws ValidationException listing the problems (getType() of the first)
      */
-    public static function segment(array $call, array $options = []): array
+    public static function segment(#[\SensitiveParameter] array $call, array $options = []): array
     {
         $ffi = Library::ffi();
         $callJson = Library::json((object) $call);

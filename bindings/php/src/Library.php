@@ -67,11 +67,11 @@ final class Library
      * @param array<mixed> $events
      * @return list<mixed>
      */
-    public static function events(array $events): array
+    public static function events(#[\SensitiveParameter] array $events): array
     {
         if (!array_is_list($events)) {
             foreach ($events as $event) {
-                if (!is_array($event)) {
+                if (!is_array($event) && !is_object($event)) {
                     throw new ValidationException(
                         'invalid_type: events must be a list of events; wrap a single event in [ ]',
                         'FREIGHT_RESULT_INVALID_ARGUMENT'
@@ -162,17 +162,26 @@ final class Library
         }
     }
 
-    /** @param mixed $value */
-    public static function json($value): string
+    /**
+     * The JSON of a value that may hold a token or customer data: the parameter is
+     * sensitive, and a failure is reported without chaining json_encode's own exception,
+     * whose trace would show the value.
+     *
+     * @param mixed $value
+     */
+    public static function json(#[\SensitiveParameter] $value): string
     {
-        try {
-            return json_encode(
-                $value,
-                JSON_THROW_ON_ERROR | JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_PRESERVE_ZERO_FRACTION
+        $json = json_encode(
+            $value,
+            JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_PRESERVE_ZERO_FRACTION
+        );
+        if ($json === false) {
+            throw new ValidationException(
+                'cannot encode as JSON: ' . json_last_error_msg(),
+                'FREIGHT_RESULT_INVALID_JSON'
             );
-        } catch (\JsonException $e) {
-            throw new ValidationException('cannot encode as JSON: ' . $e->getMessage(), 'FREIGHT_RESULT_INVALID_JSON', $e);
         }
+        return $json;
     }
 
     /** @return array<mixed> */

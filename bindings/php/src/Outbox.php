@@ -40,19 +40,19 @@ final class Outbox
     public function __clone()
     {
         $this->handle = null; // the failed copy must not free the original's handle
-        throw new FreightException('a Outbox cannot be cloned; share the object itself');
+        throw new FreightException('an Outbox cannot be cloned; share the object itself');
     }
 
     /** @return array<mixed> never: it throws */
     public function __serialize(): array
     {
-        throw new FreightException('a Outbox cannot be serialized: it holds a native handle');
+        throw new FreightException('an Outbox cannot be serialized: it holds a native handle');
     }
 
     /** @param array<mixed> $data */
     public function __unserialize(array $data): void
     {
-        throw new FreightException('a Outbox cannot be unserialized: it holds a native handle');
+        throw new FreightException('an Outbox cannot be unserialized: it holds a native handle');
     }
 
     /**
@@ -62,7 +62,7 @@ final class Outbox
      * @param list<array<string, mixed>> $events
      * @return array<string, mixed>
      */
-    public function enqueue(string $key, array $events): array
+    public function enqueue(string $key, #[\SensitiveParameter] array $events): array
     {
         $ffi = Library::ffi();
         $json = Library::json(Library::events($events));

@@ -129,6 +129,10 @@ final class ClientTest extends TestCase
             foreach ([
                 fn () => $this->client()->send(self::events(1), 'not-a-pixel', 'EAAB-trace-token', null, 'trace-app-secret'),
                 fn () => $this->client()->testConnection('not-a-pixel', 'EAAB-trace-token'),
+                // Not even encodable as JSON: json_encode fails on the array holding the token.
+                fn () => $this->client()->send([], "\xff", 'EAAB-trace-token'),
+                fn () => (new \Freight\Outbox(sys_get_temp_dir() . '/freight-trace-' . getmypid() . '.db'))
+                    ->flush($this->client(), ['shop' => ['pixel_id' => "\xff", 'access_token' => 'EAAB-trace-token']]),
                 fn () => \Freight\Freight::eventId('order-1', 'trace-app-secret', "\xff", 'Purchase'),
             ] as $call) {
                 try {
@@ -143,6 +147,7 @@ final class ClientTest extends TestCase
             }
         } finally {
             ini_set('zend.exception_ignore_args', (string) $previous);
+            array_map('unlink', glob(sys_get_temp_dir() . '/freight-trace-' . getmypid() . '.db*') ?: []);
         }
     }
 
