@@ -388,7 +388,12 @@ fn lowercase_into(s: &str, buf: &mut String) {
 fn email(s: &str, buf: &mut String) -> Step {
     const MSG: &str = "not a plausible email address; send a bare local@domain.tld \
                        address without display name or spaces";
-    lowercase_into(s, buf);
+    if s.is_ascii() || is_nfc_quick(s.chars()) == IsNormalized::Yes {
+        lowercase_into(s, buf);
+    } else {
+        // One address, one hash: a decomposed ü (u + combining diaeresis) is composed.
+        lowercase_into(&s.nfc().collect::<String>(), buf);
+    }
     let bad = || err(ProblemKind::InvalidEmail, MSG);
     let (local, domain) = buf.split_once('@').ok_or_else(bad)?;
     let plausible = if buf.is_ascii() {
@@ -514,6 +519,13 @@ fn phone(s: &str, opts: &NormalizeOptions, buf: &mut String) -> Step {
         }
     }
     let international = body.starts_with('+');
+    // `+44 (0)20 …`, `0049 (0)30 …`: the trunk 0 written beside an international number is
+    // no part of it.
+    let without_trunk;
+    if (international || body.starts_with("00")) && body.contains("(0)") {
+        without_trunk = body.replace("(0)", "");
+        body = &without_trunk;
+    }
     if international {
         // `+00 44…` and `+0044…` mix two prefixes: the zeros are no part of the number.
         body = body[1..].trim_start_matches(|c: char| c == '0' || c.is_whitespace());
@@ -552,11 +564,14 @@ fn phone(s: &str, opts: &NormalizeOptions, buf: &mut String) -> Step {
                         ProblemKind::InvalidPhone,
                         "the default_country option is not a known country",
                     ))?;
+                    let national_digits = min_national_digits(cc, c);
                     let mut digits = [0u8; 5];
                     let cc = fmt_u16(cc, &mut digits);
                     // National unless it already starts with the country code and is long
-                    // enough to hold a subscriber number after it.
-                    let has_cc = !trunk && buf.starts_with(cc) && buf.len() >= cc.len() + 7;
+                    // enough to hold a national number after it (an Indian mobile 91234
+                    // 56789 begins with 91 and is national).
+                    let has_cc =
+                        !trunk && buf.starts_with(cc) && buf.len() >= cc.len() + national_digits;
                     if !has_cc {
                         buf.insert_str(0, cc);
                     }
@@ -576,6 +591,23 @@ fn phone(s: &str, opts: &NormalizeOptions, buf: &mut String) -> Step {
     Ok(warning)
 }
 
+/// The fewest digits of a national number (without trunk prefix) in `country`: where all
+/// numbers have about the same length, enough to tell a national number that happens to
+/// begin with the calling code from one written with it; 7 elsewhere.
+fn min_national_digits(calling_code: u16, country: &str) -> usize {
+    if calling_code == 1 {
+        return 10; // the North American Numbering Plan
+    }
+    match lookup_country(country) {
+        Some("in" | "br" | "mx" | "ru" | "kz" | "cn" | "tr" | "pk" | "ar" | "co") => 10,
+        Some(
+            "gb" | "fr" | "es" | "pt" | "au" | "jp" | "nl" | "pl" | "sa" | "id" | "vn" | "za"
+            | "eg",
+        ) => 9,
+        _ => 7,
+    }
+}
+
 /// `n` in decimal, written into `out`.
 fn fmt_u16(mut n: u16, out: &mut [u8; 5]) -> &str {
     let mut i = out.len();
@@ -590,7 +622,9 @@ fn fmt_u16(mut n: u16, out: &mut [u8; 5]) -> &str {
     std::str::from_utf8(&out[i..]).unwrap_or("")
 }
 
-/// Lowercase letters of any script, everything else (spaces, punctuation, digits) removed.
+/// Lowercase letters of any script, with their marks (a Devanagari virama, a Thai tone
+/// mark: the word is not the same without them); everything else (spaces, punctuation,
+/// digits) removed.
 fn letters(s: &str, buf: &mut String, empty: NormalizeError) -> Step {
     if s.is_ascii() {
         buf.extend(
@@ -598,23 +632,25 @@ fn letters(s: &str, buf: &mut String, empty: NormalizeError) -> Step {
                 .filter(u8::is_ascii_alphabetic)
                 .map(|b| b.to_ascii_lowercase() as char),
         );
-    } else if is_nfc_quick(s.chars()) == IsNormalized::Yes {
-        push_letters(s.chars(), buf);
     } else {
-        push_letters(s.nfc(), buf);
+        // NFC first, then the whole text lowercased at once: `str::to_lowercase` applies
+        // Unicode's final-sigma rule (ΣΟΦΟΚΛΗΣ → σοφοκλης, as Σοφοκλης), which lowercasing
+        // one character at a time cannot.
+        let lower = if is_nfc_quick(s.chars()) == IsNormalized::Yes {
+            s.to_lowercase()
+        } else {
+            s.nfc().collect::<String>().to_lowercase()
+        };
+        buf.extend(
+            lower
+                .chars()
+                .filter(|&c| c.is_alphabetic() || is_combining_mark(c)),
+        );
     }
     if buf.is_empty() {
         Err(empty)
     } else {
         Ok(None)
-    }
-}
-
-fn push_letters(chars: impl Iterator<Item = char>, buf: &mut String) {
-    for c in chars {
-        if c.is_alphabetic() {
-            buf.extend(c.to_lowercase());
-        }
     }
 }
 
