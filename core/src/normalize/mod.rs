@@ -457,8 +457,17 @@ fn ascii_email_ok(local: &[u8], domain: &[u8]) -> bool {
 /// a domain of at least two labels of letters, digits and inner hyphens (any script), the
 /// last one not all digits.
 fn email_ok(local: &str, domain: &str) -> bool {
+    // Invisible format characters (a zero-width space pasted from a web page, a soft
+    // hyphen, a byte-order mark) make another address that looks the same.
+    let invisible = |c: char| {
+        matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}' | '\u{feff}')
+    };
     let forbidden = |c: char| {
-        c.is_whitespace() || c.is_control() || (c.is_ascii() && forbidden_in_local(c as u8))
+        c.is_whitespace()
+            || c.is_control()
+            || invisible(c)
+            || (c.is_ascii() && forbidden_in_local(c as u8))
     };
     if local.is_empty()
         || local.chars().any(forbidden)
@@ -510,10 +519,19 @@ fn phone(s: &str, opts: &NormalizeOptions, buf: &mut String) -> Step {
     if let Some(at) = candidate {
         if body[..at].bytes().any(|b| b.is_ascii_digit()) {
             let rest = body[at..].to_ascii_lowercase();
-            let marker = ["extension", "ext", "x", "#", ";ext="]
+            let marker = ["extension", "extn", "ext", "x", "#", ";ext="]
                 .iter()
-                .any(|m| rest.starts_with(m));
-            if marker {
+                .find(|m| rest.starts_with(**m));
+            if let Some(m) = marker {
+                // The extension itself is digits (`ext. 12`, `x 12`): words after the number
+                // (`… 1234 xyz`, `ext. 12 and 13`) make it no number Meta can match.
+                let extension = &rest[m.len()..];
+                let digits_only = extension
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c.is_whitespace() || ".:=-".contains(c));
+                if !digits_only || !extension.bytes().any(|b| b.is_ascii_digit()) {
+                    return Err(bad());
+                }
                 body = &body[..at];
             }
         }
@@ -836,11 +854,21 @@ fn country(s: &str, buf: &mut String) -> Step {
     }
 }
 
+/// A dash of any kind, or a space of any kind: what separates the parts of a postal code.
+fn zip_separator(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}')
+}
+
 fn zip(s: &str, buf: &mut String) -> Step {
     let b = s.as_bytes();
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    // US ZIP+4: only the 5-digit ZIP is matched by Meta.
-    let zip4 = (b.len() == 10 && digits(0..5) && (b[5] == b'-' || b[5] == b' ') && digits(6..10))
+    // US ZIP+4: only the 5-digit ZIP is matched by Meta. The separator may be a no-break
+    // space or an en dash (3 bytes at most), as word processors write them.
+    let zip4 = (b.len() >= 10
+        && digits(0..5)
+        && digits(b.len() - 4..b.len())
+        && s[5..b.len() - 4].chars().count() == 1
+        && s[5..b.len() - 4].chars().all(zip_separator))
         || (b.len() == 9 && digits(0..9));
     if zip4 {
         buf.push_str(&s[..5]);
@@ -854,7 +882,7 @@ fn zip(s: &str, buf: &mut String) -> Step {
         );
     } else {
         for c in s.chars() {
-            if !(c.is_whitespace() || c == '-') {
+            if !zip_separator(c) {
                 buf.extend(c.to_lowercase());
             }
         }
