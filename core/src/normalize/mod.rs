@@ -537,21 +537,20 @@ fn phone(s: &str, opts: &NormalizeOptions, buf: &mut String) -> Step {
         }
     }
     let international = body.starts_with('+');
-    // `+44 (0)20 …`, `0049 (0)30 …`: the trunk 0 written beside an international number is
-    // no part of it.
-    let without_trunk;
-    if (international || body.starts_with("00")) && body.contains("(0)") {
-        without_trunk = body.replace("(0)", "");
-        body = &without_trunk;
-    }
     if international {
         // `+00 44…` and `+0044…` mix two prefixes: the zeros are no part of the number.
         body = body[1..].trim_start_matches(|c: char| c == '0' || c.is_whitespace());
     }
-    for c in body.chars() {
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
         match c {
             '0'..='9' => buf.push(c),
             '０'..='９' => buf.push(char::from(b'0' + (c as u32 - '０' as u32) as u8)),
+            // `+44 (0)20 …`, `0049 (0)30 …`: the trunk 0 written beside an international
+            // number is no part of it.
+            '(' if (international || buf.starts_with("00")) && body[i..].starts_with("(0)") => {
+                chars.nth(1);
+            }
             '+' | '-' | '.' | '(' | ')' | '[' | ']' | '{' | '}' | '/' | '_' => {}
             c if c.is_whitespace() => {}
             _ => return Err(bad()),
