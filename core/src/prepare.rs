@@ -648,16 +648,14 @@ impl Preparer {
         while let Some((key, node)) = entries.as_mut().and_then(Iterator::next) {
             let key = key.text();
             let k: &str = &key;
-            if k == "app_data" {
-                has_app_data = true; // Even `null`: no "missing app_data" then.
-            }
             let v = node.view();
             if matches!(v, View::Null) {
                 continue; // Meta's Payload Helper emits nulls for absent values.
             }
             has_source |= k == "action_source";
             match k {
-                "event_name" => event_name = string(v, &root.key(k), p),
+                // Surrounding spaces are no part of a name (" Purchase " is a Purchase).
+                "event_name" => event_name = string(v, &root.key(k), p).map(trimmed),
                 "event_time" => {
                     has_time = true;
                     event_time = self.event_time(v, &root.key(k), p);
@@ -674,8 +672,12 @@ impl Preparer {
                     },
                     _ => p.wrong_type(&root.key(k), "a string"),
                 },
-                "event_id" => event_id = id_string(v, &root.key(k), p),
-                "event_source_url" => event_source_url = string(v, &root.key(k), p),
+                // Blank is absent, as for the user agent: a website event then gets the
+                // warning and the error it would get without them.
+                "event_id" => event_id = id_string(v, &root.key(k), p).filter(|s| not_blank(s)),
+                "event_source_url" => {
+                    event_source_url = string(v, &root.key(k), p).filter(|s| not_blank(s))
+                }
                 "referrer_url" => referrer_url = string(v, &root.key(k), p),
                 "opt_out" => match v {
                     View::Bool(b) => opt_out = Some(b),
@@ -700,7 +702,11 @@ impl Preparer {
                     }
                     None => p.wrong_type(&root.key(k), "an object"),
                 },
-                "app_data" => app_data = nested::<AppData, I>(&node, k, root, p).map(Box::new),
+                "app_data" => {
+                    // Given (not null), even if unreadable: then its own error, no "missing".
+                    has_app_data = true;
+                    app_data = nested::<AppData, I>(&node, k, root, p).map(Box::new);
+                }
                 "data_processing_options" => dpo = read_dpo(v, root, p),
                 "data_processing_options_country" => dpo_country = integer(v, &root.key(k), p),
                 "data_processing_options_state" => dpo_state = integer(v, &root.key(k), p),
@@ -827,6 +833,17 @@ impl Preparer {
                      pixel; send the pixel's eventID",
                 );
             }
+        }
+        if action_source == Some(ActionSource::BusinessMessaging)
+            && messaging_channel
+                .as_deref()
+                .is_none_or(|c| c.trim().is_empty())
+        {
+            p.push(
+                ProblemKind::MissingMessagingChannel,
+                &root.key("messaging_channel"),
+                "is required for business_messaging events: whatsapp, messenger or instagram",
+            );
         }
         if action_source == Some(ActionSource::App) && app_data.is_none() && !has_app_data {
             p.push(
@@ -1130,6 +1147,20 @@ fn warning_msg(kind: ProblemKind) -> &'static str {
     }
 }
 
+/// `s` without surrounding whitespace (the same allocation when it has none).
+fn trimmed(s: String) -> String {
+    let t = normalize::trim(&s);
+    if t.len() == s.len() {
+        s
+    } else {
+        t.to_owned()
+    }
+}
+
+fn not_blank(s: &str) -> bool {
+    !normalize::trim(s).is_empty()
+}
+
 fn string<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
     match v {
         View::Str(s) => Some(p.own(s)),
@@ -1202,9 +1233,14 @@ fn nested<T: serde::de::DeserializeOwned, I: Input>(
             } else {
                 format!("{key}.{path}")
             };
+            // serde's messages quote the value (`invalid type: string "…", expected i64`):
+            // only what follows its last ", expected " is kept (the value may hold that
+            // phrase too), or a message of Freight's own that starts with "expected".
             let msg = e.inner().to_string();
-            let msg = if let Some(exp) = msg.split(", expected ").nth(1) {
-                if msg.starts_with("unknown field") {
+            let msg = if let Some(own) = msg.strip_prefix("expected ") {
+                format!("invalid value; expected {own}")
+            } else if let Some((head, exp)) = msg.rsplit_once(", expected ") {
+                if head.starts_with("unknown field") {
                     format!("unknown field; expected {exp}")
                 } else {
                     format!("invalid value; expected {exp}")
@@ -1622,6 +1658,13 @@ fn check_ldu(
         }
     }
     let ldu = dpo.is_some_and(|d| d.len() == 1);
+    if ldu && country.is_none() {
+        p.push(
+            ProblemKind::InvalidLduLocation,
+            &root.key("data_processing_options_country"),
+            "is required with [\"LDU\"]: 1 (United States) or 0 (let Meta geolocate)",
+        );
+    }
     if ldu && country.is_some() && state.is_none() {
         p.push(
             ProblemKind::InvalidLduLocation,
@@ -1749,6 +1792,50 @@ fn present_keys(u: &UserData) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_of_nested_objects_never_hold_the_value() {
+        let p = Preparer::new(&PrepareOptions::default(), 1_795_392_000);
+        let secret = "Jane Doe, expected 555-1234";
+        let cases = [
+            serde_json::json!({"attribution_data": {"visit_time": secret}}),
+            serde_json::json!({"original_event_data": {"event_time": secret}}),
+            serde_json::json!({"attribution_data": {"attribution_share": [secret]}}),
+            serde_json::json!({"action_source": "app", "app_data": {
+                "advertiser_tracking_enabled": secret, "extinfo": []}}),
+        ];
+        for case in cases {
+            let mut event = serde_json::json!({"event_name": "Lead", "event_time": 1_795_391_990,
+                "action_source": "email", "user_data": {"em": "a@example.com"}});
+            for (k, v) in case.as_object().unwrap() {
+                event[k] = v.clone();
+            }
+            let Outcome::Rejected(r) = p.process(&event, 0) else {
+                panic!("accepted: {case}");
+            };
+            for e in &r.errors {
+                assert!(
+                    !e.msg.contains("555") && !e.msg.contains("Jane"),
+                    "{}",
+                    e.msg
+                );
+            }
+        }
+        // Freight's own explanation comes through.
+        let event = serde_json::json!({"event_name": "Lead", "event_time": 1_795_391_990,
+            "action_source": "app", "user_data": {"em": "a@example.com"},
+            "app_data": {"advertiser_tracking_enabled": 2, "extinfo": []}});
+        let Outcome::Rejected(r) = p.process(&event, 0) else {
+            panic!("accepted");
+        };
+        assert!(
+            r.errors
+                .iter()
+                .any(|e| e.msg.contains("true, false, 0 or 1")),
+            "{:?}",
+            r.errors
+        );
+    }
 
     #[test]
     fn an_event_that_denies_consent_is_skipped_before_the_hosts_check() {

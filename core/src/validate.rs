@@ -132,6 +132,8 @@ problem_kinds! {
     InvalidLduLocation = "invalid_ldu_location", true;
     /// An `app` event without `app_data`.
     MissingAppData = "missing_app_data", true;
+    /// A `business_messaging` event without `messaging_channel`.
+    MissingMessagingChannel = "missing_messaging_channel", true;
     /// `app_data` without the fields Meta requires.
     InvalidAppData = "invalid_app_data", true;
     /// A value outside the documented set of an enumerated field.
