@@ -1687,6 +1687,35 @@ fn check_app_data(app: &AppData, root: &Loc<'_>, p: &mut Problems) {
             "must be an array of exactly 16 values starting with \"a2\" (Android) or \"i2\" \
              (iOS); use \"\" for unknown values",
         );
+        return;
+    }
+    // Strings; whole numbers are accepted where Meta's SDK sends them (screen width and
+    // height, CPU cores, storage sizes).
+    for (i, v) in app.extinfo.iter().enumerate() {
+        let ok = match v {
+            Value::String(_) => true,
+            Value::Number(n) => matches!(i, 9 | 10 | 12..=14) && n.is_u64(),
+            _ => false,
+        };
+        if !ok {
+            p.push(
+                ProblemKind::InvalidAppData,
+                &root.key(&format!("app_data.extinfo[{i}]")),
+                "must be a string (\"\" when unknown)",
+            );
+        }
+    }
+    if app
+        .extinfo
+        .get(4)
+        .and_then(Value::as_str)
+        .is_some_and(|os| normalize::trim(os).is_empty())
+    {
+        p.push(
+            ProblemKind::InvalidAppData,
+            &root.key("app_data.extinfo[4]"),
+            "the OS version is required (e.g. \"17.4\")",
+        );
     }
 }
 

@@ -545,7 +545,7 @@ pub struct AppData {
 
 fn bool_or_01<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     #[derive(Deserialize)]
-    #[serde(untagged)]
+    #[serde(untagged, expecting = "expected true, false, 0 or 1")]
     enum B {
         Bool(bool),
         Int(u8),
@@ -560,6 +560,43 @@ fn bool_or_01<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> 
 
 fn opt_bool_or_01<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     bool_or_01(d).map(Some)
+}
+
+/// A number, or a number written in a string (`"0.3"`, as Meta's Payload Helper sends an
+/// attribution share); `null` is absent.
+fn opt_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    const EXPECTED: &str = "expected a number (or a number in a string)";
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "expected a number (or a number in a string)")]
+    enum N {
+        Number(f64),
+        Text(String),
+    }
+    match Option::<N>::deserialize(d)? {
+        None => Ok(None),
+        Some(N::Number(f)) => Ok(Some(f)),
+        Some(N::Text(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(EXPECTED)),
+    }
+}
+
+/// An id as a string or a whole number (an ad id copied from a report); `null` is absent.
+fn opt_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "expected an id (a string or a whole number)")]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Option::<Id>::deserialize(d)?.map(|id| match id {
+        Id::Text(s) => s,
+        Id::Number(n) => n.to_string(),
+    }))
 }
 
 /// The earlier event a delayed event follows from.
@@ -651,19 +688,39 @@ pub struct AttributionData {
     pub scope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visit_time: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_id"
+    )]
     pub ad_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_id"
+    )]
     pub adset_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_id"
+    )]
     pub campaign_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_number"
+    )]
     pub attribution_share: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution_model: Option<AttributionModel>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attr_window: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_number"
+    )]
     pub attribution_value: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution_source: Option<String>,
@@ -683,7 +740,11 @@ pub struct AttributionData {
     pub touchpoint_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution_setting: Option<AttributionSetting>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_number"
+    )]
     pub total_credit: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partner_client_id: Option<String>,
