@@ -1658,13 +1658,6 @@ fn check_ldu(
         }
     }
     let ldu = dpo.is_some_and(|d| d.len() == 1);
-    if ldu && country.is_none() {
-        p.push(
-            ProblemKind::InvalidLduLocation,
-            &root.key("data_processing_options_country"),
-            "is required with [\"LDU\"]: 1 (United States) or 0 (let Meta geolocate)",
-        );
-    }
     if ldu && country.is_some() && state.is_none() {
         p.push(
             ProblemKind::InvalidLduLocation,
@@ -1689,12 +1682,12 @@ fn check_app_data(app: &AppData, root: &Loc<'_>, p: &mut Problems) {
         );
         return;
     }
-    // Strings; whole numbers are accepted where Meta's SDK sends them (screen width and
-    // height, CPU cores, storage sizes).
+    // Strings; numbers are accepted where Meta documents or its SDKs send them (the short
+    // version, screen width and height, CPU cores, storage sizes).
     for (i, v) in app.extinfo.iter().enumerate() {
         let ok = match v {
             Value::String(_) => true,
-            Value::Number(n) => matches!(i, 9 | 10 | 12..=14) && n.is_u64(),
+            Value::Number(_) => matches!(i, 2 | 9 | 10 | 12..=14),
             _ => false,
         };
         if !ok {

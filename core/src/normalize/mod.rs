@@ -460,7 +460,8 @@ fn email_ok(local: &str, domain: &str) -> bool {
     // Invisible format characters (a zero-width space pasted from a web page, a soft
     // hyphen, a byte-order mark) make another address that looks the same.
     let invisible = |c: char| {
-        matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        // (Not the zero-width joiner and non-joiner, which Persian and Indic text uses.)
+        matches!(c, '\u{ad}' | '\u{200b}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
             | '\u{2060}'..='\u{2064}' | '\u{feff}')
     };
     let forbidden = |c: char| {
@@ -548,7 +549,11 @@ fn phone(s: &str, opts: &NormalizeOptions, buf: &mut String) -> Step {
             '０'..='９' => buf.push(char::from(b'0' + (c as u32 - '０' as u32) as u8)),
             // `+44 (0)20 …`, `0049 (0)30 …`: the trunk 0 written beside an international
             // number is no part of it.
-            '(' if (international || buf.starts_with("00")) && body[i..].starts_with("(0)") => {
+            // (Not in Italy, San Marino and the Vatican, where the 0 is part of the number.)
+            '(' if (international || buf.starts_with("00"))
+                && body[i..].starts_with("(0)")
+                && !matches!(buf.trim_start_matches('0'), "39" | "378" | "379") =>
+            {
                 chars.nth(1);
             }
             '+' | '-' | '.' | '(' | ')' | '[' | ']' | '{' | '}' | '/' | '_' => {}
@@ -616,11 +621,12 @@ fn min_national_digits(calling_code: u16, country: &str) -> usize {
         return 10; // the North American Numbering Plan
     }
     match lookup_country(country) {
-        Some("in" | "br" | "mx" | "ru" | "kz" | "cn" | "tr" | "pk" | "ar" | "co") => 10,
+        Some("in" | "br" | "mx" | "ru" | "kz" | "cn" | "tr" | "ar" | "co") => 10,
         Some(
             "gb" | "fr" | "es" | "pt" | "au" | "jp" | "nl" | "pl" | "sa" | "id" | "vn" | "za"
-            | "eg",
+            | "pk",
         ) => 9,
+        Some("eg") => 8,
         _ => 7,
     }
 }
@@ -658,17 +664,35 @@ fn letters(s: &str, buf: &mut String, empty: NormalizeError) -> Step {
         } else {
             s.nfc().collect::<String>().to_lowercase()
         };
-        buf.extend(
-            lower
-                .chars()
-                .filter(|&c| c.is_alphabetic() || is_combining_mark(c)),
-        );
+        // A mark is kept right after a kept letter, and only in the scripts whose marks
+        // spell the word (Brahmic scripts, Thai, Lao, Tibetan, Myanmar, Khmer: a virama, a
+        // tone mark). Optional marks (Arabic and Hebrew vowel points, stress accents) go,
+        // so that a name hashes the same with them or without; so do a lone mark and the
+        // pieces of an emoji (a variation selector, a keycap).
+        let mut after_letter = false;
+        for c in lower.chars() {
+            let keep = if is_combining_mark(c) {
+                after_letter && spelling_mark(c)
+            } else {
+                c.is_alphabetic()
+            };
+            if keep {
+                buf.push(c);
+            }
+            after_letter = keep;
+        }
     }
     if buf.is_empty() {
         Err(empty)
     } else {
         Ok(None)
     }
+}
+
+/// A combining mark of a script whose marks are part of the spelling.
+fn spelling_mark(c: char) -> bool {
+    matches!(c, '\u{0900}'..='\u{0DFF}' | '\u{0E00}'..='\u{0FFF}' | '\u{1000}'..='\u{109F}'
+            | '\u{1780}'..='\u{17FF}')
 }
 
 /// Writes the lookup key of a name into `key`: lowercase ASCII letters only, diacritics
