@@ -571,6 +571,23 @@ fn a_batch_whose_retries_are_spent_makes_the_later_batches_fail_fast() {
     assert_eq!((r.counts.delivered, sb.requests().len()), (6, 4));
 }
 
+/// Every request answered with this Graph error (status, code, subcode).
+fn graph_error_always(status: u16, code: i64, subcode: Option<i64>) -> Fault {
+    let mut error = json!({"message": "Meta's text", "type": "OAuthException", "code": code,
+                           "fbtrace_id": "T"});
+    if let Some(sub) = subcode {
+        error["error_subcode"] = json!(sub);
+    }
+    Fault::times(
+        FaultKind::Raw {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: json!({ "error": error }).to_string(),
+        },
+        0,
+    )
+}
+
 #[test]
 fn only_errors_about_events_are_bisected() {
     let sb = sandbox(|_| {});
@@ -578,14 +595,7 @@ fn only_errors_about_events_are_bisected() {
     // A code Freight does not know, on every request: each batch is sent once and fails whole
     // (bisecting it would send 2n - 1 requests per batch for nothing); the next batch is still
     // sent, as a payload error is about its own batch.
-    sb.push_fault(Fault::times(
-        FaultKind::Raw {
-            status: 400,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: r#"{"error":{"message":"Something new","type":"OAuthException","code":12345,"fbtrace_id":"T"}}"#.into(),
-        },
-        0,
-    ));
+    sb.push_fault(graph_error_always(400, 12345, None));
     let r = c.send(&dest(), &events(8));
     assert_accounted(&r, 8);
     assert_eq!(sb.requests().len(), 2);
@@ -594,33 +604,18 @@ fn only_errors_about_events_are_bisected() {
         .failed
         .iter()
         .all(|f| (f.error.kind, f.error.code, f.attempts) == (ErrorKind::Payload, Some(12345), 1)));
-    // Meta's invalid-parameter error (code 100) is about the events: bisected down to single
-    // events (7 requests for a batch of 4).
-    sb.reset();
-    sb.push_fault(Fault::times(
-        FaultKind::Raw {
-            status: 400,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: r#"{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2804019,"fbtrace_id":"T"}}"#.into(),
-        },
-        0,
-    ));
-    let r = c.send(&dest(), &events(4));
-    assert_accounted(&r, 4);
-    assert_eq!(sb.requests().len(), 7);
-    // So is a request too large, whatever code comes with it.
-    sb.reset();
-    sb.push_fault(Fault::times(
-        FaultKind::Raw {
-            status: 413,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: r#"{"error":{"message":"Too large","type":"OAuthException","code":12345,"fbtrace_id":"T"}}"#.into(),
-        },
-        0,
-    ));
-    let r = c.send(&dest(), &events(4));
-    assert_accounted(&r, 4);
-    assert_eq!(sb.requests().len(), 7);
+    // Meta's invalid-parameter error (code 100) is about the events, and so is a request too
+    // large whatever code comes with it: bisected down to single events (7 requests for 4).
+    for fault in [
+        graph_error_always(400, 100, Some(2_804_019)),
+        graph_error_always(413, 12345, None),
+    ] {
+        sb.reset();
+        sb.push_fault(fault);
+        let r = c.send(&dest(), &events(4));
+        assert_accounted(&r, 4);
+        assert_eq!(sb.requests().len(), 7);
+    }
 }
 
 #[test]

@@ -16,6 +16,8 @@ use FFI;
  */
 final class Client
 {
+    use OwnsNativeHandle;
+
     private ?FFI\CData $handle = null;
 
     /** @param array<string, mixed> $config */
@@ -43,28 +45,6 @@ final class Client
             Library::ffi()->freight_client_free($this->handle);
         }
         $this->handle = null;
-    }
-
-    /**
-     * A copy would share the native handle and free it a second time: not allowed. Share
-     * the object itself (it is safe to use from one request to the next).
-     */
-    public function __clone()
-    {
-        $this->handle = null; // the failed copy must not free the original's handle
-        throw new FreightException('a Client cannot be cloned; share the object itself');
-    }
-
-    /** @return array<mixed> never: it throws */
-    public function __serialize(): array
-    {
-        throw new FreightException('a Client cannot be serialized: it holds a native handle');
-    }
-
-    /** @param array<mixed> $data */
-    public function __unserialize(array $data): void
-    {
-        throw new FreightException('a Client cannot be unserialized: it holds a native handle');
     }
 
     /**
