@@ -3,6 +3,8 @@
 //! Offline subcommands: `normalize`, `prepare` (dry run: wire events and rejections, one
 //! JSON line per input) and `validate` (a human summary; exit 1 when an event is rejected).
 
+#![forbid(unsafe_code)]
+
 mod input;
 mod outbox;
 mod send;
