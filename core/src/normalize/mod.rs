@@ -496,9 +496,13 @@ fn email_ok(local: &str, domain: &str) -> bool {
 
 /// The international calling code of a country given by code or name.
 pub(crate) fn calling_code(country_name: &str) -> Option<u16> {
-    let code = lookup_country(country_name)?;
+    calling_code_of(lookup_country(country_name)?)
+}
+
+/// The international calling code of an ISO 3166-1 alpha-2 code.
+fn calling_code_of(code: &str) -> Option<u16> {
     calling_codes::CALLING_CODES
-        .binary_search_by(|(k, _)| k.cmp(&code))
+        .binary_search_by(|(k, _)| (*k).cmp(code))
         .ok()
         .map(|i| calling_codes::CALLING_CODES[i].1)
 }
@@ -570,23 +574,23 @@ fn phone(s: &str, opts: &NormalizeOptions, buf: &mut String) -> Step {
             buf.drain(..2);
         } else {
             let trunk = buf.starts_with('0');
+            // Looked up once (the name is folded into a key for it).
+            let country = opts.default_country.as_deref().and_then(lookup_country);
             // Italy, San Marino and the Vatican keep the leading 0 in international format.
-            let keeps_zero = opts
-                .default_country
-                .as_deref()
-                .and_then(lookup_country)
-                .is_some_and(|c| matches!(c, "it" | "sm" | "va"));
+            let keeps_zero = matches!(country, Some("it" | "sm" | "va"));
             if !keeps_zero {
                 let zeros = buf.len() - buf.trim_start_matches('0').len();
                 buf.drain(..zeros);
             }
             match &opts.default_country {
-                Some(c) => {
-                    let cc = calling_code(c).ok_or(err(
-                        ProblemKind::InvalidPhone,
-                        "the default_country option is not a known country",
-                    ))?;
-                    let national_digits = min_national_digits(cc, c);
+                Some(_) => {
+                    let (code, cc) = country
+                        .and_then(|code| Some((code, calling_code_of(code)?)))
+                        .ok_or(err(
+                            ProblemKind::InvalidPhone,
+                            "the default_country option is not a known country",
+                        ))?;
+                    let national_digits = min_national_digits(cc, code);
                     let mut digits = [0u8; 5];
                     let cc = fmt_u16(cc, &mut digits);
                     // National unless it already starts with the country code and is long
@@ -613,20 +617,18 @@ fn phone(s: &str, opts: &NormalizeOptions, buf: &mut String) -> Step {
     Ok(warning)
 }
 
-/// The fewest digits of a national number (without trunk prefix) in `country`: where all
-/// numbers have about the same length, enough to tell a national number that happens to
-/// begin with the calling code from one written with it; 7 elsewhere.
+/// The fewest digits of a national number (without trunk prefix) in `country` (an alpha-2
+/// code): where all numbers have about the same length, enough to tell a national number
+/// that happens to begin with the calling code from one written with it; 7 elsewhere.
 fn min_national_digits(calling_code: u16, country: &str) -> usize {
     if calling_code == 1 {
         return 10; // the North American Numbering Plan
     }
-    match lookup_country(country) {
-        Some("in" | "br" | "mx" | "ru" | "kz" | "cn" | "tr" | "ar" | "co") => 10,
-        Some(
-            "gb" | "fr" | "es" | "pt" | "au" | "jp" | "nl" | "pl" | "sa" | "id" | "vn" | "za"
-            | "pk",
-        ) => 9,
-        Some("eg") => 8,
+    match country {
+        "in" | "br" | "mx" | "ru" | "kz" | "cn" | "tr" | "ar" | "co" => 10,
+        "gb" | "fr" | "es" | "pt" | "au" | "jp" | "nl" | "pl" | "sa" | "id" | "vn" | "za"
+        | "pk" => 9,
+        "eg" => 8,
         _ => 7,
     }
 }
@@ -645,9 +647,9 @@ fn fmt_u16(mut n: u16, out: &mut [u8; 5]) -> &str {
     std::str::from_utf8(&out[i..]).unwrap_or("")
 }
 
-/// Lowercase letters of any script, with their marks (a Devanagari virama, a Thai tone
-/// mark: the word is not the same without them); everything else (spaces, punctuation,
-/// digits) removed.
+/// Lowercase letters of any script, with the marks that spell them (a Devanagari virama, a
+/// Thai tone mark: the word is not the same without them); everything else (spaces,
+/// punctuation, digits, optional marks) removed.
 fn letters(s: &str, buf: &mut String, empty: NormalizeError) -> Step {
     if s.is_ascii() {
         buf.extend(
