@@ -835,9 +835,7 @@ impl Preparer {
             }
         }
         if action_source == Some(ActionSource::BusinessMessaging)
-            && messaging_channel
-                .as_deref()
-                .is_none_or(|c| c.trim().is_empty())
+            && !messaging_channel.as_deref().is_some_and(not_blank)
         {
             p.push(
                 ProblemKind::MissingMessagingChannel,
