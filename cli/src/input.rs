@@ -126,22 +126,63 @@ const EVENT: &[&str] = &[
 ];
 const NUMBERS: &[&str] = &["value", "predicted_ltv", "net_revenue", "num_items"];
 
+/// The longest CSV record read, in bytes (as [`MAX_LINE_BYTES`] for a JSON line). A record
+/// may span lines (a quoted cell can hold newlines), so the bound is on the bytes read since
+/// the record began: past it, reading stops with an error, as a quoted cell left open would
+/// otherwise hold the rest of the stream in memory.
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// A reader that refuses to read past `limit`, a byte offset the CSV reader moves on after
+/// each record.
+struct Bounded<R> {
+    inner: R,
+    read: u64,
+    limit: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let room = self.limit.get().saturating_sub(self.read);
+        if room == 0 {
+            return Err(std::io::Error::other(format!(
+                "a record longer than {MAX_RECORD_BYTES} bytes (a quoted cell left open?)"
+            )));
+        }
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// An iterator over the rows of a CSV stream with a header row. Columns: the event fields
 /// (`event_name`, `event_time` as Unix seconds or `YYYY-MM-DD[ T]HH:MM:SS[Z]` UTC, …), the
 /// `user_data` keys (`em`, `ph`, … — several values separated by `|`), `custom_data` fields
 /// (`value`, `currency`, `order_id`, `content_ids` separated by `|`, …); any other column,
 /// or one prefixed `custom_data.`, becomes a custom property. Empty cells are absent.
+///
+/// A record longer than [`MAX_RECORD_BYTES`] or a read error ends the stream with an error
+/// item: a CSV stream cannot be resynchronized on the next record.
 pub fn csv(reader: impl std::io::Read) -> impl Iterator<Item = Item> {
+    // The CSV reader buffers ahead of the record it parses: the bound leaves room for that.
+    const BUFFER: u64 = 1 << 16;
+    let limit = std::rc::Rc::new(std::cell::Cell::new(MAX_RECORD_BYTES + BUFFER));
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
-        .from_reader(reader);
+        .buffer_capacity(BUFFER as usize)
+        .from_reader(Bounded {
+            inner: reader,
+            read: 0,
+            limit: limit.clone(),
+        });
     let headers = rdr.headers().cloned();
-    let mut records = rdr.into_records();
     let mut n = 1usize; // the header is record 1
     let mut header_error = match &headers {
         Err(e) => Some(format!("cannot read the CSV header: {e}")),
         Ok(_) => None,
     };
+    let mut record = csv::StringRecord::new();
+    let mut broken = false;
     std::iter::from_fn(move || {
         if let Some(e) = header_error.take() {
             return Some(Item {
@@ -150,11 +191,21 @@ pub fn csv(reader: impl std::io::Read) -> impl Iterator<Item = Item> {
             });
         }
         let headers = headers.as_ref().ok()?;
-        let rec = records.next()?;
+        if broken {
+            return None;
+        }
+        limit.set(rdr.position().byte() + MAX_RECORD_BYTES + BUFFER);
+        let read = rdr.read_record(&mut record);
         n += 1;
-        let event = rec
-            .map_err(|e| format!("row {n} is not valid CSV: {e}"))
-            .and_then(|r| row_to_event(headers, &r));
+        let event = match read {
+            Ok(false) => return None,
+            Ok(true) => row_to_event(headers, &record),
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
+                broken = true;
+                Err(format!("cannot read row {n}: {e}; the rest is not read"))
+            }
+            Err(e) => Err(format!("row {n} is not valid CSV: {e}")),
+        };
         Some(Item { line: n, event })
     })
 }
@@ -219,7 +270,7 @@ fn parse_time(cell: &str) -> Value {
         ([y, m, day], [hh, mm, rest @ ..])
             if (1970..=9999).contains(y)
                 && (1..=12).contains(m)
-                && (1..=31).contains(day)
+                && (1..=days_in_month(*y, *m)).contains(day)
                 && (0..24).contains(hh)
                 && (0..60).contains(mm)
                 && rest.first().is_none_or(|s| (0..61).contains(s)) =>
@@ -228,6 +279,16 @@ fn parse_time(cell: &str) -> Value {
             json!(days_from_civil(*y, *m, *day) * 86_400 + hh * 3600 + mm * 60 + ss)
         }
         _ => json!(cell),
+    }
+}
+
+/// The days of month `m` (1–12) of year `y`.
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
     }
 }
 
@@ -263,6 +324,49 @@ mod tests {
         assert_eq!(
             items[1].event.as_ref().unwrap()["event_time"],
             1_795_392_000
+        );
+    }
+
+    #[test]
+    fn csv_times_are_real_dates() {
+        assert_eq!(parse_time("2024-02-29T00:00:00Z"), json!(1_709_164_800));
+        assert_eq!(parse_time("2000-02-29"), json!(951_782_400));
+        for bad in [
+            "2026-02-29",
+            "1900-02-29",
+            "2026-04-31",
+            "2026-13-01",
+            "2026-11-20T24:00",
+        ] {
+            assert_eq!(parse_time(bad), json!(bad), "{bad}");
+        }
+        assert_eq!(parse_time("2026-12-31 23:59:59"), json!(1_798_761_599));
+    }
+
+    #[test]
+    fn csv_records_are_bounded() {
+        // A quoted cell 3 MiB long (left open, it would hold the rest of any stream).
+        let long = format!(
+            "event_name,em\nPurchase,a@b.co\nPurchase,\"{}\"\nPurchase,c@d.co\n",
+            "x".repeat(3 << 20)
+        );
+        let items: Vec<Item> = csv(long.as_bytes()).collect();
+        assert_eq!(items.len(), 2, "the stream ends after the error");
+        assert!(items[0].event.is_ok());
+        let err = items[1].event.as_ref().unwrap_err();
+        assert!(
+            err.starts_with("cannot read row 3: ") && err.contains("longer than"),
+            "{err}"
+        );
+        // Records just under the bound, one after another, are all read.
+        let cell = "y".repeat(usize::try_from(MAX_RECORD_BYTES).unwrap() - 100);
+        let text = format!("event_name,store\nPurchase,{cell}\nPurchase,{cell}\nPurchase,z\n");
+        let items: Vec<Item> = csv(text.as_bytes()).collect();
+        assert_eq!(items.len(), 3);
+        assert!(items.iter().all(|i| i.event.is_ok()));
+        assert_eq!(
+            items[2].event.as_ref().unwrap()["custom_data"]["store"],
+            "z"
         );
     }
 
