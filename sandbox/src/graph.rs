@@ -1211,7 +1211,8 @@ fn process(
     if let Some(secret) = &token_cfg.app_secret {
         match &proof {
             Some(p) => {
-                let valid = p.eq_ignore_ascii_case(&appsecret_proof(secret, &token));
+                // Lowercase hex, as the wire contract has it (§1.3): an uppercase proof is refused.
+                let valid = *p == appsecret_proof(secret, &token);
                 rec.appsecret_proof_valid = Some(valid);
                 if !valid {
                     let r = st.error(

@@ -301,12 +301,20 @@ fn appsecret_proof_checked() {
         r.json()["error"]["message"],
         "API calls from the server require an appsecret_proof argument"
     );
+    // The right proof in uppercase hex is not the proof (the contract: lowercase hex).
+    let r = post(
+        a,
+        PIXEL,
+        TOKEN,
+        &json!({"data": [ev], "appsecret_proof": proof.to_uppercase()}),
+    );
+    assert_eq!(r.code(), (100, None));
     let valid: Vec<_> = sb
         .requests()
         .iter()
         .map(|r| r.appsecret_proof_valid)
         .collect();
-    assert_eq!(valid, [Some(true), Some(false), None]);
+    assert_eq!(valid, [Some(true), Some(false), None, Some(false)]);
 }
 
 #[test]
