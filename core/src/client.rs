@@ -47,7 +47,11 @@ pub struct ClientConfig {
     pub api_version: String,
     /// The platform's `partner_agent`, sent on every request.
     pub partner_agent: Option<String>,
-    /// Per-request timeout (connect to last body byte), in milliseconds. Meta advises 1500.
+    /// How long to wait for Meta's answer once a request is sent, in milliseconds (Meta
+    /// advises 1500: "the response time will be under 600 milliseconds"). Sending is not
+    /// counted: a batch is about 1.2 MB, longer than 1.5 s to upload on a slow link. Connecting
+    /// (DNS, TCP, TLS) has [`CONNECT_TIMEOUT`], an upload fails when no byte goes out for
+    /// [`STALL_TIMEOUT`], and a whole request is cut at [`CALL_TIMEOUT`].
     pub timeout_ms: u64,
     /// Time budget of one request (a batch) including its retries, in milliseconds.
     pub deadline_ms: u64,
@@ -55,7 +59,9 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Events per request, at most 1000.
     pub batch_size: usize,
-    /// Split a batch Meta rejects for its payload to deliver the good events.
+    /// Split a batch Meta rejects for one of its events (a 2804xxx error, or a request too
+    /// large) to deliver the good events, at most [`MAX_SPLITS`] times per batch: past that
+    /// (many bad events, or all of them, as when the clock is wrong), the rest fails whole.
     pub bisect: bool,
     /// Normalization options for plain-text customer information.
     pub normalize: NormalizeOptions,
@@ -106,6 +112,17 @@ impl ClientConfig {
     }
 }
 
+/// The longest time to connect to the Graph API (DNS, TCP and the TLS handshake).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// An upload that sends nothing for this long fails (a slow one that goes on does not).
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest one request may take, from connecting to the answer's last byte.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The most splits of one batch when bisecting (each split sends two requests): enough to
+/// single out a few bad events among 1000 (ten splits each), not 1999 requests when all are.
+pub const MAX_SPLITS: usize = 32;
+
 /// The Conversions API client. `Send + Sync`: share one across threads and destinations.
 pub struct Client {
     config: ClientConfig,
@@ -139,7 +156,11 @@ impl Client {
             .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("http"));
         let mut builder = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_per_call(Some(Duration::from_millis(config.timeout_ms)))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_per_write(Some(STALL_TIMEOUT))
+            .timeout_recv_response(Some(Duration::from_millis(config.timeout_ms)))
+            .timeout_recv_body(Some(Duration::from_millis(config.timeout_ms)))
+            .timeout_per_call(Some(CALL_TIMEOUT))
             // A redirect could carry the Authorization header elsewhere: never follow.
             .max_redirects(0)
             .https_only(!plain_http);
@@ -238,6 +259,7 @@ impl Client {
             dest,
             fields: RequestFields::default(),
             halted: None,
+            splits_left: MAX_SPLITS,
         }
     }
 
@@ -342,6 +364,8 @@ pub struct Session<'a> {
     dest: &'a Destination,
     fields: RequestFields,
     halted: Option<GraphError>,
+    /// Splits left to the batch being delivered ([`MAX_SPLITS`]).
+    splits_left: usize,
 }
 
 impl Session<'_> {
@@ -368,6 +392,7 @@ impl Session<'_> {
             }
         }
         for batch in events.chunks(self.client.config.batch_size) {
+            self.splits_left = MAX_SPLITS;
             self.deliver(batch, &mut report);
         }
         report.update_counts(events.len());
@@ -471,10 +496,14 @@ impl Session<'_> {
         });
         match err.kind {
             ErrorKind::Payload
-                if events.len() > 1 && client.config.bisect && err.concerns_events() =>
+                if events.len() > 1
+                    && client.config.bisect
+                    && err.concerns_events()
+                    && self.splits_left > 0 =>
             {
                 // Meta rejects a whole batch for one bad event and does not say which:
                 // halve until the bad ones stand alone, delivering the rest.
+                self.splits_left -= 1;
                 let (a, b) = events.split_at(events.len() / 2);
                 self.deliver(a, report);
                 self.deliver(b, report);

@@ -193,10 +193,10 @@ impl ConnectionStatus {
             ErrorKind::PixelNotFound => ConnectionStatus::PixelNotFound,
             ErrorKind::Throttled => ConnectionStatus::Throttled,
             ErrorKind::Transient | ErrorKind::Network => ConnectionStatus::Unreachable,
-            // Meta refused the test event itself: the connection and credentials work.
-            ErrorKind::Payload | ErrorKind::CountMismatch if error.code.is_some() => {
-                ConnectionStatus::Ok
-            }
+            // Meta refused the test event itself (an invalid parameter, code 100): the
+            // connection and credentials work. An error code Freight does not know is no
+            // such verdict.
+            ErrorKind::Payload if error.code == Some(100) => ConnectionStatus::Ok,
             ErrorKind::Payload | ErrorKind::CountMismatch => ConnectionStatus::Unreachable,
         }
     }

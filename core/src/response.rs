@@ -94,12 +94,16 @@ pub struct GraphError {
 
 impl GraphError {
     /// Whether Meta's verdict may be about single events of the batch, so that halving the
-    /// batch can single them out: a payload error of Graph code 100 (invalid parameter, the
-    /// 2804xxx subcodes among others) or a request too large (HTTP 413). A payload error of a
-    /// code Freight does not know says nothing of the kind: halving on it would only send
-    /// twice as many requests to meet it again.
+    /// batch can single them out: an invalid event (code 100 with a 2804xxx subcode) or a
+    /// request too large (HTTP 413). Other payload errors are about the request itself (code
+    /// 100 without subcode: "(#100) The parameter data is required") or of a code Freight does
+    /// not know: halving on them would only send twice as many requests to meet them again.
     pub fn concerns_events(&self) -> bool {
-        self.kind == ErrorKind::Payload && (self.code == Some(100) || self.http_status == Some(413))
+        let invalid_event = self.code == Some(100)
+            && self
+                .subcode
+                .is_some_and(|s| (2_804_000..=2_804_999).contains(&s));
+        self.kind == ErrorKind::Payload && (invalid_event || self.http_status == Some(413))
     }
 
     /// A failure without a usable response.
@@ -218,7 +222,12 @@ pub fn classify(
     body: &[u8],
 ) -> Result<Success, GraphError> {
     let retry_after = retry_after(headers);
-    if (200..300).contains(&status) {
+    let raw = serde_json::from_slice::<Envelope>(body)
+        .ok()
+        .and_then(|e| e.error);
+    // A Graph error is an error whatever the status (a 200 carrying one is classified by its
+    // code, not read as a success that acknowledged nothing).
+    if (200..300).contains(&status) && raw.is_none() {
         return match serde_json::from_slice::<RawSuccess>(body) {
             Ok(s) => Ok(Success {
                 events_received: s.events_received,
@@ -241,9 +250,6 @@ pub fn classify(
             }),
         };
     }
-    let raw = serde_json::from_slice::<Envelope>(body)
-        .ok()
-        .and_then(|e| e.error);
     let by_status = match status {
         429 => ErrorKind::Throttled,
         401 => ErrorKind::InvalidToken,
@@ -268,19 +274,16 @@ pub fn classify(
     };
     match raw {
         Some(e) => {
-            err.kind = if e.is_transient == Some(true) {
-                ErrorKind::Transient
-            } else {
-                match e.code {
-                    Some(c) => kind_of_code(c, e.error_subcode, e.error_type.as_deref()).unwrap_or(
-                        if status < 500 && status != 429 {
-                            ErrorKind::Payload
-                        } else {
-                            by_status
-                        },
-                    ),
-                    None => by_status,
-                }
+            // A known code decides (Graph marks rate limits `is_transient` too, and they need
+            // a cool-down, not a quick retry); `is_transient` decides for the other codes.
+            let known = e
+                .code
+                .and_then(|c| kind_of_code(c, e.error_subcode, e.error_type.as_deref()));
+            err.kind = match known {
+                Some(kind) => kind,
+                None if e.is_transient == Some(true) => ErrorKind::Transient,
+                None if e.code.is_some() && status < 500 && status != 429 => ErrorKind::Payload,
+                None => by_status,
             };
             err.code = e.code;
             err.subcode = e.error_subcode;
@@ -373,6 +376,55 @@ mod tests {
         assert_eq!(kind(408, ""), ErrorKind::Transient);
         assert_eq!(kind(413, ""), ErrorKind::Payload);
         assert_eq!(kind(400, &e(r#""code":999999"#)), ErrorKind::Payload);
+        // A known code decides over `is_transient`; `is_transient` over an unknown code.
+        for throttle in [r#""code":4"#, r#""code":613"#, r#""code":80004"#] {
+            let body = e(&format!(r#"{throttle},"is_transient":true"#));
+            assert_eq!(kind(403, &body), ErrorKind::Throttled, "{throttle}");
+            assert_eq!(kind(400, &body), ErrorKind::Throttled, "{throttle}");
+        }
+        assert_eq!(
+            kind(400, &e(r#""code":190,"is_transient":true"#)),
+            ErrorKind::InvalidToken
+        );
+        assert_eq!(
+            kind(400, &e(r#""code":999999,"is_transient":true"#)),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            kind(400, &e(r#""code":999999,"is_transient":false"#)),
+            ErrorKind::Payload
+        );
+    }
+
+    #[test]
+    fn connection_status_of_errors() {
+        use crate::report::ConnectionStatus as S;
+        let status = |http: u16, body: &str| {
+            S::from_error(&classify(http, &[], body.as_bytes()).unwrap_err())
+        };
+        let app_limit = r#"{"error":{"message":"(#4) Application request limit reached","type":"OAuthException","is_transient":true,"code":4,"fbtrace_id":"t"}}"#;
+        assert_eq!(status(403, app_limit), S::Throttled);
+        // Meta refused the test event: the credentials work.
+        let old = r#"{"error":{"code":100,"error_subcode":2804003}}"#;
+        assert_eq!(status(400, old), S::Ok);
+        assert_eq!(status(400, r#"{"error":{"code":100}}"#), S::Ok);
+        // An unknown code says nothing of the sort.
+        assert_eq!(status(400, r#"{"error":{"code":5000}}"#), S::Unreachable);
+        assert_eq!(status(413, ""), S::Unreachable);
+        // A Graph error in a 200 is the error.
+        let expired = r#"{"error":{"code":190,"error_subcode":463,"message":"expired"}}"#;
+        assert_eq!(status(200, expired), S::InvalidToken);
+    }
+
+    #[test]
+    fn an_error_in_a_success_status_is_an_error() {
+        let e = classify(200, &[], br#"{"error":{"code":2,"is_transient":true}}"#).unwrap_err();
+        assert_eq!(
+            (e.kind, e.code, e.http_status),
+            (ErrorKind::Transient, Some(2), Some(200))
+        );
+        let ok = classify(200, &[], br#"{"events_received":2,"fbtrace_id":"t"}"#).unwrap();
+        assert_eq!(ok.events_received, Some(2));
     }
 
     #[test]

@@ -604,8 +604,15 @@ fn only_errors_about_events_are_bisected() {
         .failed
         .iter()
         .all(|f| (f.error.kind, f.error.code, f.attempts) == (ErrorKind::Payload, Some(12345), 1)));
-    // Meta's invalid-parameter error (code 100) is about the events, and so is a request too
-    // large whatever code comes with it: bisected down to single events (7 requests for 4).
+    // Code 100 without subcode is about the request ("(#100) The parameter data is
+    // required"): not bisected either.
+    sb.reset();
+    sb.push_fault(graph_error_always(400, 100, None));
+    let r = c.send(&dest(), &events(4));
+    assert_accounted(&r, 4);
+    assert_eq!((sb.requests().len(), r.counts.failed), (1, 4));
+    // An invalid event (100 with a 2804xxx subcode) is about the events, and so is a request
+    // too large whatever code comes with it: bisected down to single events (7 requests for 4).
     for fault in [
         graph_error_always(400, 100, Some(2_804_019)),
         graph_error_always(413, 12345, None),
@@ -616,6 +623,21 @@ fn only_errors_about_events_are_bisected() {
         assert_accounted(&r, 4);
         assert_eq!(sb.requests().len(), 7);
     }
+}
+
+#[test]
+fn bisection_is_capped_per_batch() {
+    // Every event bad (as when the clock is wrong: 2804003, too old): 1 + 2 * MAX_SPLITS
+    // requests for a batch of 100, not 2 * 100 - 1; the next batch gets its own splits.
+    let sb = sandbox(|_| {});
+    let c = client(&sb, |c| c.batch_size = 100);
+    sb.push_fault(graph_error_always(400, 100, Some(2_804_003)));
+    let r = c.send(&dest(), &events(200));
+    assert_accounted(&r, 200);
+    assert_eq!(r.counts.failed, 200);
+    let splits = freight::client::MAX_SPLITS;
+    assert_eq!(sb.requests().len(), 2 * (1 + 2 * splits));
+    assert!(r.failed.iter().all(|f| f.error.subcode == Some(2_804_003)));
 }
 
 #[test]
@@ -630,4 +652,95 @@ fn the_scheme_is_read_in_any_case() {
         "{:?}",
         r.failed.first().map(|f| &f.error)
     );
+}
+
+/// A one-request Graph stand-in on loopback: it reads the request's headers, waits `before_body`
+/// (the client's upload stalls once the socket buffers are full), reads the body, waits
+/// `before_answer`, and answers that it received every event.
+fn slow_graph(
+    before_body: Duration,
+    before_answer: Duration,
+) -> (String, std::thread::JoinHandle<usize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+        }
+        std::thread::sleep(before_body);
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).unwrap();
+        let n = serde_json::from_slice::<Value>(&body).unwrap()["data"]
+            .as_array()
+            .unwrap()
+            .len();
+        std::thread::sleep(before_answer);
+        let answer = format!(r#"{{"events_received":{n},"messages":[],"fbtrace_id":"slow"}}"#);
+        let mut stream = stream;
+        // The client may have given up already: its connection is then closed.
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
+        n
+    });
+    (url, server)
+}
+
+#[test]
+fn timeout_is_for_the_answer_not_the_upload() {
+    // 1000 events of 8 KB (more than the socket buffers hold) whose upload stalls for 0.8 s:
+    // longer than the 300 ms timeout, which counts from the end of the upload.
+    let note = "n".repeat(8000);
+    let events: Vec<Value> = (0..1000)
+        .map(|i| {
+            let mut e = event(i);
+            e["custom_data"]["note"] = json!(note);
+            e
+        })
+        .collect();
+    let (url, server) = slow_graph(Duration::from_millis(800), Duration::ZERO);
+    let c = Client::new(ClientConfig {
+        graph_url: url,
+        timeout_ms: 300,
+        retry: RetryPolicy::none(),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let r = c.send(&dest(), &events);
+    assert_eq!(server.join().unwrap(), 1000);
+    assert_eq!(
+        r.counts.delivered,
+        1000,
+        "{:?}",
+        r.failed.first().map(|f| &f.error)
+    );
+    // An answer slower than the timeout is a timeout (handed back, not delivered).
+    let (url, server) = slow_graph(Duration::ZERO, Duration::from_millis(900));
+    let c = Client::new(ClientConfig {
+        graph_url: url,
+        timeout_ms: 300,
+        retry: RetryPolicy::none(),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let r = c.send(&dest(), &events[..3]);
+    assert_eq!(server.join().unwrap(), 3);
+    assert_eq!(r.counts.failed, 3);
+    assert_eq!(r.failed[0].error.kind, ErrorKind::Network);
+    assert!(r.accounts_for_every_event());
 }
