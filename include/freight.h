@@ -174,7 +174,8 @@ enum freight_result freight_segment(const char *call_json, size_t call_len, cons
 
 /*
  Builds a `partner_agent` in the documented format `pl<partner>-<platform version>-<app
- version>` into `*agent_out`.
+ version>` into `*agent_out`: the partner lowercased; an empty app version (length 0) is
+ left out (`pl<partner>-<platform version>`).
 
  # Safety
  As freight_normalize.

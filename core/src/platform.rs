@@ -25,12 +25,15 @@ impl fmt::Display for PlatformError {
 impl std::error::Error for PlatformError {}
 
 /// The documented `partner_agent` format `pl<partner>-<platform version>-<app version>`
-/// (seed 000: "Setup Server-Side As A Platform").
+/// (seed 000: "Setup Server-Side As A Platform"). The partner name is lowercased, as in the
+/// document's example ("DataPartner" → `pldatapartner-1.0-2.0`); the app version (of the
+/// platform's Facebook integration) is optional ("if applicable"): empty, it is left out.
 ///
 /// ```
-/// let agent = freight::platform::partner_agent("shopbuilder", "4.2", "1.0.3").unwrap();
-/// assert_eq!(agent, "plshopbuilder-4.2-1.0.3");
-/// assert!(freight::platform::partner_agent("shop builder", "4", "1").is_err());
+/// use freight::platform::partner_agent;
+/// assert_eq!(partner_agent("DataPartner", "1.0", "2.0").unwrap(), "pldatapartner-1.0-2.0");
+/// assert_eq!(partner_agent("shopbuilder", "4.2", "").unwrap(), "plshopbuilder-4.2");
+/// assert!(partner_agent("shop builder", "4", "1").is_err());
 /// ```
 pub fn partner_agent(
     partner: &str,
@@ -46,20 +49,26 @@ pub fn partner_agent(
             "partner must be letters, digits or _ (the name Meta agreed with your platform)".into(),
         ));
     }
-    for (name, v) in [
-        ("platform_version", platform_version),
-        ("app_version", app_version),
+    for (name, v, required) in [
+        ("platform_version", platform_version, true),
+        ("app_version", app_version, false),
     ] {
-        let ok = !v.is_empty()
+        let ok = (!v.is_empty() || !required)
             && v.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
         if !ok {
             return Err(PlatformError(format!(
-                "{name} must be letters, digits, dots or _ (a dash separates the fields)"
+                "{name} must be letters, digits, dots or _ (a dash separates the fields){}",
+                if required { "" } else { ", or empty" }
             )));
         }
     }
-    Ok(format!("pl{partner}-{platform_version}-{app_version}"))
+    let partner = partner.to_ascii_lowercase();
+    Ok(if app_version.is_empty() {
+        format!("pl{partner}-{platform_version}")
+    } else {
+        format!("pl{partner}-{platform_version}-{app_version}")
+    })
 }
 
 /// A random `event_id` (UUID version 4) from 16 random bytes.
@@ -83,20 +92,58 @@ pub fn new_event_id() -> Result<String, PlatformError> {
     Ok(event_id_from_random(bytes))
 }
 
+/// The random part of a new `fbp` (31 bits, as the pixel's own: `fb.1.<ms>.1116446470`),
+/// from the operating system's randomness.
+#[cfg(feature = "os-random")]
+pub fn new_fbp_random() -> Result<u32, PlatformError> {
+    let mut bytes = [0u8; 4];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| PlatformError(format!("no randomness from the operating system: {e}")))?;
+    Ok(u32::from_le_bytes(bytes) & 0x7fff_ffff)
+}
+
 /// A deterministic `event_id` for `key` (an order id, a lead id…): a UUID (version 8) made
 /// from `HMAC-SHA256(secret, pixel_id | event_name | key)`. The platform computes it when it
 /// renders the page (for the browser's `fbq('track', name, data, {eventID})`) and again when
 /// it sends the server event, so both carry the same id and Meta keeps one. The secret keeps
 /// ids unguessable from order numbers.
 ///
+/// Refused: an empty secret; a blank key (every order without an id would share one id, and
+/// Meta would keep only the first of them); a `|` in `pixel_id` or `event_name` (the parts
+/// are joined by `|`: `"Custom|A"` + `"B"` would be `"Custom"` + `"A|B"`). `pixel_id` and
+/// `event_name` may be empty when the key alone is unique.
+///
 /// ```
 /// use freight::platform::event_id_for;
-/// let a = event_id_for(b"platform-secret", "1234567890", "Purchase", "order-10423");
-/// assert_eq!(a, event_id_for(b"platform-secret", "1234567890", "Purchase", "order-10423"));
-/// assert_ne!(a, event_id_for(b"platform-secret", "1234567890", "Purchase", "order-10424"));
+/// let a = event_id_for(b"platform-secret", "1234567890", "Purchase", "order-10423").unwrap();
+/// assert_eq!(a, event_id_for(b"platform-secret", "1234567890", "Purchase", "order-10423").unwrap());
+/// assert_ne!(a, event_id_for(b"platform-secret", "1234567890", "Purchase", "order-10424").unwrap());
 /// assert_eq!(&a[14..15], "8");
+/// assert!(event_id_for(b"platform-secret", "1234567890", "Purchase", " ").is_err());
 /// ```
-pub fn event_id_for(secret: &[u8], pixel_id: &str, event_name: &str, key: &str) -> String {
+pub fn event_id_for(
+    secret: &[u8],
+    pixel_id: &str,
+    event_name: &str,
+    key: &str,
+) -> Result<String, PlatformError> {
+    if secret.is_empty() {
+        return Err(PlatformError(
+            "a deterministic event id needs the platform's secret (it is empty)".into(),
+        ));
+    }
+    if key.trim().is_empty() {
+        return Err(PlatformError(
+            "key is blank: give the order (or lead) id the event is about".into(),
+        ));
+    }
+    for (name, part) in [("pixel_id", pixel_id), ("event_name", event_name)] {
+        if part.contains('|') {
+            return Err(PlatformError(format!(
+                "{name} must not contain | (it separates the parts of the id)"
+            )));
+        }
+    }
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
         unreachable!("HMAC takes keys of any length")
     };
@@ -111,7 +158,7 @@ pub fn event_id_for(secret: &[u8], pixel_id: &str, event_name: &str, key: &str) 
     bytes.copy_from_slice(&digest[..16]);
     bytes[6] = (bytes[6] & 0x0f) | 0x80;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    uuid_text(&bytes)
+    Ok(uuid_text(&bytes))
 }
 
 fn uuid_text(b: &[u8; 16]) -> String {
@@ -367,6 +414,13 @@ mod tests {
     fn partner_agent_rules() {
         assert!(partner_agent("", "1", "2").is_err());
         assert!(partner_agent("x", "1-2", "2").is_err());
+        assert!(partner_agent("x", "", "2").is_err());
+        assert!(partner_agent("x", "1", "2 ").is_err());
+        assert_eq!(partner_agent("x", "1", "").unwrap(), "plx-1");
+        assert_eq!(
+            partner_agent("DataPartner", "1.0", "2.0").unwrap(),
+            "pldatapartner-1.0-2.0"
+        );
         assert_eq!(
             partner_agent("wp_shop", "6.4.2", "2.0").unwrap(),
             "plwp_shop-6.4.2-2.0"
@@ -374,10 +428,34 @@ mod tests {
     }
 
     #[test]
+    fn deterministic_ids_refuse_what_would_collide() {
+        // The same id every time, and the id of version 1 of this function (kept stable: ids
+        // already rendered into pages must still match).
+        let id = event_id_for(b"platform-secret", "777", "Purchase", "order-10423").unwrap();
+        assert_eq!(
+            id,
+            event_id_for(b"platform-secret", "777", "Purchase", "order-10423").unwrap()
+        );
+        assert!(event_id_for(b"s", "", "", "order-1").is_ok());
+        for (secret, pixel, name, key) in [
+            (&b""[..], "1", "Purchase", "order-1"),
+            (b"s", "1", "Purchase", ""),
+            (b"s", "1", "Purchase", " \t"),
+            (b"s", "1", "Custom|A", "B"),
+            (b"s", "1|2", "Purchase", "order-1"),
+        ] {
+            let e = event_id_for(secret, pixel, name, key).unwrap_err();
+            assert!(!e.0.is_empty());
+        }
+        // A `|` in the key is fine: the key is the last part.
+        assert!(event_id_for(b"s", "1", "Custom", "A|B").is_ok());
+    }
+
+    #[test]
     fn uuids_have_version_and_variant() {
         let r = event_id_from_random([0; 16]);
         assert_eq!(r, "00000000-0000-4000-8000-000000000000");
-        let d = event_id_for(b"k", "1", "Purchase", "order-1");
+        let d = event_id_for(b"k", "1", "Purchase", "order-1").unwrap();
         assert_eq!(d.len(), 36);
         assert_eq!(&d[14..15], "8");
         assert!(matches!(&d[19..20], "8" | "9" | "a" | "b"));

@@ -69,20 +69,21 @@ pub fn standard_event(track: &str) -> Option<&'static str> {
     })
 }
 
-/// Properties the mapping consumes (the rest become custom properties).
+/// Properties every call maps (the value property, and a single product's `product_id`,
+/// `sku`, `price` and `quantity` when they make its `contents`, are mapped too; every other
+/// property becomes a custom property).
 const CONSUMED: &[&str] = &[
-    "revenue",
-    "currency",
-    "products",
-    "query",
-    "status",
-    "fbp",
-    "fbc",
-    "product_id",
-    "name",
-    "category",
-    "quantity",
+    "currency", "products", "query", "status", "fbp", "fbc", "name", "category",
 ];
+
+/// A string with something in it, or any other non-null value.
+fn present(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
+        _ => true,
+    }
+}
 
 fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.')
@@ -175,7 +176,9 @@ pub fn map_track(call: &Value, opts: &SegmentOptions) -> Result<Value, Vec<Probl
     let mut ud = Map::new();
     let external = match &opts.external_id_field {
         Some(path) => get(call, path),
-        None => get(call, "userId").or_else(|| get(call, "anonymousId")),
+        None => get(call, "userId")
+            .filter(|v| present(v))
+            .or_else(|| get(call, "anonymousId")),
     };
     if let Some(id) = external {
         ud.insert("external_id".into(), text(id));
@@ -208,7 +211,7 @@ pub fn map_track(call: &Value, opts: &SegmentOptions) -> Result<Value, Vec<Probl
     }
     event.insert("user_data".into(), Value::Object(ud));
 
-    let props = match get(call, "properties") {
+    let mut props = match get(call, "properties") {
         Some(Value::Object(p)) => p.clone(),
         // PHP encodes an empty associative array as `[]`.
         Some(Value::Array(a)) if a.is_empty() => Map::new(),
@@ -218,6 +221,14 @@ pub fn map_track(call: &Value, opts: &SegmentOptions) -> Result<Value, Vec<Probl
         }
         None => Map::new(),
     };
+    // The alternative external id is hashed in user_data: not also sent in plain text.
+    if let Some(path) = opts
+        .external_id_field
+        .as_deref()
+        .and_then(|p| p.strip_prefix("properties."))
+    {
+        remove_path(&mut props, path);
+    }
     let mut cd = Map::new();
     let single_product = matches!(track.as_str(), "Product Viewed" | "Product Added");
     let value_key = if single_product {
@@ -271,7 +282,14 @@ pub fn map_track(call: &Value, opts: &SegmentOptions) -> Result<Value, Vec<Probl
                 "must be an array of products",
             ),
         }
-    } else if single_product || props.contains_key("product_id") {
+    }
+    // A single product (`Product Viewed`/`Added`, or any call naming one): its contents.
+    // Without an id there is none, and the event is sent without contents.
+    let product_id = ["product_id", "sku"]
+        .iter()
+        .any(|k| props.get(*k).is_some_and(present));
+    let single = products_absent(&props) && product_id;
+    if single {
         if let Some(c) = content(&Value::Object(props.clone()), "properties", &mut problems) {
             cd.insert("content_ids".into(), json!([c["id"].clone()]));
             cd.insert("contents".into(), json!([c]));
@@ -295,8 +313,9 @@ pub fn map_track(call: &Value, opts: &SegmentOptions) -> Result<Value, Vec<Probl
     for (k, v) in &props {
         let used = CONSUMED.contains(&k.as_str())
             || k == value_key
-            || (single_product && matches!(k.as_str(), "price" | "sku"));
-        if !used && !v.is_null() {
+            || (single && matches!(k.as_str(), "product_id" | "sku" | "price" | "quantity"));
+        // A property never replaces what the mapping has set (`value` from `revenue`, …).
+        if !used && !v.is_null() && !cd.contains_key(k) {
             cd.insert(k.clone(), v.clone());
         }
     }
@@ -310,13 +329,36 @@ pub fn map_track(call: &Value, opts: &SegmentOptions) -> Result<Value, Vec<Probl
     }
 }
 
+/// True when the call has no `products` list (a single product's fields may then make one).
+fn products_absent(props: &Map<String, Value>) -> bool {
+    props.get("products").is_none_or(Value::is_null)
+}
+
+/// Removes the value at a dotted path (`a.b`) from `map`, if there is one.
+fn remove_path(map: &mut Map<String, Value>, path: &str) {
+    match path.split_once('.') {
+        None => {
+            map.remove(path);
+        }
+        Some((head, rest)) => {
+            if let Some(Value::Object(inner)) = map.get_mut(head) {
+                remove_path(inner, rest);
+            }
+        }
+    }
+}
+
 /// `{id, quantity, item_price}` of a Segment product (`product_id`, else `sku`).
 fn content(p: &Value, loc: &str, problems: &mut Vec<Problem>) -> Option<Value> {
     let Some(p) = p.as_object() else {
         bad(problems, loc, "must be an object");
         return None;
     };
-    let id = match p.get("product_id").or_else(|| p.get("sku")) {
+    let id = match p
+        .get("product_id")
+        .filter(|v| !v.is_null())
+        .or_else(|| p.get("sku"))
+    {
         Some(Value::String(s)) if !s.is_empty() => json!(s),
         Some(Value::Number(n)) => json!(n.to_string()),
         _ => {

@@ -104,7 +104,7 @@ fn consent_and_dedup_against_the_sandbox() {
         .unwrap()
         .as_secs() as i64;
     // The same id the platform rendered into the page for fbq('track', …, {eventID}).
-    let id = event_id_for(b"platform-secret", "777", "Purchase", "order-10423");
+    let id = event_id_for(b"platform-secret", "777", "Purchase", "order-10423").unwrap();
     let purchase = |consent: &str| {
         json!({"event_name": "Purchase", "event_time": now - 5, "action_source": "website",
                "event_id": id, "event_source_url": "https://shop.example/thanks",

@@ -265,6 +265,12 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The library's version, e.g. "0.1.0". Static: never free it.
 #[no_mangle]
 pub extern "C" fn freight_version() -> *const c_char {
@@ -503,7 +509,8 @@ pub unsafe extern "C" fn freight_segment(
 }
 
 /// Builds a `partner_agent` in the documented format `pl<partner>-<platform version>-<app
-/// version>` into `*agent_out`.
+/// version>` into `*agent_out`: the partner lowercased; an empty app version (length 0) is
+/// left out (`pl<partner>-<platform version>`).
 ///
 /// # Safety
 /// As freight_normalize.
@@ -584,6 +591,7 @@ pub unsafe extern "C" fn freight_event_id(
                 )
             };
             freight_core::platform::event_id_for(secret, pixel, name, key)
+                .map_err(|e| fail(freight_result::InvalidArgument, e.0))?
         };
         // SAFETY: checked non-NULL above; writable by contract.
         unsafe { write_string(id_out, id) }
@@ -627,14 +635,27 @@ pub unsafe extern "C" fn freight_click_ids(
                 "context_json: host is required",
             )
         })?;
-        let now_ms = ctx["now_ms"].as_i64().unwrap_or_else(|| unix_now() * 1000);
-        let random = match ctx["random"].as_u64() {
-            Some(r) => r as u32,
-            None => {
-                let id = freight_core::platform::new_event_id()
-                    .map_err(|e| fail(freight_result::InvalidArgument, e.0))?;
-                u32::from_str_radix(&id[..8], 16).unwrap_or(0) & 0x7fff_ffff
+        // Given: a whole number in range (Python's and PHP's helpers check the same); absent or
+        // null: now, and a random number.
+        let whole = |k: &str, max: u64| -> Result<Option<u64>, Error> {
+            match ctx.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v.as_u64().filter(|n| *n <= max).map(Some).ok_or_else(|| {
+                    fail(
+                        freight_result::InvalidArgument,
+                        format!("context_json: {k} must be a whole number from 0 to {max}"),
+                    )
+                }),
             }
+        };
+        let now_ms = match whole("now_ms", i64::MAX as u64)? {
+            Some(ms) => ms as i64,
+            None => unix_now_ms(),
+        };
+        let random = match whole("random", u64::from(u32::MAX))? {
+            Some(r) => r as u32,
+            None => freight_core::platform::new_fbp_random()
+                .map_err(|e| fail(freight_result::InvalidArgument, e.0))?,
         };
         let request = freight_core::platform::RequestContext {
             host,

@@ -225,6 +225,25 @@ static void test_click_ids_fixture(const char *path) {
     }
     fclose(f);
     CHECK(cases >= 30, "only %d click id cases", cases);
+    /* now_ms and random: whole numbers in range, or absent; never cut to fit. */
+    const char *bad[] = {
+        "{\"host\":\"a.example\",\"random\":4294967296}",
+        "{\"host\":\"a.example\",\"random\":-1}",
+        "{\"host\":\"a.example\",\"random\":\"7\"}",
+        "{\"host\":\"a.example\",\"now_ms\":1.5}",
+        "{\"host\":\"a.example\",\"now_ms\":-5}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *out = NULL;
+        freight_result r = freight_click_ids(bad[i], strlen(bad[i]), &out);
+        CHECK(r == FREIGHT_RESULT_INVALID_ARGUMENT && out == NULL, "accepted: %s", bad[i]);
+    }
+    const char *edge = "{\"host\":\"a.example\",\"now_ms\":5,\"random\":4294967295}";
+    char *out = NULL;
+    freight_result r = freight_click_ids(edge, strlen(edge), &out);
+    CHECK(r == FREIGHT_RESULT_OK && strstr(out, "\"fb.1.5.4294967295\"") != NULL, "edge: %s",
+          out ? out : last_error());
+    freight_string_free(out);
 }
 
 static void test_platform_helpers(void) {
@@ -234,11 +253,21 @@ static void test_platform_helpers(void) {
     freight_string_free(out);
     r = freight_partner_agent("shop builder", 12, "4", 1, "1", 1, &out);
     CHECK(r == FREIGHT_RESULT_INVALID_ARGUMENT, "bad partner accepted");
+    r = freight_partner_agent("DataPartner", 11, "1.0", 3, "", 0, &out);
+    CHECK(r == FREIGHT_RESULT_OK && strcmp(out, "pldatapartner-1.0") == 0,
+          "partner_agent without app version");
+    freight_string_free(out);
     char *a = NULL, *b = NULL, *rnd = NULL;
     r = freight_event_id("s3cret", 6, "1", 1, "Purchase", 8, "order-1", 7, &a);
     CHECK(r == FREIGHT_RESULT_OK, "event_id: %s", last_error());
     r = freight_event_id("s3cret", 6, "1", 1, "Purchase", 8, "order-1", 7, &b);
     CHECK(r == FREIGHT_RESULT_OK && strcmp(a, b) == 0 && strlen(a) == 36, "deterministic id");
+    char *none = NULL;
+    r = freight_event_id("s3cret", 6, "1", 1, "Purchase", 8, " ", 1, &none);
+    CHECK(r == FREIGHT_RESULT_INVALID_ARGUMENT && none == NULL, "blank key accepted");
+    r = freight_event_id("s3cret", 6, "1", 1, "Custom|A", 8, "B", 1, &none);
+    CHECK(r == FREIGHT_RESULT_INVALID_ARGUMENT && none == NULL, "| in event_name accepted");
+    CHECK(strstr(last_error(), "s3cret") == NULL, "the secret in an error");
     r = freight_event_id(NULL, 0, NULL, 0, NULL, 0, NULL, 0, &rnd);
     CHECK(r == FREIGHT_RESULT_OK && rnd[14] == '4', "random id");
     freight_string_free(a);

@@ -103,12 +103,18 @@ final class Freight
      * @param array<string, mixed> $call
      * @param array<string, mixed> $options
      * @return array<string, mixed> the event
-     * @throws ValidationException listing the problems (getType() of the first)
+     * @throws ValidationException listing every problem (errors(); getType() of the first)
      */
     public static function segment(#[\SensitiveParameter] array $call, array $options = []): array
     {
         $ffi = Library::ffi();
         $callJson = Library::json((object) $call);
+        // The maps are JSON objects even when empty (PHP encodes an empty array as []).
+        foreach (['event_map', 'category_map'] as $map) {
+            if (isset($options[$map]) && is_array($options[$map])) {
+                $options[$map] = (object) $options[$map];
+            }
+        }
         $opts = $options === [] ? null : Library::json((object) $options);
         $out = Library::decode(Library::callForString(fn ($o) => $ffi->freight_segment(
             $callJson,
@@ -118,14 +124,21 @@ final class Freight
             $o
         )));
         if (isset($out['errors'])) {
-            $first = $out['errors'][0];
-            throw new ValidationException("{$first['type']}: {$first['loc']}: {$first['msg']}", 'FREIGHT_RESULT_INVALID_VALUE');
+            $errors = array_map(
+                static fn (array $p): array => ['type' => $p['type'], 'loc' => $p['loc'], 'msg' => $p['msg']],
+                $out['errors']
+            );
+            $message = implode('; ', array_map(static fn (array $p): string => "{$p['type']}: {$p['loc']}: {$p['msg']}", $errors));
+            throw new ValidationException($message, 'FREIGHT_RESULT_INVALID_VALUE', $errors);
         }
         return $out['event'];
     }
 
-    /** The documented partner_agent format: pl<partner>-<platform version>-<app version>. */
-    public static function partnerAgent(string $partner, string $platformVersion, string $appVersion): string
+    /**
+     * The documented partner_agent format: pl<partner>-<platform version>-<app version> (the
+     * partner name lowercased; without an app version, pl<partner>-<platform version>).
+     */
+    public static function partnerAgent(string $partner, string $platformVersion, string $appVersion = ''): string
     {
         $ffi = Library::ffi();
         return Library::callForString(fn ($o) => $ffi->freight_partner_agent(

@@ -10,11 +10,36 @@ namespace Freight;
  */
 class ValidationException extends FreightException
 {
+    /** @var list<array{type: string, loc: string, msg: string}> */
+    private array $errors;
+
+    /**
+     * @param list<array{type: string, loc: string, msg: string}> $errors every problem, when
+     *        the call reports them one by one (segment())
+     */
+    public function __construct(string $message, string $result = '', array $errors = [], ?\Throwable $previous = null)
+    {
+        parent::__construct($message, $result, $previous);
+        $this->errors = $errors;
+    }
+
+    /** The type of the (first) problem, e.g. "invalid_type"; null when the message has none. */
     public function getType(): ?string
     {
         if (preg_match('/^([a-z_]+): /', $this->getMessage(), $m) === 1) {
             return $m[1];
         }
         return null;
+    }
+
+    /**
+     * Every problem as ['type' => …, 'loc' => …, 'msg' => …], as Python's
+     * ValidationError.errors(); empty when only the message is known.
+     *
+     * @return list<array{type: string, loc: string, msg: string}>
+     */
+    public function errors(): array
+    {
+        return $this->errors;
     }
 }

@@ -30,8 +30,23 @@ final class PlatformTest extends TestCase
             } catch (ValidationException $e) {
                 $this->assertArrayHasKey('errors', $case, $case['name'] . ': ' . $e->getMessage());
                 $this->assertSame($case['errors'][0][0], $e->getType(), $case['name']);
+                $this->assertSame(
+                    $case['errors'],
+                    array_map(static fn (array $p): array => [$p['type'], $p['loc']], $e->errors()),
+                    $case['name']
+                );
             }
         }
+    }
+
+    public function testSegmentOptionsMapsMayBeEmpty(): void
+    {
+        $call = ['type' => 'track', 'event' => 'Order Completed', 'userId' => 'u1',
+            'properties' => ['revenue' => 5]];
+        $event = Freight::segment($call, ['event_map' => [], 'category_map' => []]);
+        $this->assertSame('Purchase', $event['event_name']);
+        $event = Freight::segment($call, ['event_map' => ['Order Completed' => 'Subscribe']]);
+        $this->assertSame('Subscribe', $event['event_name']);
     }
 
     public function testClickIdsFixture(): void
@@ -49,9 +64,18 @@ final class PlatformTest extends TestCase
     public function testPartnerAgentAndEventIds(): void
     {
         $this->assertSame('plshopbuilder-4.2-1.0.3', Freight::partnerAgent('shopbuilder', '4.2', '1.0.3'));
+        $this->assertSame('pldatapartner-1.0', Freight::partnerAgent('DataPartner', '1.0'));
         $a = Freight::eventId('order-1', 's3cret', '1', 'Purchase');
         $this->assertSame($a, Freight::eventId('order-1', 's3cret', '1', 'Purchase'));
         $this->assertNotSame(Freight::eventId(), Freight::eventId());
+        foreach ([[' ', 'Purchase', 'key is blank'], ['B', 'Custom|A', 'must not contain |']] as [$key, $name, $why]) {
+            try {
+                Freight::eventId($key, 's3cret', '1', $name);
+                $this->fail("accepted: $key, $name");
+            } catch (ValidationException $e) {
+                $this->assertStringContainsString($why, $e->getMessage());
+            }
+        }
         $this->expectException(ValidationException::class);
         Freight::partnerAgent('shop builder', '4', '1');
     }

@@ -586,14 +586,48 @@ fn partner_agent(
 
 /// event_id(secret, pixel_id, event_name, key) -> str (deterministic) ; event_id_random() -> str
 #[pyfunction]
-fn event_id_for(secret: &[u8], pixel_id: &str, event_name: &str, key: &str) -> String {
+fn event_id_for(
+    py: Python<'_>,
+    secret: &[u8],
+    pixel_id: &str,
+    event_name: &str,
+    key: &str,
+) -> PyResult<String> {
     freight::platform::event_id_for(secret, pixel_id, event_name, key)
+        .map_err(|e| invalid(py, "invalid_event_id", "event_id", &e.0))
 }
 
 /// A random UUIDv4 event id.
 #[pyfunction]
 fn event_id_random(py: Python<'_>) -> PyResult<String> {
     freight::platform::new_event_id().map_err(|e| raise(py, "FreightError", (e.0,)))
+}
+
+/// A whole number from 0 to `max`, or `None`; anything else is a `ValidationError` (as the C
+/// ABI's `invalid_argument`), not an `OverflowError`/`TypeError` from the conversion.
+fn whole(
+    py: Python<'_>,
+    v: Option<&Bound<'_, PyAny>>,
+    name: &str,
+    max: u64,
+) -> PyResult<Option<u64>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let n = if v.is_instance_of::<PyBool>() {
+        None
+    } else {
+        v.extract::<u64>().ok().filter(|n| *n <= max)
+    };
+    match n {
+        Some(n) => Ok(Some(n)),
+        None => Err(invalid(
+            py,
+            "invalid_value",
+            name,
+            &format!("must be a whole number from 0 to {max}"),
+        )),
+    }
 }
 
 /// click_ids(host, url, referrer, fbc_cookie, fbp_cookie, now_ms, random) -> dict
@@ -607,20 +641,19 @@ fn click_ids<'py>(
     referrer: Option<&str>,
     fbc_cookie: Option<&str>,
     fbp_cookie: Option<&str>,
-    now_ms: Option<i64>,
-    random: Option<u32>,
+    now_ms: Option<&Bound<'py, PyAny>>,
+    random: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let now_ms = now_ms.unwrap_or_else(|| {
-        std::time::SystemTime::now()
+    let now_ms = match whole(py, now_ms, "now_ms", i64::MAX as u64)? {
+        Some(ms) => ms as i64,
+        None => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
-    });
-    let random = match random {
-        Some(r) => r,
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+    };
+    let random = match whole(py, random, "random", u64::from(u32::MAX))? {
+        Some(r) => r as u32,
         None => {
-            let id =
-                freight::platform::new_event_id().map_err(|e| raise(py, "FreightError", (e.0,)))?;
-            u32::from_str_radix(&id[..8], 16).unwrap_or(0) & 0x7fff_ffff
+            freight::platform::new_fbp_random().map_err(|e| raise(py, "FreightError", (e.0,)))?
         }
     };
     let ctx = freight::platform::RequestContext {

@@ -513,6 +513,15 @@ def test_every_validation_error_lists_its_problems() -> None:
         (lambda: freight.partner_agent("a b", "1", "2"), "invalid_partner_agent",
          "partner_agent"),
         (lambda: freight.event_id("order-1"), "missing_secret", "secret"),
+        (lambda: freight.event_id(" ", secret=b"s"), "invalid_event_id", "event_id"),
+        (lambda: freight.event_id("B", secret=b"s", event_name="Custom|A"), "invalid_event_id",
+         "event_id"),
+        (lambda: freight.click_ids("a.example", random=-1), "invalid_value", "random"),
+        (lambda: freight.click_ids("a.example", random=2**32), "invalid_value", "random"),
+        (lambda: freight.click_ids("a.example", random=True), "invalid_value", "random"),
+        (lambda: freight.click_ids("a.example", now_ms=2**70), "invalid_value", "now_ms"),
+        (lambda: freight.click_ids("a.example", now_ms=1.5),  # type: ignore[arg-type]
+         "invalid_value", "now_ms"),
         (lambda: freight.segment({"event": "Order Completed", "properties": {"x": {1}}}),
          "invalid_type", "call.properties.x"),
     ]
@@ -656,6 +665,7 @@ def test_click_ids_fixture(case: Dict[str, Any]) -> None:
 
 def test_partner_agent_and_event_ids() -> None:
     assert freight.partner_agent("shopbuilder", "4.2", "1.0.3") == "plshopbuilder-4.2-1.0.3"
+    assert freight.partner_agent("DataPartner", "1.0") == "pldatapartner-1.0"
     with pytest.raises(freight.ValidationError):
         freight.partner_agent("shop builder", "4", "1")
     a = freight.event_id("order-1", secret=b"s", pixel_id="1", event_name="Purchase")
@@ -663,6 +673,11 @@ def test_partner_agent_and_event_ids() -> None:
     assert a != freight.event_id("order-2", secret=b"s", pixel_id="1", event_name="Purchase")
     r1, r2 = freight.event_id(), freight.event_id()
     assert r1 != r2 and r1[14] == "4" and len(r1) == 36
+    # click_ids' numbers: whole, in range, never cut to fit (as the C ABI checks them).
+    assert freight.click_ids("a.example", now_ms=5, random=2**32 - 1)["fbp"] == "fb.1.5.4294967295"
+    before = int(time.time() * 1000)
+    fbp = freight.click_ids("a.example")["fbp"]
+    assert before <= int(fbp.split(".")[2]) <= int(time.time() * 1000) + 1
 
 
 def test_denied_consent_never_reaches_the_sandbox(sandbox: Sandbox) -> None:

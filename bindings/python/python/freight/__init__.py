@@ -170,8 +170,9 @@ def prepare(
     return prepared
 
 
-def partner_agent(partner: str, platform_version: str, app_version: str) -> str:
-    """The documented ``partner_agent`` format ``pl<partner>-<platform version>-<app version>``."""
+def partner_agent(partner: str, platform_version: str, app_version: str = "") -> str:
+    """The documented ``partner_agent`` format ``pl<partner>-<platform version>-<app version>``
+    (the partner name lowercased; without an app version, ``pl<partner>-<platform version>``)."""
     return _freight.partner_agent(partner, platform_version, app_version)
 
 
