@@ -11,7 +11,8 @@ use FFI;
  * its own destination's token. The handle is freed when the object is destroyed.
  *
  * Configuration keys: graph_url (https, or http to a loopback sandbox), api_version,
- * partner_agent, timeout_ms (1500), deadline_ms, batch_size (1000), bisect, retry
+ * partner_agent, timeout_ms (1500: the wait for Meta's answer once a request is sent; the
+ * upload is not counted), deadline_ms, batch_size (1000), bisect, retry
  * (['max_attempts' => 5, …]), normalize (['default_country' => 'us', …]).
  */
 final class Client

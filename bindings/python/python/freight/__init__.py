@@ -372,8 +372,9 @@ class Client:
     """A Conversions API client: one connection pool for any number of pixels, safe to share
     between threads (sends release the GIL). Each request carries only its own token.
 
-    ``timeout`` is per request, in seconds (Meta advises 1.5); ``max_retries`` the retries
-    after the first attempt."""
+    ``timeout`` is the wait for Meta's answer once a request is sent, in seconds (Meta advises
+    1.5; uploading the batch is not counted); ``max_retries`` the retries after the first
+    attempt."""
 
     __slots__ = ("_native",)
 
