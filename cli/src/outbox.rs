@@ -60,8 +60,9 @@ enum OutboxCommand {
         /// Most requests in this flush.
         #[arg(long, default_value_t = 100)]
         max_requests: usize,
-        /// Lease of claimed rows, in seconds.
-        #[arg(long, default_value_t = 120)]
+        /// Lease of claimed rows, in seconds (a crashed flusher's rows return after it); 0:
+        /// the client's time budget of one request with its retries, plus a minute.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
         lease_secs: i64,
         /// A name for this worker (recorded on claimed rows).
         #[arg(long, default_value = "freight-cli")]

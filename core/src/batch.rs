@@ -442,9 +442,11 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// A number; NaN and the infinities have no JSON form and are left out, as absent values
+    /// are (never `null`: `prepare` refuses them, but a caller can build a model holding one).
     #[inline(always)]
     fn opt_num(&mut self, k: &'static str, v: Option<f64>) {
-        if let Some(v) = v {
+        if let Some(v) = v.filter(|v| v.is_finite()) {
             self.key(k);
             write_f64(self.out, v);
         }
@@ -629,6 +631,42 @@ mod tests {
         assert!(v.get("namespace_id").is_none());
         let empty = request_body::<ServerEvent>(&[], &RequestFields::default());
         assert_eq!(empty, b"{\"data\":[]}");
+    }
+
+    #[test]
+    fn numbers_without_json_form_are_left_out() {
+        let now = 1_700_000_000;
+        let ev = json!({"event_name":"Purchase","event_time":now,"action_source":"email",
+                        "user_data":{"em":"a@b.co"},
+                        "custom_data":{"value":5,"currency":"EUR",
+                                       "contents":[{"id":"a","quantity":1,"item_price":2}]}});
+        let mut prepared = prepare([&ev], &PrepareOptions::default(), now);
+        let cd = prepared.events[0].event.custom_data.as_mut().unwrap();
+        cd.value = Some(f64::NAN);
+        cd.contents.as_mut().unwrap()[0].item_price = Some(f64::INFINITY);
+        let body = request_body(&prepared.events, &RequestFields::default());
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let cd = &v["data"][0]["custom_data"];
+        assert!(cd.get("value").is_none(), "{cd}");
+        assert!(cd["contents"][0].get("item_price").is_none(), "{cd}");
+        assert_eq!(cd["currency"], "EUR");
+    }
+
+    #[test]
+    fn stored_amounts_read_back_exactly() {
+        // serde_json's default parser may miss the last digit of a 17-digit double: an
+        // outbox or CLI round trip would change the amount sent.
+        for v in [
+            59.980000000000004_f64,
+            472.74908866546684,
+            0.30000000000000004,
+        ] {
+            let text = serde_json::to_string(&v).unwrap();
+            assert_eq!(
+                serde_json::from_str::<f64>(&text).unwrap().to_bits(),
+                v.to_bits()
+            );
+        }
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //!
 //! - **Tokens are not stored**: events reference a caller-chosen destination key, resolved
 //!   to a [`Destination`] at flush time (the platform keeps tokens in its own secret store).
-//! - **Idempotent**: the same (destination, event_name, event_id) is stored once. Delivery is
-//!   at least once; a resend keeps its `event_id`, so Meta deduplicates it.
+//! - **Idempotent**: the same (destination, event_name, event_id) is stored once; an event
+//!   without `event_id` is given one derived from its content. Delivery is at least once; a
+//!   resend keeps its `event_id`, so Meta deduplicates it.
 //! - **Lifecycle**: `pending → delivered | failed | expired` (not delivered before Meta's
 //!   window closes: 7 days, 62 for `physical_store`, minus a margin). Failed and expired
 //!   events stay inspectable and can be re-queued; delivered ones are pruned after a
@@ -125,7 +126,8 @@ pub trait Store {
     fn expire(&self, now: i64) -> Result<usize, OutboxError>;
     /// Destinations with due, unleased pending events that are not paused or throttled.
     fn due_destinations(&self, now: i64) -> Result<Vec<String>, OutboxError>;
-    /// Claims up to `limit` due rows of a destination for `lease_secs` (atomic).
+    /// Claims up to `limit` due rows of a destination for `lease_secs` (atomic). A row whose
+    /// stored event cannot be read is marked failed (with the reason) and not returned.
     fn claim(
         &self,
         dest_key: &str,
@@ -134,15 +136,17 @@ pub trait Store {
         lease_secs: i64,
         owner: &str,
     ) -> Result<Vec<Row>, OutboxError>;
-    /// Records delivered rows.
-    fn delivered(&self, ids: &[i64], now: i64) -> Result<(), OutboxError>;
+    /// Records delivered rows. Like the three below, it changes only rows still claimed by
+    /// `owner`: a flusher whose lease ran out (and whose rows another flusher took) must not
+    /// overwrite what the other recorded.
+    fn delivered(&self, ids: &[i64], now: i64, owner: &str) -> Result<(), OutboxError>;
     /// Records failed rows with the error.
-    fn failed(&self, ids: &[i64], error: &str, now: i64) -> Result<(), OutboxError>;
+    fn failed(&self, ids: &[i64], error: &str, now: i64, owner: &str) -> Result<(), OutboxError>;
     /// Puts claimed rows back to pending, due at `at`.
-    fn release(&self, ids: &[i64], at: i64) -> Result<(), OutboxError>;
+    fn release(&self, ids: &[i64], at: i64, owner: &str) -> Result<(), OutboxError>;
     /// Puts claimed rows that were never sent back to pending, due at `at`, their claim not
     /// counted as an attempt.
-    fn unclaim(&self, ids: &[i64], at: i64) -> Result<(), OutboxError>;
+    fn unclaim(&self, ids: &[i64], at: i64, owner: &str) -> Result<(), OutboxError>;
     /// Pauses a destination until `until` with a reason (circuit breaker).
     fn pause(&self, dest_key: &str, reason: &str, until: i64) -> Result<(), OutboxError>;
     /// Delays a throttled destination until `until`.
@@ -202,7 +206,12 @@ pub struct FlushLimits {
     pub max_requests: usize,
     /// Events per request (≤ 1000).
     pub batch_size: usize,
-    /// How long a claim holds, in seconds (a crashed flusher's rows return after it).
+    /// How long a claim holds, in seconds: a crashed flusher's rows return after it. 0 (the
+    /// default) is the client's time budget of one request with its retries (`deadline_ms`)
+    /// plus a minute, so that a live flusher's rows are never taken while it still sends
+    /// them. A shorter lease brings rows back sooner after a crash; a request that outlives
+    /// it may then be sent again by another flusher (Meta deduplicates it by `event_id`), and
+    /// only the flusher holding the claim records the outcome.
     pub lease_secs: i64,
     /// How long an auth/config error pauses a destination, in seconds.
     pub pause_secs: i64,
@@ -217,7 +226,7 @@ impl Default for FlushLimits {
         FlushLimits {
             max_requests: 100,
             batch_size: 1000,
-            lease_secs: 120,
+            lease_secs: 0,
             pause_secs: 3600,
             retry_after_secs: 60,
             max_attempts: 20,
@@ -298,7 +307,10 @@ impl<S: Store> Outbox<S> {
         let mut ready = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
             match preparer.process(e, i) {
-                Outcome::Ready(p) => {
+                Outcome::Ready(mut p) => {
+                    if p.event.event_id.is_none() {
+                        p.event.event_id = Some(content_id(&p.event)?);
+                    }
                     let expires = expires_at(&p.event);
                     ready.push((p.event, expires));
                 }
@@ -321,6 +333,25 @@ impl<S: Store> Outbox<S> {
         limits: FlushLimits,
         owner: &str,
     ) -> Result<FlushReport, OutboxError> {
+        if limits.lease_secs < 0 || limits.pause_secs < 0 || limits.retry_after_secs < 0 {
+            return Err(OutboxError(
+                "lease_secs, pause_secs and retry_after_secs must not be negative".into(),
+            ));
+        }
+        let lease_secs = match limits.lease_secs {
+            0 => i64::try_from(client.config().deadline_ms / 1000)
+                .unwrap_or(i64::MAX / 4)
+                .saturating_add(60),
+            secs => secs,
+        };
+        // This flush's own name in the leases: two flushes given the same `owner` (two
+        // threads, or a restarted worker) must not take each other's claims for their own.
+        let owner = &flush_owner(owner);
+        let started = std::time::Instant::now();
+        // Leases start when the rows are claimed: a long flush claims its last rows well
+        // after `now`.
+        let claim_time =
+            || now.saturating_add(i64::try_from(started.elapsed().as_secs()).unwrap_or(0));
         let mut report = FlushReport {
             expired: self.store.expire(now)?,
             ..FlushReport::default()
@@ -340,8 +371,8 @@ impl<S: Store> Outbox<S> {
                         .batch_size
                         .min(client.config().batch_size)
                         .clamp(1, 1000),
-                    now,
-                    limits.lease_secs,
+                    claim_time(),
+                    lease_secs,
                     owner,
                 )?;
                 if rows.is_empty() {
@@ -362,7 +393,7 @@ impl<S: Store> Outbox<S> {
                     idx.map(|i| rows[i].id).collect()
                 };
                 let delivered = ids(&mut sent.delivered.iter().map(|d| d.index));
-                self.store.delivered(&delivered, now)?;
+                self.store.delivered(&delivered, now, owner)?;
                 report.delivered += delivered.len();
                 let mut stop = false;
                 for f in &sent.failed {
@@ -372,34 +403,38 @@ impl<S: Store> Outbox<S> {
                     let went_out = f.attempts > 0;
                     let put_back = |at: i64| {
                         if went_out {
-                            self.store.release(&[id], at)
+                            self.store.release(&[id], at, owner)
                         } else {
-                            self.store.unclaim(&[id], at)
+                            self.store.unclaim(&[id], at, owner)
                         }
                     };
                     match classify(&f.error) {
                         Next::Retry
                             if !went_out || rows[f.index].attempts + 1 < limits.max_attempts =>
                         {
-                            put_back(now + limits.retry_after_secs)?;
+                            put_back(now.saturating_add(limits.retry_after_secs))?;
                             report.retried += 1;
                             // The client's retries are spent: the destination's next events
                             // wait for a later flush too.
                             stop = true;
                         }
                         Next::Throttled => {
-                            let wait = f
-                                .error
-                                .retry_after
-                                .map_or(limits.retry_after_secs, |d| d.as_secs() as i64);
-                            self.store.throttle(&key, now + wait.max(1))?;
-                            put_back(now + wait.max(1))?;
+                            let wait = f.error.retry_after.map_or(limits.retry_after_secs, |d| {
+                                i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+                            });
+                            let until = now.saturating_add(wait.max(1));
+                            self.store.throttle(&key, until)?;
+                            put_back(until)?;
                             report.retried += 1;
                             stop = true;
                         }
                         Next::Pause => {
                             let reason = describe(&f.error);
-                            self.store.pause(&key, &reason, now + limits.pause_secs)?;
+                            self.store.pause(
+                                &key,
+                                &reason,
+                                now.saturating_add(limits.pause_secs),
+                            )?;
                             put_back(now)?;
                             if !report.paused.iter().any(|(k, _)| k == &key) {
                                 report.paused.push((key.clone(), reason));
@@ -407,7 +442,7 @@ impl<S: Store> Outbox<S> {
                             stop = true;
                         }
                         Next::Retry | Next::Fail if went_out => {
-                            self.store.failed(&[id], &describe(&f.error), now)?;
+                            self.store.failed(&[id], &describe(&f.error), now, owner)?;
                             report.failed += 1;
                         }
                         Next::Retry | Next::Fail => {
@@ -453,6 +488,26 @@ impl<S: Store> Outbox<S> {
     pub fn list(&self, state: State, limit: usize) -> Result<Vec<StoredEvent>, OutboxError> {
         self.store.list(state, limit)
     }
+}
+
+/// The `event_id` of an event that has none, from its content: enqueued twice, it is stored
+/// once; sent twice (delivery is at least once), Meta deduplicates it.
+fn content_id(event: &ServerEvent) -> Result<String, OutboxError> {
+    let wire = serde_json::to_string(event)
+        .map_err(|e| OutboxError(format!("cannot store an event: {e}")))?;
+    freight::platform::event_id_for(b"freight-outbox event content", "", "", &wire)
+        .map_err(|e| OutboxError(e.0))
+}
+
+/// `owner` and what makes this flush's name unique: the process and a counter.
+fn flush_owner(owner: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static FLUSHES: AtomicU64 = AtomicU64::new(0);
+    let n = FLUSHES.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{owner}/{}.{n}.{nanos}", std::process::id())
 }
 
 enum Next {

@@ -2,7 +2,7 @@
 
 use crate::{OutboxError, Row, State, Stats, Store, StoredEvent};
 use freight::model::ServerEvent;
-use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,6 +38,99 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_once
 CREATE INDEX IF NOT EXISTS events_due ON events(state, dest_key, next_attempt_at);
 CREATE INDEX IF NOT EXISTS events_claim ON events(dest_key, state, id);
 ";
+
+/// The layout of the file this version writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+/// Creates the tables of a new file, or checks that an existing file has this version's
+/// layout: another layout would make inserts fail or, worse, be ignored, and stored rows be
+/// unreadable.
+fn migrate(conn: &mut Connection) -> Result<(), OutboxError> {
+    // IMMEDIATE: two processes opening a new file at once do not both create it.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tables: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+        [],
+        |r| r.get(0),
+    )?;
+    match version {
+        SCHEMA_VERSION => {}
+        0 if tables == 0 => {
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        // A file of the first releases, before the version was recorded: its layout decides.
+        0 if has_current_layout(&tx)? => {
+            tx.execute_batch(SCHEMA)?; // the indexes, if any is missing
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        0 => {
+            return Err(OutboxError(
+                "this file is not an outbox of this version of Freight (another layout): \
+                 deliver its events with the version that wrote it, or move it aside"
+                    .into(),
+            ))
+        }
+        v => {
+            return Err(OutboxError(format!(
+                "this outbox was written by another version of Freight (layout {v}; this \
+                 version reads layout {SCHEMA_VERSION}): use that version"
+            )))
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Whether the tables are exactly this version's (names and columns).
+fn has_current_layout(tx: &rusqlite::Transaction<'_>) -> Result<bool, OutboxError> {
+    let expected: &[(&str, &[&str])] = &[
+        ("bodies", &["id", "wire"]),
+        (
+            "destinations",
+            &["key", "paused_until", "pause_reason", "throttled_until"],
+        ),
+        (
+            "events",
+            &[
+                "id",
+                "dest_key",
+                "event_name",
+                "event_id",
+                "expires_at",
+                "state",
+                "attempts",
+                "next_attempt_at",
+                "lease_until",
+                "lease_owner",
+                "last_error",
+                "created_at",
+                "updated_at",
+            ],
+        ),
+    ];
+    let mut names: Vec<String> = tx
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    names.retain(|n| !n.starts_with("sqlite_"));
+    if names != expected.iter().map(|(t, _)| *t).collect::<Vec<_>>() {
+        return Ok(false);
+    }
+    for (table, columns) in expected {
+        let found: Vec<String> = tx
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+            ))?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if found != *columns {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
 
 /// An outbox in one SQLite file. Several processes may open the same file.
 pub struct SqliteStore {
@@ -90,8 +183,11 @@ impl SqliteStore {
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(SCHEMA)?;
+        // FULL: an enqueue that returned is on disk, through a power cut too (NORMAL in WAL
+        // mode may lose the last transactions then).
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let mut conn = conn;
+        migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -101,21 +197,25 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Runs `sql` (`?1` a time, `?2` the id, `?3` the owner, `?4` a text) for each of `ids`
+    /// still pending and claimed by `owner`.
     fn set_state(
         &self,
         ids: &[i64],
         sql: &str,
         now: i64,
+        owner: &str,
         text: Option<&str>,
     ) -> Result<(), OutboxError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
-            let mut stmt = tx.prepare(sql)?;
+            let sql = format!("{sql} WHERE id = ?2 AND lease_owner = ?3 AND state = 'pending'");
+            let mut stmt = tx.prepare(&sql)?;
             for id in ids {
                 match text {
-                    Some(t) => stmt.execute(params![now, t, id])?,
-                    None => stmt.execute(params![now, id])?,
+                    Some(t) => stmt.execute(params![now, id, owner, t])?,
+                    None => stmt.execute(params![now, id, owner])?,
                 };
             }
         }
@@ -136,9 +236,12 @@ impl Store for SqliteStore {
         let mut stored = 0;
         {
             let mut stmt = tx.prepare(
-                "INSERT OR IGNORE INTO events
+                // Only a stored (destination, event_name, event_id) is ignored: any other
+                // constraint fails the call (OR IGNORE would drop the event silently).
+                "INSERT INTO events
                  (dest_key, event_name, event_id, expires_at, next_attempt_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)
+                 ON CONFLICT (dest_key, event_name, event_id) WHERE event_id IS NOT NULL DO NOTHING",
             )?;
             let mut body = tx.prepare("INSERT INTO bodies (id, wire) VALUES (?1, ?2)")?;
             for (event, expires) in events {
@@ -215,11 +318,27 @@ impl Store for SqliteStore {
                 )?
                 .collect::<Result<Vec<_>, _>>()?;
             let mut body = tx.prepare("SELECT wire FROM bodies WHERE id = ?1")?;
+            let mut unreadable = tx.prepare(
+                "UPDATE events SET state = 'failed', last_error = ?2, lease_until = NULL,
+                        lease_owner = NULL, updated_at = ?3 WHERE id = ?1",
+            )?;
             let mut rows = Vec::with_capacity(claimed.len());
             for (id, attempts) in claimed {
-                let wire: String = body.query_row(params![id], |r| r.get(0))?;
-                let event: ServerEvent = serde_json::from_str(&wire)
-                    .map_err(|e| OutboxError(format!("stored event {id} is unreadable: {e}")))?;
+                // A row this version cannot read (no body, or written by another version)
+                // fails alone, with the reason, instead of stopping every flush at it.
+                let wire: Option<String> = body.query_row(params![id], |r| r.get(0)).optional()?;
+                let event = match wire.map(|w| serde_json::from_str::<ServerEvent>(&w)) {
+                    Some(Ok(event)) => event,
+                    Some(Err(e)) => {
+                        let why = format!("the stored event cannot be read: {e}");
+                        unreadable.execute(params![id, why, now])?;
+                        continue;
+                    }
+                    None => {
+                        unreadable.execute(params![id, "the stored event is missing", now])?;
+                        continue;
+                    }
+                };
                 rows.push(Row {
                     id,
                     dest_key: dest_key.to_owned(),
@@ -235,42 +354,46 @@ impl Store for SqliteStore {
         Ok(rows)
     }
 
-    fn delivered(&self, ids: &[i64], now: i64) -> Result<(), OutboxError> {
+    fn delivered(&self, ids: &[i64], now: i64, owner: &str) -> Result<(), OutboxError> {
         self.set_state(
             ids,
             "UPDATE events SET state = 'delivered', lease_until = NULL, lease_owner = NULL,
-                    updated_at = ?1 WHERE id = ?2",
+                    updated_at = ?1",
             now,
+            owner,
             None,
         )
     }
 
-    fn failed(&self, ids: &[i64], error: &str, now: i64) -> Result<(), OutboxError> {
+    fn failed(&self, ids: &[i64], error: &str, now: i64, owner: &str) -> Result<(), OutboxError> {
         self.set_state(
             ids,
-            "UPDATE events SET state = 'failed', last_error = ?2, lease_until = NULL,
-                    lease_owner = NULL, updated_at = ?1 WHERE id = ?3",
+            "UPDATE events SET state = 'failed', last_error = ?4, lease_until = NULL,
+                    lease_owner = NULL, updated_at = ?1",
             now,
+            owner,
             Some(error),
         )
     }
 
-    fn release(&self, ids: &[i64], at: i64) -> Result<(), OutboxError> {
+    fn release(&self, ids: &[i64], at: i64, owner: &str) -> Result<(), OutboxError> {
         self.set_state(
             ids,
             "UPDATE events SET next_attempt_at = ?1, updated_at = ?1, lease_until = NULL,
-                    lease_owner = NULL WHERE id = ?2",
+                    lease_owner = NULL",
             at,
+            owner,
             None,
         )
     }
 
-    fn unclaim(&self, ids: &[i64], at: i64) -> Result<(), OutboxError> {
+    fn unclaim(&self, ids: &[i64], at: i64, owner: &str) -> Result<(), OutboxError> {
         self.set_state(
             ids,
             "UPDATE events SET next_attempt_at = ?1, updated_at = ?1, lease_until = NULL,
-                    lease_owner = NULL, attempts = max(attempts - 1, 0) WHERE id = ?2",
+                    lease_owner = NULL, attempts = max(attempts - 1, 0)",
             at,
+            owner,
             None,
         )
     }

@@ -422,3 +422,188 @@ fn two_concurrent_flushers_never_send_a_row_twice() {
     ids.dedup();
     assert_eq!((n, ids.len()), (10_000, 10_000), "no row was sent twice");
 }
+
+fn raw(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
+
+#[test]
+fn a_file_of_another_layout_is_refused() {
+    // The first layout kept the wire JSON in `events` (NOT NULL): opened by this version, its
+    // inserts were ignored, silently, as duplicates.
+    let old = temp_db("old-layout");
+    raw(&old)
+        .execute_batch(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY, dest_key TEXT NOT NULL,
+                                  event_name TEXT NOT NULL, event_id TEXT, wire TEXT NOT NULL);",
+        )
+        .unwrap();
+    let e = Outbox::open(&old).err().expect("an old layout is refused");
+    assert!(e.0.contains("another layout"), "{e}");
+    // A newer version's file.
+    let newer = temp_db("newer-layout");
+    drop(Outbox::open(&newer).unwrap());
+    raw(&newer).pragma_update(None, "user_version", 2).unwrap();
+    let e = Outbox::open(&newer)
+        .err()
+        .expect("a newer layout is refused");
+    assert!(e.0.contains("layout 2"), "{e}");
+    // A file of this layout written before the version was recorded: adopted.
+    let unversioned = temp_db("unversioned");
+    let t = now();
+    Outbox::open(&unversioned)
+        .unwrap()
+        .enqueue("shop-0", &[event(1, t)], t)
+        .unwrap();
+    raw(&unversioned)
+        .pragma_update(None, "user_version", 0)
+        .unwrap();
+    let outbox = Outbox::open(&unversioned).unwrap();
+    assert_eq!(outbox.stats(t).unwrap().pending, 1);
+    let version: i64 = raw(&unversioned)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+}
+
+#[test]
+fn a_flusher_whose_lease_ran_out_changes_nothing() {
+    use freight_outbox::Store;
+    let path = temp_db("late-flusher");
+    let outbox = Outbox::open(&path).unwrap();
+    let t = now();
+    outbox
+        .enqueue("shop-0", &[event(1, t), event(2, t)], t)
+        .unwrap();
+    let store = outbox.store();
+    let a = store.claim("shop-0", 10, t, 10, "a").unwrap();
+    assert_eq!(a.len(), 2);
+    assert!(store
+        .claim("shop-0", 10, t + 5, 10, "b")
+        .unwrap()
+        .is_empty());
+    // a's lease runs out; b takes the rows and delivers them; a's late outcomes are dropped.
+    let b = store.claim("shop-0", 10, t + 20, 10, "b").unwrap();
+    let ids: Vec<i64> = b.iter().map(|r| r.id).collect();
+    store.release(&ids[..1], t + 21, "a").unwrap();
+    assert!(
+        store.due_destinations(t + 22).unwrap().is_empty(),
+        "b's lease holds"
+    );
+    store.delivered(&ids, t + 23, "b").unwrap();
+    store.failed(&ids, "late", t + 24, "a").unwrap();
+    store.unclaim(&ids, t + 24, "a").unwrap();
+    let stats = outbox.stats(t + 25).unwrap();
+    assert_eq!((stats.delivered, stats.failed, stats.pending), (2, 0, 0));
+}
+
+#[test]
+fn an_unreadable_row_fails_alone() {
+    let sb = sandbox(1);
+    let path = temp_db("unreadable");
+    let outbox = Outbox::open(&path).unwrap();
+    let t = now();
+    let events: Vec<Value> = (0..3).map(|i| event(i, t - 5)).collect();
+    outbox.enqueue("shop-0", &events, t).unwrap();
+    let db = raw(&path);
+    db.execute(
+        "UPDATE bodies SET wire = '{\"event_name\":' WHERE id = 2",
+        [],
+    )
+    .unwrap();
+    db.execute("DELETE FROM bodies WHERE id = 3", []).unwrap();
+    let r = outbox
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .unwrap();
+    assert_eq!(r.delivered, 1);
+    let stats = outbox.stats(t).unwrap();
+    assert_eq!((stats.delivered, stats.failed, stats.pending), (1, 2, 0));
+    let errors: Vec<String> = db
+        .prepare("SELECT last_error FROM events WHERE state = 'failed' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        errors[0].starts_with("the stored event cannot be read"),
+        "{errors:?}"
+    );
+    assert_eq!(errors[1], "the stored event is missing");
+}
+
+#[test]
+fn an_event_without_event_id_is_stored_once_with_one() {
+    let path = temp_db("no-event-id");
+    let outbox = Outbox::open(&path).unwrap();
+    let t = now();
+    let mut e = event(1, t);
+    e.as_object_mut().unwrap().remove("event_id");
+    let first = outbox.enqueue("shop-0", &[e.clone()], t).unwrap();
+    let again = outbox.enqueue("shop-0", &[e.clone()], t).unwrap();
+    assert_eq!((first.stored, again.stored, again.duplicates), (1, 0, 1));
+    let mut other = e.clone();
+    other["custom_data"]["value"] = json!(6);
+    assert_eq!(outbox.enqueue("shop-0", &[other], t).unwrap().stored, 1);
+    let stored = outbox.list(freight_outbox::State::Pending, 10).unwrap();
+    let ids: Vec<_> = stored.iter().map(|s| s.event.event_id.clone()).collect();
+    assert!(ids
+        .iter()
+        .all(|id| id.as_ref().is_some_and(|i| i.len() == 36)));
+    assert_ne!(ids[0], ids[1]);
+}
+
+#[test]
+fn a_retry_after_beyond_any_clock_throttles_not_releases() {
+    let sb = sandbox(1);
+    let path = temp_db("huge-retry-after");
+    let outbox = Outbox::open(&path).unwrap();
+    let t = now();
+    outbox.enqueue("shop-0", &[event(1, t - 5)], t).unwrap();
+    sb.push_fault(Fault::once(FaultKind::Http429 {
+        retry_after: Some(u64::MAX),
+        graph_body: false,
+    }));
+    let r = outbox
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .unwrap();
+    assert_eq!((r.delivered, r.retried), (0, 1));
+    // Throttled for good, not due again a second later (the wait wrapped to -1 before).
+    use freight_outbox::Store;
+    assert!(outbox
+        .store()
+        .due_destinations(t + 86_400)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn the_default_lease_outlasts_a_request_and_its_retries() {
+    let sb = sandbox(1);
+    let path = temp_db("default-lease");
+    let outbox = Outbox::open(&path).unwrap();
+    let t = now();
+    outbox.enqueue("shop-0", &[event(1, t - 5)], t).unwrap();
+    sb.push_fault(Fault::once(FaultKind::Hang));
+    let c = client(&sb);
+    let budget = i64::try_from(c.config().deadline_ms / 1000).unwrap() + 60;
+    std::thread::scope(|s| {
+        let flush = s.spawn(|| {
+            outbox
+                .flush(&c, resolver, t, FlushLimits::default(), "w")
+                .unwrap()
+        });
+        // While the request hangs, its row is leased for the client's whole budget.
+        let lease = loop {
+            let l: Option<i64> = raw(&path)
+                .query_row("SELECT lease_until FROM events", [], |r| r.get(0))
+                .unwrap();
+            if let Some(l) = l {
+                break l;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert!(lease >= t + budget, "lease {} s", lease - t);
+        assert_eq!(flush.join().unwrap().retried, 1);
+    });
+}
