@@ -192,25 +192,23 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             let client = Client::new(config).map_err(|e| Fatal(e.to_string()))?;
             // Each destination resolved once, with the reason when it cannot be (never the
             // token itself).
-            let resolved: HashMap<&str, Result<Destination, String>> = table
+            let resolved: HashMap<String, Result<Destination, String>> = table
                 .iter()
-                .map(|(key, d)| (key.as_str(), destination(d)))
+                .map(|(key, d)| (key.clone(), destination(d)))
                 .collect();
-            let resolve =
-                |key: &str| -> Option<Destination> { resolved.get(key)?.as_ref().ok().cloned() };
             let limits = FlushLimits {
                 max_requests,
                 lease_secs,
                 ..FlushLimits::default()
             };
             let r = open(&db)?
-                .flush(&client, resolve, now, limits, &worker)
+                .flush_table(&client, &resolved, now, limits, &worker)
                 .map_err(|e| Fatal(e.to_string()))?;
             print(&serde_json::to_value(&r).map_err(|e| Fatal(e.to_string()))?);
             for key in &r.unresolved {
-                let why = match resolved.get(key.as_str()) {
-                    Some(Err(why)) => why.clone(),
-                    _ => format!("not in {destinations}"),
+                let why = match r.invalid.iter().find(|(k, _)| k == key) {
+                    Some((_, why)) => why.clone(),
+                    None => format!("not in {destinations}"),
                 };
                 eprintln!("freight: destination {key:?} has due events but cannot be used: {why}");
             }

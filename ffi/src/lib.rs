@@ -916,7 +916,9 @@ pub unsafe extern "C" fn freight_outbox_enqueue(
 /// flush time and never stored: `{"shop-1":{"pixel_id":"…","access_token":"…",
 /// "test_event_code":"…","app_secret":"…"}}`; events of other keys stay pending. `*report_out`
 /// receives `{"requests","delivered","failed","retried","expired","paused":[[key,reason]],
-/// "unresolved":[key]}`.
+/// "unresolved":[key],"invalid":[[key,reason]]}`: a destination that cannot be used (an empty
+/// token, a bad pixel id) keeps its events pending and is listed in `invalid` (when it has due
+/// events), without holding back the others.
 ///
 /// # Safety
 /// As freight_client_send, with a live outbox and client.
@@ -947,20 +949,15 @@ pub unsafe extern "C" fn freight_outbox_flush(
                 ))
             }
         };
-        let mut resolved = std::collections::HashMap::new();
-        for (key, value) in &table {
-            let d = Destination::from_value(value).map_err(|e| {
-                fail(
-                    freight_result::InvalidDestination,
-                    format!("destination {key:?}: {e}"),
-                )
-            })?;
-            resolved.insert(key.clone(), d);
-        }
+        // A destination that cannot be used holds back only its own events.
+        let resolved: std::collections::HashMap<String, Result<Destination, String>> = table
+            .iter()
+            .map(|(key, value)| (key.clone(), Destination::from_value(value).map_err(|e| e.0)))
+            .collect();
         let report = outbox
-            .flush(
+            .flush_table(
                 client,
-                |k| resolved.get(k).cloned(),
+                &resolved,
                 unix_now(),
                 ::freight_outbox::FlushLimits::default(),
                 "libfreight",

@@ -251,6 +251,10 @@ pub struct FlushReport {
     pub paused: Vec<(String, String)>,
     /// Destinations with no credentials from the resolver (events kept).
     pub unresolved: Vec<String>,
+    /// Of those, the ones whose credentials were given but cannot be used, with the reason
+    /// (never the token): see [`Outbox::flush_table`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid: Vec<(String, String)>,
 }
 
 /// Seconds before Meta's window closes that an event is given up (the margin).
@@ -456,6 +460,31 @@ impl<S: Store> Outbox<S> {
                 }
             }
         }
+        Ok(report)
+    }
+
+    /// [`Outbox::flush`] with a table of destinations, some of which may be unusable (an
+    /// empty token, a bad pixel id: `Err` with the reason). One advertiser's bad credentials
+    /// do not hold back the others: its events stay pending, its key is in `unresolved`, and
+    /// the reason in `invalid`.
+    pub fn flush_table(
+        &self,
+        client: &Client,
+        destinations: &std::collections::HashMap<String, Result<Destination, String>>,
+        now: i64,
+        limits: FlushLimits,
+        owner: &str,
+    ) -> Result<FlushReport, OutboxError> {
+        let resolve = |key: &str| destinations.get(key)?.as_ref().ok().cloned();
+        let mut report = self.flush(client, resolve, now, limits, owner)?;
+        report.invalid = report
+            .unresolved
+            .iter()
+            .filter_map(|key| match destinations.get(key) {
+                Some(Err(why)) => Some((key.clone(), why.clone())),
+                _ => None,
+            })
+            .collect();
         Ok(report)
     }
 

@@ -394,14 +394,22 @@ static void test_outbox(const char *url) {
     r = freight_outbox_enqueue(outbox, "shop", 4, events, strlen(events), &out);
     CHECK(r == FREIGHT_RESULT_OK && strstr(out, "\"duplicates\":5") != NULL, "idempotent enqueue");
     freight_string_free(out);
+    /* A second advertiser whose credentials cannot be used holds back only its own events. */
+    r = freight_outbox_enqueue(outbox, "other", 5, events, strlen(events), &out);
+    CHECK(r == FREIGHT_RESULT_OK, "enqueue other: %s", last_error());
+    freight_string_free(out);
     free(events);
     freight_client *client = new_client(url);
-    const char *dests = "{\"shop\":{\"pixel_id\":\"777\",\"access_token\":\"sandbox-token\"}}";
+    const char *dests = "{\"shop\":{\"pixel_id\":\"777\",\"access_token\":\"sandbox-token\"},"
+                        "\"other\":{\"pixel_id\":\"not-a-pixel\",\"access_token\":\"other-secret-token\"}}";
     r = freight_outbox_flush(outbox, client, dests, strlen(dests), &out);
     CHECK(r == FREIGHT_RESULT_OK && strstr(out, "\"delivered\":5") != NULL, "flush: %s", out ? out : last_error());
+    CHECK(out && strstr(out, "\"unresolved\":[\"other\"]") != NULL && strstr(out, "\"invalid\":[[\"other\",") != NULL,
+          "invalid destination: %s", out ? out : "");
+    CHECK(out && strstr(out, "other-secret-token") == NULL, "a token in the report");
     freight_string_free(out);
     r = freight_outbox_stats(outbox, &out);
-    CHECK(r == FREIGHT_RESULT_OK && strstr(out, "\"pending\":0") != NULL, "stats: %s", out);
+    CHECK(r == FREIGHT_RESULT_OK && strstr(out, "\"pending\":5") != NULL, "stats: %s", out);
     freight_string_free(out);
     CHECK(freight_outbox_resume(outbox, "shop", 4) == FREIGHT_RESULT_OK, "resume");
     freight_client_free(client);

@@ -59,7 +59,8 @@ final class Outbox
     /**
      * Sends due events. $destinations maps keys to ['pixel_id' => …, 'access_token' => …];
      * other keys stay pending. Returns ['requests', 'delivered', 'failed', 'retried',
-     * 'expired', 'paused' => [[key, reason]], 'unresolved' => [key]].
+     * 'expired', 'paused' => [[key, reason]], 'unresolved' => [key], 'invalid' => [[key,
+     * reason]]]: a key whose credentials cannot be used holds back only its own events.
      *
      * @param array<string, array<string, string>> $destinations
      * @return array<string, mixed>

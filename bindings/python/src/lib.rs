@@ -789,26 +789,47 @@ impl NativeOutbox {
         to_py_json(py, &report)
     }
 
-    /// destinations: {key: (pixel_id, access_token, test_event_code, app_secret)}
+    /// destinations: {key: (pixel_id, access_token, test_event_code, app_secret)}; a key
+    /// whose credentials cannot be used holds back only its own events (`invalid`).
+    #[allow(clippy::type_complexity)]
     fn flush<'py>(
         &self,
         py: Python<'py>,
         client: &NativeClient,
         destinations: std::collections::HashMap<
             String,
-            (String, String, Option<String>, Option<String>),
+            (
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+            ),
         >,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let mut resolved = std::collections::HashMap::new();
-        for (key, (pixel, token, code, secret)) in destinations {
-            let d = destination(py, &pixel, &token, code.as_deref(), secret.as_deref())?;
-            resolved.insert(key, d);
-        }
+        let resolved: std::collections::HashMap<String, Result<Destination, String>> = destinations
+            .into_iter()
+            .map(|(key, (pixel, token, code, secret))| {
+                let d = match (pixel, token) {
+                    (Some(p), Some(t)) => {
+                        let mut d = Destination::new(p, t).map_err(|e| e.0);
+                        if let (Ok(dest), Some(c)) = (&d, code) {
+                            d = Ok(dest.clone().with_test_event_code(c));
+                        }
+                        match (d, secret) {
+                            (Ok(dest), Some(s)) => dest.with_app_secret(s).map_err(|e| e.0),
+                            (d, _) => d,
+                        }
+                    }
+                    _ => Err("pixel_id and access_token are required".to_owned()),
+                };
+                (key, d)
+            })
+            .collect();
         let report = py
             .detach(|| {
-                self.inner.flush(
+                self.inner.flush_table(
                     &client.inner,
-                    |k| resolved.get(k).cloned(),
+                    &resolved,
                     unix_now(),
                     freight_outbox::FlushLimits::default(),
                     "freight-python",

@@ -717,8 +717,14 @@ def test_outbox(sandbox: Sandbox, tmp_path: Any) -> None:
     r = outbox.enqueue("shop", evs)
     assert (r["stored"], len(r["rejected"])) == (3, 1)
     assert outbox.enqueue("shop", evs)["duplicates"] == 3
-    f = outbox.flush(client(sandbox), {"shop": {"pixel_id": "888", "access_token": TOKEN}})
+    # A second advertiser whose credentials cannot be used holds back only its own events.
+    assert outbox.enqueue("other", evs[:2])["stored"] == 2
+    f = outbox.flush(client(sandbox), {"shop": {"pixel_id": "888", "access_token": TOKEN},
+                                       "other": {"pixel_id": "888", "access_token": ""}})
     assert f["delivered"] == 3
-    assert outbox.stats()["pending"] == 0
+    assert f["unresolved"] == ["other"] and [k for k, _ in f["invalid"]] == ["other"]
+    f = outbox.flush(client(sandbox), {"other": {"access_token": "x"}})
+    assert f["invalid"] == [["other", "pixel_id and access_token are required"]]
+    assert outbox.stats()["pending"] == 2
     assert len(sandbox.get("/__sandbox/events")) == 3
     assert "sandbox-token" not in repr(outbox)

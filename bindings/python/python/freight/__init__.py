@@ -463,9 +463,16 @@ class Outbox:
 
     def flush(self, client: Client, destinations: Mapping[str, Mapping[str, str]]) -> Dict[str, Any]:
         """Sends due events. ``destinations`` maps keys to ``{"pixel_id", "access_token",
-        "test_event_code"?, "app_secret"?}``; other keys stay pending."""
+        "test_event_code"?, "app_secret"?}``; other keys stay pending (``unresolved``). A key
+        whose credentials cannot be used (missing, an empty token…) holds back only its own
+        events: it is listed in ``invalid`` with the reason."""
         table = {
-            k: (str(d["pixel_id"]), d["access_token"], d.get("test_event_code"), d.get("app_secret"))
+            k: (
+                None if d.get("pixel_id") is None else str(d["pixel_id"]),
+                d.get("access_token"),
+                d.get("test_event_code"),
+                d.get("app_secret"),
+            )
             for k, d in destinations.items()
         }
         return self._native.flush(client._native, table)

@@ -62,7 +62,9 @@ class _Outbox:
     def flush(
         self,
         client: _Client,
-        destinations: Mapping[str, Tuple[str, str, Optional[str], Optional[str]]],
+        destinations: Mapping[
+            str, Tuple[Optional[str], Optional[str], Optional[str], Optional[str]]
+        ],
     ) -> Dict[str, Any]: ...
     def stats(self) -> Dict[str, Any]: ...
     def resume(self, key: str) -> None: ...
