@@ -73,7 +73,8 @@ enum OutboxCommand {
         /// The outbox file.
         db: String,
     },
-    /// Re-queue failed (and with --expired, expired) events.
+    /// Re-queue failed (and with --expired, expired) events; an expired event comes back only
+    /// while Meta's window is still open (it was given up an hour early).
     Retry {
         /// The outbox file.
         db: String,

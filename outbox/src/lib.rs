@@ -14,8 +14,8 @@
 //!   resend keeps its `event_id`, so Meta deduplicates it.
 //! - **Lifecycle**: `pending → delivered | failed | expired` (not delivered before Meta's
 //!   window closes: 7 days, 62 for `physical_store`, minus a margin). Failed and expired
-//!   events stay inspectable and can be re-queued; delivered ones are pruned after a
-//!   retention period.
+//!   events stay inspectable and can be re-queued; delivered ones are deleted by the flush
+//!   after a retention period ([`FlushLimits::retention_secs`], 7 days).
 //! - **Per-destination circuit breaker**: a token, permission or configuration error pauses
 //!   that destination only (with the reason) until [`Outbox::resume`] or a pause time;
 //!   throttling delays only the throttled destination.
@@ -197,6 +197,9 @@ pub struct EnqueueReport {
     pub rejected: Vec<Rejection>,
     /// Events skipped (consent denied), never stored.
     pub skipped: Vec<Skipped>,
+    /// Warnings of stored events (by their index in the call), as `prepare` gives them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<freight::report::EventWarnings>,
 }
 
 /// Limits of one [`Outbox::flush`].
@@ -219,6 +222,8 @@ pub struct FlushLimits {
     pub retry_after_secs: i64,
     /// Attempts after which a transient failure becomes final.
     pub max_attempts: u32,
+    /// Delivered events older than this (seconds since delivery) are deleted by the flush.
+    pub retention_secs: i64,
 }
 
 impl Default for FlushLimits {
@@ -230,6 +235,7 @@ impl Default for FlushLimits {
             pause_secs: 3600,
             retry_after_secs: 60,
             max_attempts: 20,
+            retention_secs: 7 * 86_400,
         }
     }
 }
@@ -247,6 +253,8 @@ pub struct FlushReport {
     pub retried: usize,
     /// Events expired before sending.
     pub expired: usize,
+    /// Delivered events deleted, older than the retention.
+    pub pruned: usize,
     /// Destinations paused in this flush, with the reason.
     pub paused: Vec<(String, String)>,
     /// Destinations with no credentials from the resolver (events kept).
@@ -312,6 +320,12 @@ impl<S: Store> Outbox<S> {
         for (i, e) in events.iter().enumerate() {
             match preparer.process(e, i) {
                 Outcome::Ready(mut p) => {
+                    if !p.warnings.is_empty() {
+                        report.warnings.push(freight::report::EventWarnings {
+                            index: i,
+                            warnings: std::mem::take(&mut p.warnings),
+                        });
+                    }
                     if p.event.event_id.is_none() {
                         p.event.event_id = Some(content_id(&p.event)?);
                     }
@@ -337,9 +351,14 @@ impl<S: Store> Outbox<S> {
         limits: FlushLimits,
         owner: &str,
     ) -> Result<FlushReport, OutboxError> {
-        if limits.lease_secs < 0 || limits.pause_secs < 0 || limits.retry_after_secs < 0 {
+        if limits.lease_secs < 0
+            || limits.pause_secs < 0
+            || limits.retry_after_secs < 0
+            || limits.retention_secs < 0
+        {
             return Err(OutboxError(
-                "lease_secs, pause_secs and retry_after_secs must not be negative".into(),
+                "lease_secs, pause_secs, retry_after_secs and retention_secs must not be negative"
+                    .into(),
             ));
         }
         let lease_secs = match limits.lease_secs {
@@ -358,6 +377,9 @@ impl<S: Store> Outbox<S> {
             || now.saturating_add(i64::try_from(started.elapsed().as_secs()).unwrap_or(0));
         let mut report = FlushReport {
             expired: self.store.expire(now)?,
+            pruned: self
+                .store
+                .prune(now.saturating_sub(limits.retention_secs))?,
             ..FlushReport::default()
         };
         'destinations: for key in self.store.due_destinations(now)? {
@@ -428,7 +450,8 @@ impl<S: Store> Outbox<S> {
                             });
                             let until = now.saturating_add(wait.max(1));
                             self.store.throttle(&key, until)?;
-                            put_back(until)?;
+                            // Not the event's failure: no attempt is counted against it.
+                            self.store.unclaim(&[id], until, owner)?;
                             report.retried += 1;
                             stop = true;
                         }
@@ -439,7 +462,8 @@ impl<S: Store> Outbox<S> {
                                 &reason,
                                 now.saturating_add(limits.pause_secs),
                             )?;
-                            put_back(now)?;
+                            // Not the event's failure: no attempt is counted against it.
+                            self.store.unclaim(&[id], now, owner)?;
                             if !report.paused.iter().any(|(k, _)| k == &key) {
                                 report.paused.push((key.clone(), reason));
                             }
@@ -494,6 +518,8 @@ impl<S: Store> Outbox<S> {
     }
 
     /// Re-queues failed events (and expired ones with `expired`) of one destination or all.
+    /// An expired event comes back only while Meta's window is open (it was given up an hour
+    /// early, [`EXPIRY_MARGIN_SECS`]); past the window Meta would refuse it, and it stays.
     pub fn requeue(
         &self,
         dest_key: Option<&str>,
@@ -573,13 +599,18 @@ fn describe(e: &GraphError) -> String {
     s
 }
 
-/// When Meta stops accepting an event: 7 days after it happened (62 for `physical_store`),
-/// minus [`EXPIRY_MARGIN_SECS`].
+/// Days after it happened that Meta accepts an event.
+pub const WINDOW_DAYS: i64 = 7;
+/// Days after it happened that Meta accepts a `physical_store` event.
+pub const STORE_WINDOW_DAYS: i64 = 62;
+
+/// When the outbox gives an event up: Meta's window ([`WINDOW_DAYS`] after it happened,
+/// [`STORE_WINDOW_DAYS`] for `physical_store`) minus [`EXPIRY_MARGIN_SECS`].
 pub fn expires_at(event: &ServerEvent) -> i64 {
     let days = if event.action_source == ActionSource::PhysicalStore {
-        62
+        STORE_WINDOW_DAYS
     } else {
-        7
+        WINDOW_DAYS
     };
     event.event_time + days * 86_400 - EXPIRY_MARGIN_SECS
 }

@@ -431,17 +431,38 @@ impl Store for SqliteStore {
         expired: bool,
         now: i64,
     ) -> Result<usize, OutboxError> {
-        let states = if expired {
-            "('failed', 'expired')"
-        } else {
-            "('failed')"
-        };
-        let sql = format!(
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut n = tx.execute(
             "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ?1,
                     last_error = NULL, updated_at = ?1
-             WHERE state IN {states} AND (?2 IS NULL OR dest_key = ?2)"
-        );
-        Ok(self.conn().execute(&sql, params![now, dest_key])?)
+             WHERE state = 'failed' AND (?2 IS NULL OR dest_key = ?2)",
+            params![now, dest_key],
+        )?;
+        if expired {
+            // An expired event was given up an hour before Meta's window closes: it gets that
+            // hour back (its expiry becomes the window's end), and only if the window is still
+            // open; past it, Meta would refuse the event.
+            let window_end = format!(
+                "(SELECT json_extract(b.wire, '$.event_time') +
+                         CASE json_extract(b.wire, '$.action_source')
+                              WHEN 'physical_store' THEN {store} ELSE {other} END
+                  FROM bodies b WHERE b.id = events.id)",
+                store = crate::STORE_WINDOW_DAYS * 86_400,
+                other = crate::WINDOW_DAYS * 86_400,
+            );
+            n += tx.execute(
+                &format!(
+                    "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ?1,
+                            last_error = NULL, updated_at = ?1, expires_at = {window_end}
+                     WHERE state = 'expired' AND (?2 IS NULL OR dest_key = ?2)
+                       AND {window_end} > ?1"
+                ),
+                params![now, dest_key],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
     fn prune(&self, before: i64) -> Result<usize, OutboxError> {

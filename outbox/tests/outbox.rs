@@ -359,11 +359,41 @@ fn events_expire_before_metas_window_closes() {
         .unwrap();
     assert_eq!((r.expired, r.requests), (1, 0));
     assert_eq!(outbox.stats(later).unwrap().expired, 1);
+    // The event expired an hour before Meta's window closes (at t - 60 + 7 days): re-queued
+    // in that hour, it is sent; then it expires for good and cannot come back.
+    let last_hour = t - 60 + 7 * 86_400 - 1800;
+    assert_eq!(outbox.requeue(None, true, last_hour).unwrap(), 1);
+    let r = outbox
+        .flush(
+            &client(&sb),
+            resolver,
+            last_hour,
+            FlushLimits::default(),
+            "w",
+        )
+        .unwrap();
     assert_eq!(
-        outbox.requeue(None, true, later).unwrap(),
-        1,
-        "expired events can be re-queued"
+        (r.expired, r.requests),
+        (0, 1),
+        "sent in the window's last hour"
     );
+    let path = temp_db("expire-twice");
+    let outbox = Outbox::open(&path).unwrap();
+    outbox.enqueue("shop-0", &[event(1, t - 60)], t).unwrap();
+    let closed = t - 60 + 7 * 86_400;
+    assert_eq!(
+        outbox
+            .flush(&client(&sb), resolver, later, FlushLimits::default(), "w")
+            .unwrap()
+            .expired,
+        1
+    );
+    assert_eq!(
+        outbox.requeue(None, true, closed).unwrap(),
+        0,
+        "Meta's window is closed"
+    );
+    assert_eq!(outbox.stats(closed).unwrap().expired, 1);
 }
 
 #[test]
@@ -606,4 +636,67 @@ fn the_default_lease_outlasts_a_request_and_its_retries() {
         assert!(lease >= t + budget, "lease {} s", lease - t);
         assert_eq!(flush.join().unwrap().retried, 1);
     });
+}
+
+#[test]
+fn warnings_come_back_and_delivered_events_are_pruned() {
+    let sb = sandbox(1);
+    let path = temp_db("warnings-prune");
+    let outbox = Outbox::open(&path).unwrap();
+    let t = now();
+    let mut no_id = event(2, t - 5);
+    no_id.as_object_mut().unwrap().remove("event_id");
+    let r = outbox
+        .enqueue("shop-0", &[event(1, t - 5), no_id], t)
+        .unwrap();
+    assert_eq!(r.stored, 2);
+    assert_eq!(
+        r.warnings.len(),
+        1,
+        "the event without event_id is warned about"
+    );
+    assert_eq!(r.warnings[0].index, 1);
+    let f = outbox
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .unwrap();
+    assert_eq!((f.delivered, f.pruned), (2, 0));
+    let later = t + FlushLimits::default().retention_secs + 1;
+    let f = outbox
+        .flush(&client(&sb), resolver, later, FlushLimits::default(), "w")
+        .unwrap();
+    assert_eq!(f.pruned, 2);
+    assert_eq!(outbox.stats(later).unwrap().delivered, 0);
+    let bodies: i64 = raw(&path)
+        .query_row("SELECT COUNT(*) FROM bodies", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(bodies, 0);
+}
+
+#[test]
+fn a_throttle_or_a_pause_is_not_an_attempt() {
+    let sb = sandbox(1);
+    let path = temp_db("throttle-attempts");
+    let outbox = Outbox::open(&path).unwrap();
+    let t = now();
+    outbox.enqueue("shop-0", &[event(1, t - 5)], t).unwrap();
+    sb.push_fault(Fault::once(FaultKind::Http429 {
+        retry_after: Some(30),
+        graph_body: false,
+    }));
+    let f = outbox
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .unwrap();
+    assert_eq!(f.retried, 1);
+    sb.push_fault(Fault::once(FaultKind::AuthError {
+        subcode: Some(463),
+        http: 400,
+    }));
+    let f = outbox
+        .flush(&client(&sb), resolver, t + 31, FlushLimits::default(), "w")
+        .unwrap();
+    assert_eq!(f.paused.len(), 1);
+    let attempts: i64 = raw(&path)
+        .query_row("SELECT attempts FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(attempts, 0);
 }
