@@ -58,6 +58,36 @@ impl std::fmt::Debug for RequestFields {
     }
 }
 
+impl RequestFields {
+    /// Checks the fields a caller sets: each one given is a non-blank string of at most 256
+    /// characters without control characters (as `partner_agent` in the client's
+    /// configuration); `appsecret_proof` is computed from the destination, never given.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("test_event_code", &self.test_event_code),
+            ("partner_agent", &self.partner_agent),
+            ("namespace_id", &self.namespace_id),
+            ("upload_id", &self.upload_id),
+            ("upload_tag", &self.upload_tag),
+            ("upload_source", &self.upload_source),
+        ] {
+            if let Some(v) = v {
+                if v.trim().is_empty() || v.chars().count() > 256 || v.chars().any(char::is_control)
+                {
+                    return Err(format!(
+                        "{name} must be a non-blank string of at most 256 characters without \
+                         control characters"
+                    ));
+                }
+            }
+        }
+        if self.appsecret_proof.is_some() {
+            return Err("appsecret_proof is computed from the destination's app secret".into());
+        }
+        Ok(())
+    }
+}
+
 impl AsRef<ServerEvent> for ServerEvent {
     fn as_ref(&self) -> &ServerEvent {
         self
@@ -631,6 +661,37 @@ mod tests {
         assert!(v.get("namespace_id").is_none());
         let empty = request_body::<ServerEvent>(&[], &RequestFields::default());
         assert_eq!(empty, b"{\"data\":[]}");
+    }
+
+    #[test]
+    fn request_fields_are_checked() {
+        let ok = RequestFields {
+            test_event_code: Some("TEST123".into()),
+            partner_agent: Some("plx-1".into()),
+            ..Default::default()
+        };
+        assert!(ok.check().is_ok());
+        assert!(RequestFields::default().check().is_ok());
+        for bad in [
+            RequestFields {
+                partner_agent: Some(" ".into()),
+                ..Default::default()
+            },
+            RequestFields {
+                upload_tag: Some("a\nb".into()),
+                ..Default::default()
+            },
+            RequestFields {
+                namespace_id: Some("x".repeat(257)),
+                ..Default::default()
+            },
+            RequestFields {
+                appsecret_proof: Some("0".repeat(64)),
+                ..Default::default()
+            },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -370,7 +370,9 @@ pub struct Session<'a> {
 
 impl Session<'_> {
     /// Sets the top-level `namespace_id`, `upload_id`, `upload_tag` and `upload_source`
-    /// (`test_event_code` comes from the destination, `partner_agent` from the client).
+    /// (`test_event_code` comes from the destination when it has one, `partner_agent` from
+    /// these fields, else from the client). Check caller-given fields with
+    /// [`RequestFields::check`] first.
     pub fn with_fields(mut self, fields: RequestFields) -> Self {
         self.fields = fields;
         self

@@ -520,6 +520,7 @@ fn request_body<'py>(
             .map_err(|e| raise(py, "ConfigError", (format!("request fields: {e}"),)))?,
         None => RequestFields::default(),
     };
+    fields.check().map_err(|e| raise(py, "ConfigError", (e,)))?;
     // The length the walk will see: a list subclass's own `__len__` is not asked.
     let n = match (events.cast::<PyList>(), events.cast::<PyTuple>()) {
         (Ok(l), _) => l.len(),

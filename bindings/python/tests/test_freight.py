@@ -417,6 +417,9 @@ def test_each_key_object_reads_as_its_own_text(string_reading: str) -> None:
 
 
 def test_request_body_for_your_own_http_client() -> None:
+    for bad in ["", " ", "pl\nx", "x" * 257]:
+        with pytest.raises(freight.ConfigError):
+            freight.request_body(events(1), partner_agent=bad)
     body = freight.request_body(events(3) + [{"event_name": "x"}], partner_agent="plx-1-2")
     assert body.count == 3 and len(body.rejected) == 1
     import json
