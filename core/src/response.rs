@@ -335,65 +335,45 @@ mod tests {
     #[test]
     fn classifies_by_code_then_status() {
         let e = |c: &str| format!(r#"{{"error":{{"message":"x",{c}}}}}"#);
-        assert_eq!(
-            kind(400, &e(r#""code":80004,"error_subcode":2446079"#)),
-            ErrorKind::Throttled
-        );
-        assert_eq!(kind(400, &e(r#""code":17"#)), ErrorKind::Throttled);
-        assert_eq!(
-            kind(500, &e(r#""code":2,"is_transient":true"#)),
-            ErrorKind::Transient
-        );
-        assert_eq!(kind(400, &e(r#""code":21009"#)), ErrorKind::Transient);
-        assert_eq!(
-            kind(400, &e(r#""code":190,"error_subcode":463"#)),
-            ErrorKind::InvalidToken
-        );
-        assert_eq!(
-            kind(400, &e(r#""code":100,"error_subcode":33"#)),
-            ErrorKind::PixelNotFound
-        );
-        assert_eq!(
-            kind(400, &e(r#""code":100,"error_subcode":2804003"#)),
-            ErrorKind::Payload
-        );
-        assert_eq!(
-            kind(400, &e(r#""code":100,"type":"GraphMethodException""#)),
-            ErrorKind::Config
-        );
-        assert_eq!(
-            kind(400, &e(r#""code":100,"type":"OAuthException""#)),
-            ErrorKind::Payload
-        );
-        assert_eq!(kind(400, &e(r#""code":200"#)), ErrorKind::NoPermission);
-        assert_eq!(kind(400, &e(r#""code":2635"#)), ErrorKind::Config);
-        // Unknown code: the status decides.
-        assert_eq!(kind(503, &e(r#""code":-3"#)), ErrorKind::Transient);
-        assert_eq!(kind(502, "<html>bad gateway</html>"), ErrorKind::Transient);
-        assert_eq!(kind(429, "Too Many Requests"), ErrorKind::Throttled);
-        assert_eq!(kind(418, ""), ErrorKind::Config);
-        assert_eq!(kind(404, "<html>not found</html>"), ErrorKind::Config);
-        assert_eq!(kind(408, ""), ErrorKind::Transient);
-        assert_eq!(kind(413, ""), ErrorKind::Payload);
-        assert_eq!(kind(400, &e(r#""code":999999"#)), ErrorKind::Payload);
-        // A known code decides over `is_transient`; `is_transient` over an unknown code.
-        for throttle in [r#""code":4"#, r#""code":613"#, r#""code":80004"#] {
-            let body = e(&format!(r#"{throttle},"is_transient":true"#));
-            assert_eq!(kind(403, &body), ErrorKind::Throttled, "{throttle}");
-            assert_eq!(kind(400, &body), ErrorKind::Throttled, "{throttle}");
+        use ErrorKind::*;
+        // (status, Graph error fields or a raw body, class)
+        let graph = [
+            (400, r#""code":80004,"error_subcode":2446079"#, Throttled),
+            (400, r#""code":17"#, Throttled),
+            (500, r#""code":2,"is_transient":true"#, Transient),
+            (400, r#""code":21009"#, Transient),
+            (400, r#""code":190,"error_subcode":463"#, InvalidToken),
+            (400, r#""code":100,"error_subcode":33"#, PixelNotFound),
+            (400, r#""code":100,"error_subcode":2804003"#, Payload),
+            (400, r#""code":100,"type":"GraphMethodException""#, Config),
+            (400, r#""code":100,"type":"OAuthException""#, Payload),
+            (400, r#""code":200"#, NoPermission),
+            (400, r#""code":2635"#, Config),
+            // Unknown code: the status decides.
+            (503, r#""code":-3"#, Transient),
+            (400, r#""code":999999"#, Payload),
+            // A known code decides over `is_transient`; `is_transient` over an unknown code.
+            (403, r#""code":4,"is_transient":true"#, Throttled),
+            (400, r#""code":613,"is_transient":true"#, Throttled),
+            (400, r#""code":80004,"is_transient":true"#, Throttled),
+            (400, r#""code":190,"is_transient":true"#, InvalidToken),
+            (400, r#""code":999999,"is_transient":true"#, Transient),
+            (400, r#""code":999999,"is_transient":false"#, Payload),
+        ];
+        for (status, fields, class) in graph {
+            assert_eq!(kind(status, &e(fields)), class, "{status} {fields}");
         }
-        assert_eq!(
-            kind(400, &e(r#""code":190,"is_transient":true"#)),
-            ErrorKind::InvalidToken
-        );
-        assert_eq!(
-            kind(400, &e(r#""code":999999,"is_transient":true"#)),
-            ErrorKind::Transient
-        );
-        assert_eq!(
-            kind(400, &e(r#""code":999999,"is_transient":false"#)),
-            ErrorKind::Payload
-        );
+        let raw = [
+            (502, "<html>bad gateway</html>", Transient),
+            (429, "Too Many Requests", Throttled),
+            (418, "", Config),
+            (404, "<html>not found</html>", Config),
+            (408, "", Transient),
+            (413, "", Payload),
+        ];
+        for (status, body, class) in raw {
+            assert_eq!(kind(status, body), class, "{status} {body}");
+        }
     }
 
     #[test]

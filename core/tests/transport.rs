@@ -713,15 +713,17 @@ fn timeout_is_for_the_answer_not_the_upload() {
             e
         })
         .collect();
+    let client_of = |graph_url: String| {
+        Client::new(ClientConfig {
+            graph_url,
+            timeout_ms: 300,
+            retry: RetryPolicy::none(),
+            ..ClientConfig::default()
+        })
+        .unwrap()
+    };
     let (url, server) = slow_graph(Duration::from_millis(800), Duration::ZERO);
-    let c = Client::new(ClientConfig {
-        graph_url: url,
-        timeout_ms: 300,
-        retry: RetryPolicy::none(),
-        ..ClientConfig::default()
-    })
-    .unwrap();
-    let r = c.send(&dest(), &events);
+    let r = client_of(url).send(&dest(), &events);
     assert_eq!(server.join().unwrap(), 1000);
     assert_eq!(
         r.counts.delivered,
@@ -731,14 +733,7 @@ fn timeout_is_for_the_answer_not_the_upload() {
     );
     // An answer slower than the timeout is a timeout (handed back, not delivered).
     let (url, server) = slow_graph(Duration::ZERO, Duration::from_millis(900));
-    let c = Client::new(ClientConfig {
-        graph_url: url,
-        timeout_ms: 300,
-        retry: RetryPolicy::none(),
-        ..ClientConfig::default()
-    })
-    .unwrap();
-    let r = c.send(&dest(), &events[..3]);
+    let r = client_of(url).send(&dest(), &events[..3]);
     assert_eq!(server.join().unwrap(), 3);
     assert_eq!(r.counts.failed, 3);
     assert_eq!(r.failed[0].error.kind, ErrorKind::Network);
