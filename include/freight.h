@@ -174,8 +174,8 @@ enum freight_result freight_segment(const char *call_json, size_t call_len, cons
 
 /*
  Builds a `partner_agent` in the documented format `pl<partner>-<platform version>-<app
- version>` into `*agent_out`: the partner lowercased; an empty app version (length 0) is
- left out (`pl<partner>-<platform version>`).
+ version>` into `*agent_out`: the partner lowercased; an empty or NULL app version is left
+ out (`pl<partner>-<platform version>`).
 
  # Safety
  As freight_normalize.
@@ -286,8 +286,8 @@ enum freight_result freight_outbox_enqueue(const struct freight_outbox *outbox, 
  Sends due events with `client`. `destinations_json` maps keys to credentials, supplied at
  flush time and never stored: `{"shop-1":{"pixel_id":"…","access_token":"…",
  "test_event_code":"…","app_secret":"…"}}`; events of other keys stay pending. `*report_out`
- receives `{"requests","delivered","failed","retried","expired","paused":[[key,reason]],
- "unresolved":[key],"invalid":[[key,reason]]}`: a destination that cannot be used (an empty
+ receives `{"requests","delivered","failed","retried","expired","pruned",
+ "paused":[[key,reason]],"unresolved":[key],"invalid":[[key,reason]]}`: a destination that cannot be used (an empty
  token, a bad pixel id) keeps its events pending and is listed in `invalid` (when it has due
  events), without holding back the others.
 

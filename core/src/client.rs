@@ -53,7 +53,9 @@ pub struct ClientConfig {
     /// (DNS, TCP, TLS) has [`CONNECT_TIMEOUT`], an upload fails when no byte goes out for
     /// [`STALL_TIMEOUT`], and a whole request is cut at [`CALL_TIMEOUT`].
     pub timeout_ms: u64,
-    /// Time budget of one request (a batch) including its retries, in milliseconds.
+    /// Time budget of one batch, in milliseconds: its retries, the last attempt, and the
+    /// requests of its bisection all end within it (what is left when it runs out fails,
+    /// handed back unsent).
     pub deadline_ms: u64,
     /// Retries.
     pub retry: RetryPolicy,
@@ -285,7 +287,7 @@ impl Client {
         let mut body = RequestBody::new(&fields);
         body.push(&event);
         let req = build_request(&self.graph, dest, &mut body);
-        match self.exchange(&req) {
+        match self.exchange(&req, CALL_TIMEOUT) {
             Ok(s) => ConnectionTest {
                 status: ConnectionStatus::Ok,
                 error: None,
@@ -302,8 +304,13 @@ impl Client {
     /// One HTTP exchange, classified.
     // An error is an ordinary outcome here and is reported whole; boxing buys nothing.
     #[allow(clippy::result_large_err)]
-    fn exchange(&self, req: &HttpRequest) -> Result<Success, GraphError> {
-        let mut builder = self.agent.post(&req.url);
+    fn exchange(&self, req: &HttpRequest, within: Duration) -> Result<Success, GraphError> {
+        let mut builder = self
+            .agent
+            .post(&req.url)
+            .config()
+            .timeout_per_call(Some(within.min(CALL_TIMEOUT)))
+            .build();
         for (k, v) in &req.headers {
             builder = builder.header(*k, v.as_str());
         }
@@ -395,7 +402,8 @@ impl Session<'_> {
         }
         for batch in events.chunks(self.client.config.batch_size) {
             self.splits_left = MAX_SPLITS;
-            self.deliver(batch, &mut report);
+            let deadline = Instant::now() + Duration::from_millis(self.client.config.deadline_ms);
+            self.deliver(batch, deadline, &mut report);
         }
         report.update_counts(events.len());
         report
@@ -410,12 +418,18 @@ impl Session<'_> {
         }));
     }
 
-    fn deliver(&mut self, events: &[PreparedEvent], report: &mut Report) {
+    fn deliver(&mut self, events: &[PreparedEvent], deadline: Instant, report: &mut Report) {
         if events.is_empty() {
             return;
         }
         if let Some(err) = &self.halted {
             Self::fail_all(events, err, 0, report);
+            return;
+        }
+        if Instant::now() >= deadline {
+            // A bisected half whose batch's time is spent: handed back unsent.
+            let err = GraphError::network("the batch's time budget (deadline_ms) ran out");
+            Self::fail_all(events, &err, 0, report);
             return;
         }
         let client = self.client;
@@ -427,11 +441,11 @@ impl Session<'_> {
         let req = build_request(&client.graph, self.dest, &mut body);
         drop(body);
         let started = Instant::now();
-        let deadline = started + Duration::from_millis(client.config.deadline_ms);
         let mut attempts = 0;
         let err = loop {
             attempts += 1;
-            let result = client.exchange(&req);
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = client.exchange(&req, left);
             match result {
                 Ok(ok) => {
                     let log = RequestLog {
@@ -507,8 +521,8 @@ impl Session<'_> {
                 // halve until the bad ones stand alone, delivering the rest.
                 self.splits_left -= 1;
                 let (a, b) = events.split_at(events.len() / 2);
-                self.deliver(a, report);
-                self.deliver(b, report);
+                self.deliver(a, deadline, report);
+                self.deliver(b, deadline, report);
             }
             // The destination cannot take events (credentials, permissions, configuration),
             // or its retries are spent (an outage, a rate limit, or a wait Meta asked for

@@ -354,12 +354,12 @@ fn content(p: &Value, loc: &str, problems: &mut Vec<Problem>) -> Option<Value> {
         bad(problems, loc, "must be an object");
         return None;
     };
-    let id = match p
-        .get("product_id")
-        .filter(|v| !v.is_null())
-        .or_else(|| p.get("sku"))
-    {
-        Some(Value::String(s)) if !s.is_empty() => json!(s),
+    // The first of product_id and sku with something in it (as the caller's check).
+    let given = ["product_id", "sku"]
+        .iter()
+        .find_map(|k| p.get(*k).filter(|v| present(v)));
+    let id = match given.or_else(|| p.get("product_id")) {
+        Some(Value::String(s)) if !s.trim().is_empty() => json!(s),
         Some(Value::Number(n)) => json!(n.to_string()),
         _ => {
             bad(

@@ -739,3 +739,22 @@ fn timeout_is_for_the_answer_not_the_upload() {
     assert_eq!(r.failed[0].error.kind, ErrorKind::Network);
     assert!(r.accounts_for_every_event());
 }
+
+#[test]
+fn the_deadline_bounds_every_attempt() {
+    // Meta never answers and the timeout is long: the batch's budget (deadline_ms) ends the
+    // last attempt, not the timeout.
+    let sb = sandbox(|_| {});
+    let c = client(&sb, |c| {
+        c.timeout_ms = 5_000;
+        c.deadline_ms = 700;
+    });
+    sb.push_fault(Fault::times(FaultKind::Hang, 10));
+    let started = std::time::Instant::now();
+    let r = c.send(&dest(), &events(2));
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(2_500), "took {took:?}");
+    assert_eq!(r.counts.failed, 2);
+    assert_eq!(r.failed[0].error.kind, ErrorKind::Network);
+    assert_accounted(&r, 2);
+}

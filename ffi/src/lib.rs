@@ -509,8 +509,8 @@ pub unsafe extern "C" fn freight_segment(
 }
 
 /// Builds a `partner_agent` in the documented format `pl<partner>-<platform version>-<app
-/// version>` into `*agent_out`: the partner lowercased; an empty app version (length 0) is
-/// left out (`pl<partner>-<platform version>`).
+/// version>` into `*agent_out`: the partner lowercased; an empty or NULL app version is left
+/// out (`pl<partner>-<platform version>`).
 ///
 /// # Safety
 /// As freight_normalize.
@@ -531,7 +531,8 @@ pub unsafe extern "C" fn freight_partner_agent(
             (
                 required(partner, partner_len, "partner")?,
                 required(platform_version, platform_version_len, "platform_version")?,
-                required(app_version, app_version_len, "app_version")?,
+                // Optional: NULL (with length 0) is no app version, as "".
+                str_in(app_version, app_version_len, "app_version", true)?.unwrap_or(""),
             )
         };
         let agent = freight_core::platform::partner_agent(p, pv, av)
@@ -915,8 +916,8 @@ pub unsafe extern "C" fn freight_outbox_enqueue(
 /// Sends due events with `client`. `destinations_json` maps keys to credentials, supplied at
 /// flush time and never stored: `{"shop-1":{"pixel_id":"…","access_token":"…",
 /// "test_event_code":"…","app_secret":"…"}}`; events of other keys stay pending. `*report_out`
-/// receives `{"requests","delivered","failed","retried","expired","paused":[[key,reason]],
-/// "unresolved":[key],"invalid":[[key,reason]]}`: a destination that cannot be used (an empty
+/// receives `{"requests","delivered","failed","retried","expired","pruned",
+/// "paused":[[key,reason]],"unresolved":[key],"invalid":[[key,reason]]}`: a destination that cannot be used (an empty
 /// token, a bad pixel id) keeps its events pending and is listed in `invalid` (when it has due
 /// events), without holding back the others.
 ///

@@ -71,6 +71,15 @@ pub struct Row {
     pub attempts: u32,
 }
 
+/// What [`Store::claim`] took.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// The claimed rows, oldest first.
+    pub rows: Vec<Row>,
+    /// Due rows whose stored event could not be read: marked failed with the reason.
+    pub unreadable: usize,
+}
+
 /// Where an event stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -135,7 +144,7 @@ pub trait Store {
         now: i64,
         lease_secs: i64,
         owner: &str,
-    ) -> Result<Vec<Row>, OutboxError>;
+    ) -> Result<Claimed, OutboxError>;
     /// Records delivered rows. Like the three below, it changes only rows still claimed by
     /// `owner`: a flusher whose lease ran out (and whose rows another flusher took) must not
     /// overwrite what the other recorded.
@@ -182,8 +191,8 @@ pub struct StoredEvent {
     pub attempts: u32,
     /// Why it failed (kind, code, fbtrace_id), if it did.
     pub last_error: Option<String>,
-    /// The wire event.
-    pub event: ServerEvent,
+    /// The wire event; `None` when the stored event cannot be read (`last_error` says why).
+    pub event: Option<ServerEvent>,
 }
 
 /// What [`Outbox::enqueue`] did.
@@ -198,7 +207,6 @@ pub struct EnqueueReport {
     /// Events skipped (consent denied), never stored.
     pub skipped: Vec<Skipped>,
     /// Warnings of stored events (by their index in the call), as `prepare` gives them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<freight::report::EventWarnings>,
 }
 
@@ -210,9 +218,9 @@ pub struct FlushLimits {
     /// Events per request (≤ 1000).
     pub batch_size: usize,
     /// How long a claim holds, in seconds: a crashed flusher's rows return after it. 0 (the
-    /// default) is the client's time budget of one request with its retries (`deadline_ms`)
-    /// plus a minute, so that a live flusher's rows are never taken while it still sends
-    /// them. A shorter lease brings rows back sooner after a crash; a request that outlives
+    /// default) is the client's time budget of one batch (`deadline_ms`, which its retries,
+    /// its last attempt and its bisection end within) plus a minute, so that a live flusher's
+    /// rows are never taken while it still sends them. A shorter lease brings rows back sooner after a crash; a request that outlives
     /// it may then be sent again by another flusher (Meta deduplicates it by `event_id`), and
     /// only the flusher holding the claim records the outcome.
     pub lease_secs: i64,
@@ -261,9 +269,15 @@ pub struct FlushReport {
     pub unresolved: Vec<String>,
     /// Of those, the ones whose credentials were given but cannot be used, with the reason
     /// (never the token): see [`Outbox::flush_table`].
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub invalid: Vec<(String, String)>,
 }
+
+/// Seconds before Meta's window closes that a re-queued expired event is given up for good:
+/// time for a flush and its retries to end before Meta refuses the event.
+pub const REQUEUE_MARGIN_SECS: i64 = 600;
+
+/// The longest a throttled destination waits, in seconds (a day), whatever Meta asks.
+pub const MAX_THROTTLE_SECS: i64 = 86_400;
 
 /// Seconds before Meta's window closes that an event is given up (the margin).
 pub const EXPIRY_MARGIN_SECS: i64 = 3600;
@@ -391,7 +405,7 @@ impl<S: Store> Outbox<S> {
             while report.requests < limits.max_requests {
                 // No more than one request's worth: every claimed row then goes out in this
                 // call (bisection aside), and is charged an attempt for it.
-                let rows = self.store.claim(
+                let claimed = self.store.claim(
                     &key,
                     limits
                         .batch_size
@@ -401,7 +415,12 @@ impl<S: Store> Outbox<S> {
                     lease_secs,
                     owner,
                 )?;
+                report.failed += claimed.unreadable;
+                let rows = claimed.rows;
                 if rows.is_empty() {
+                    if claimed.unreadable > 0 {
+                        continue; // the due rows behind them
+                    }
                     break;
                 }
                 let prepared: Vec<PreparedEvent> = rows
@@ -448,7 +467,8 @@ impl<S: Store> Outbox<S> {
                             let wait = f.error.retry_after.map_or(limits.retry_after_secs, |d| {
                                 i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
                             });
-                            let until = now.saturating_add(wait.max(1));
+                            // At most a day: a wait beyond it is no wait Meta means.
+                            let until = now.saturating_add(wait.clamp(1, MAX_THROTTLE_SECS));
                             self.store.throttle(&key, until)?;
                             // Not the event's failure: no attempt is counted against it.
                             self.store.unclaim(&[id], until, owner)?;
@@ -519,7 +539,8 @@ impl<S: Store> Outbox<S> {
 
     /// Re-queues failed events (and expired ones with `expired`) of one destination or all.
     /// An expired event comes back only while Meta's window is open (it was given up an hour
-    /// early, [`EXPIRY_MARGIN_SECS`]); past the window Meta would refuse it, and it stays.
+    /// early, [`EXPIRY_MARGIN_SECS`]), until [`REQUEUE_MARGIN_SECS`] before the window closes;
+    /// past that Meta would refuse it, and it stays expired.
     pub fn requeue(
         &self,
         dest_key: Option<&str>,
@@ -531,7 +552,7 @@ impl<S: Store> Outbox<S> {
 
     /// Deletes delivered events older than `retention_secs`.
     pub fn prune(&self, retention_secs: i64, now: i64) -> Result<usize, OutboxError> {
-        self.store.prune(now - retention_secs)
+        self.store.prune(now.saturating_sub(retention_secs))
     }
 
     /// Counts per state and the paused destinations.

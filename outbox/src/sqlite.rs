@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file (bundled SQLite, WAL), created owner-only.
 
-use crate::{OutboxError, Row, State, Stats, Store, StoredEvent};
+use crate::{Claimed, OutboxError, Row, State, Stats, Store, StoredEvent};
 use freight::model::ServerEvent;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::sync::{Mutex, MutexGuard};
@@ -297,7 +297,7 @@ impl Store for SqliteStore {
         now: i64,
         lease_secs: i64,
         owner: &str,
-    ) -> Result<Vec<Row>, OutboxError> {
+    ) -> Result<Claimed, OutboxError> {
         let mut conn = self.conn();
         // BEGIN IMMEDIATE takes the write lock first: two flushers cannot claim the same rows.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -313,7 +313,13 @@ impl Store for SqliteStore {
             )?;
             let claimed = stmt
                 .query_map(
-                    params![now + lease_secs, owner, now, dest_key, limit as i64],
+                    params![
+                        now.saturating_add(lease_secs),
+                        owner,
+                        now,
+                        dest_key,
+                        limit as i64
+                    ],
                     |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
                 )?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -323,6 +329,7 @@ impl Store for SqliteStore {
                         lease_owner = NULL, updated_at = ?3 WHERE id = ?1",
             )?;
             let mut rows = Vec::with_capacity(claimed.len());
+            let mut failed = 0;
             for (id, attempts) in claimed {
                 // A row this version cannot read (no body, or written by another version)
                 // fails alone, with the reason, instead of stopping every flush at it.
@@ -332,10 +339,12 @@ impl Store for SqliteStore {
                     Some(Err(e)) => {
                         let why = format!("the stored event cannot be read: {e}");
                         unreadable.execute(params![id, why, now])?;
+                        failed += 1;
                         continue;
                     }
                     None => {
                         unreadable.execute(params![id, "the stored event is missing", now])?;
+                        failed += 1;
                         continue;
                     }
                 };
@@ -346,12 +355,12 @@ impl Store for SqliteStore {
                     attempts: (attempts - 1).max(0) as u32,
                 });
             }
-            rows
+            (rows, failed)
         };
         tx.commit()?;
-        let mut rows = rows;
+        let (mut rows, unreadable) = rows;
         rows.sort_by_key(|r| r.id);
-        Ok(rows)
+        Ok(Claimed { rows, unreadable })
     }
 
     fn delivered(&self, ids: &[i64], now: i64, owner: &str) -> Result<(), OutboxError> {
@@ -443,13 +452,17 @@ impl Store for SqliteStore {
             // An expired event was given up an hour before Meta's window closes: it gets that
             // hour back (its expiry becomes the window's end), and only if the window is still
             // open; past it, Meta would refuse the event.
+            // NULL (never re-queued) for a row whose body is missing or not JSON.
             let window_end = format!(
-                "(SELECT json_extract(b.wire, '$.event_time') +
+                "(SELECT CASE WHEN json_valid(b.wire) THEN
+                         json_extract(b.wire, '$.event_time') +
                          CASE json_extract(b.wire, '$.action_source')
                               WHEN 'physical_store' THEN {store} ELSE {other} END
+                         - {margin} END
                   FROM bodies b WHERE b.id = events.id)",
                 store = crate::STORE_WINDOW_DAYS * 86_400,
                 other = crate::WINDOW_DAYS * 86_400,
+                margin = crate::REQUEUE_MARGIN_SECS,
             );
             n += tx.execute(
                 &format!(
@@ -511,7 +524,7 @@ impl Store for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT e.id, e.dest_key, e.attempts, e.last_error, b.wire
-             FROM events e JOIN bodies b ON b.id = e.id
+             FROM events e LEFT JOIN bodies b ON b.id = e.id
              WHERE e.state = ?1 ORDER BY e.id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![state.as_str(), limit as i64], |r| {
@@ -520,14 +533,14 @@ impl Store for SqliteStore {
                 r.get::<_, String>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (id, dest_key, attempts, last_error, wire) = row?;
-            let event = serde_json::from_str(&wire)
-                .map_err(|e| OutboxError(format!("stored event {id} is unreadable: {e}")))?;
+            // A row whose event cannot be read is listed without it (`last_error` says why).
+            let event = wire.and_then(|w| serde_json::from_str(&w).ok());
             out.push(StoredEvent {
                 id,
                 dest_key,

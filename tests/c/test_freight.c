@@ -257,6 +257,10 @@ static void test_platform_helpers(void) {
     CHECK(r == FREIGHT_RESULT_OK && strcmp(out, "pldatapartner-1.0") == 0,
           "partner_agent without app version");
     freight_string_free(out);
+    r = freight_partner_agent("DataPartner", 11, "1.0", 3, NULL, 0, &out);
+    CHECK(r == FREIGHT_RESULT_OK && strcmp(out, "pldatapartner-1.0") == 0,
+          "partner_agent with a NULL app version");
+    freight_string_free(out);
     char *a = NULL, *b = NULL, *rnd = NULL;
     r = freight_event_id("s3cret", 6, "1", 1, "Purchase", 8, "order-1", 7, &a);
     CHECK(r == FREIGHT_RESULT_OK, "event_id: %s", last_error());

@@ -129,7 +129,7 @@ final class Freight
                 $out['errors']
             );
             $message = implode('; ', array_map(static fn (array $p): string => "{$p['type']}: {$p['loc']}: {$p['msg']}", $errors));
-            throw new ValidationException($message, 'FREIGHT_RESULT_INVALID_VALUE', $errors);
+            throw new ValidationException($message, 'FREIGHT_RESULT_INVALID_VALUE', null, $errors);
         }
         return $out['event'];
     }

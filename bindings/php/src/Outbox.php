@@ -37,7 +37,8 @@ final class Outbox
 
     /**
      * Stores events for a destination key: ['stored' => n, 'duplicates' => n, 'rejected' => […],
-     * 'skipped' => […]]. Rejected events come back at once and are never stored.
+     * 'skipped' => […], 'warnings' => […]]. Rejected events come back at once and are never
+     * stored; an event without event_id is given one derived from its content.
      *
      * @param list<array<string, mixed>> $events
      * @return array<string, mixed>
@@ -59,8 +60,8 @@ final class Outbox
     /**
      * Sends due events. $destinations maps keys to ['pixel_id' => …, 'access_token' => …];
      * other keys stay pending. Returns ['requests', 'delivered', 'failed', 'retried',
-     * 'expired', 'paused' => [[key, reason]], 'unresolved' => [key], 'invalid' => [[key,
-     * reason]]]: a key whose credentials cannot be used holds back only its own events.
+     * 'expired', 'pruned', 'paused' => [[key, reason]], 'unresolved' => [key], 'invalid' =>
+     * [[key, reason]]]: a key whose credentials cannot be used holds back only its own events.
      *
      * @param array<string, array<string, string>> $destinations
      * @return array<string, mixed>

@@ -15,9 +15,10 @@ class ValidationException extends FreightException
 
     /**
      * @param list<array{type: string, loc: string, msg: string}> $errors every problem, when
-     *        the call reports them one by one (segment())
+     *        the call reports them one by one (segment()); last, so that the parameters of
+     *        FreightException keep their places
      */
-    public function __construct(string $message, string $result = '', array $errors = [], ?\Throwable $previous = null)
+    public function __construct(string $message, string $result = '', ?\Throwable $previous = null, array $errors = [])
     {
         parent::__construct($message, $result, $previous);
         $this->errors = $errors;

@@ -373,7 +373,8 @@ class Client:
     between threads (sends release the GIL). Each request carries only its own token.
 
     ``timeout`` is the wait for Meta's answer once a request is sent, in seconds (Meta advises
-    1.5; uploading the batch is not counted); ``max_retries`` the retries after the first
+    1.5; uploading the batch is not counted, connecting may take up to 10 s, and a batch with
+    its retries ends within 15 minutes); ``max_retries`` the retries after the first
     attempt."""
 
     __slots__ = ("_native",)
@@ -458,14 +459,17 @@ class Outbox:
 
     def enqueue(self, key: str, events: Iterable[Event]) -> Dict[str, Any]:
         """Stores events for a destination key: ``{"stored", "duplicates", "rejected",
-        "skipped"}``; rejected events come back at once and are never stored."""
+        "skipped", "warnings"}``; rejected events come back at once and are never stored. An
+        event without ``event_id`` is given one derived from its content."""
         return self._native.enqueue(key, _event_list(events))
 
     def flush(self, client: Client, destinations: Mapping[str, Mapping[str, str]]) -> Dict[str, Any]:
         """Sends due events. ``destinations`` maps keys to ``{"pixel_id", "access_token",
         "test_event_code"?, "app_secret"?}``; other keys stay pending (``unresolved``). A key
         whose credentials cannot be used (missing, an empty token…) holds back only its own
-        events: it is listed in ``invalid`` with the reason."""
+        events: it is listed in ``invalid`` with the reason. The report: ``{"requests",
+        "delivered", "failed", "retried", "expired", "pruned", "paused", "unresolved",
+        "invalid"}``."""
         table = {
             k: (
                 None if d.get("pixel_id") is None else str(d["pixel_id"]),
