@@ -28,7 +28,7 @@ use crate::report::{
     ConnectionStatus, ConnectionTest, Delivered, EventWarnings, Failure, Report, RequestLog,
 };
 use crate::request::{build_request, request_fields, ConfigError, GraphConfig, HttpRequest};
-use crate::response::{classify, ErrorKind, GraphError, Success};
+use crate::response::{classify_at, ErrorKind, GraphError, Success};
 use crate::retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -336,7 +336,7 @@ impl Client {
                 g.http_status = Some(status);
                 g
             })?;
-        classify(status, &headers, &body)
+        classify_at(status, &headers, &body, Some(unix_now()))
     }
 
     fn random(&self) -> u64 {
@@ -451,7 +451,7 @@ impl Session<'_> {
                     let log = RequestLog {
                         events: events.len(),
                         attempts,
-                        http_status: Some(200),
+                        http_status: Some(ok.http_status),
                         events_received: ok.events_received,
                         fbtrace_id: ok.fbtrace_id.clone(),
                         messages: ok.messages.clone(),
@@ -467,7 +467,7 @@ impl Session<'_> {
                     }
                     let err = GraphError {
                         kind: ErrorKind::CountMismatch,
-                        http_status: Some(200),
+                        http_status: Some(ok.http_status),
                         message: Some(format!(
                             "Meta acknowledged {} of {} events",
                             ok.events_received

@@ -147,6 +147,8 @@ impl std::error::Error for GraphError {}
 /// A successful response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Success {
+    /// The HTTP status (2xx).
+    pub http_status: u16,
     /// `events_received` (missing in some responses).
     pub events_received: Option<u64>,
     /// Meta's `messages` (undocumented content; reported verbatim).
@@ -213,7 +215,8 @@ pub fn kind_of_code(
     })
 }
 
-/// Classifies a response: its status, headers (any case) and body.
+/// Classifies a response: its status, headers (any case) and body. A `Retry-After` given as
+/// an HTTP date is read by [`classify_at`], which knows the time.
 // An error is an ordinary outcome here and is reported whole; boxing buys nothing.
 #[allow(clippy::result_large_err)]
 pub fn classify(
@@ -221,7 +224,19 @@ pub fn classify(
     headers: &[(String, String)],
     body: &[u8],
 ) -> Result<Success, GraphError> {
-    let retry_after = retry_after(headers);
+    classify_at(status, headers, body, None)
+}
+
+/// [`classify`] at the time `now` (Unix seconds), which turns a `Retry-After` HTTP date
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`, as proxies and gateways send it) into a wait.
+#[allow(clippy::result_large_err)]
+pub fn classify_at(
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    now: Option<i64>,
+) -> Result<Success, GraphError> {
+    let retry_after = retry_after(headers, now);
     let raw = serde_json::from_slice::<Envelope>(body)
         .ok()
         .and_then(|e| e.error);
@@ -230,6 +245,7 @@ pub fn classify(
     if (200..300).contains(&status) && raw.is_none() {
         return match serde_json::from_slice::<RawSuccess>(body) {
             Ok(s) => Ok(Success {
+                http_status: status,
                 events_received: s.events_received,
                 messages: s
                     .messages
@@ -308,9 +324,15 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// `Retry-After` (seconds), else the largest `estimated_time_to_regain_access` (minutes) of
 /// `x-business-use-case-usage`.
-fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
-    if let Some(secs) = header(headers, "retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
-        return Some(Duration::from_secs(secs));
+fn retry_after(headers: &[(String, String)], now: Option<i64>) -> Option<Duration> {
+    if let Some(value) = header(headers, "retry-after").map(str::trim) {
+        if let Ok(secs) = value.parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        if let (Some(at), Some(now)) = (http_date(value), now) {
+            // A date already past means: now.
+            return Some(Duration::from_secs(u64::try_from(at - now).unwrap_or(0)));
+        }
     }
     let usage: serde_json::Value =
         serde_json::from_str(header(headers, "x-business-use-case-usage")?).ok()?;
@@ -324,9 +346,86 @@ fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
     (minutes > 0).then(|| Duration::from_secs(minutes.saturating_mul(60)))
 }
 
+/// Unix seconds of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7), the
+/// form senders must use; the two obsolete forms are not read (the header is then ignored).
+fn http_date(v: &str) -> Option<i64> {
+    let b = v.as_bytes();
+    if b.len() != 29 || &b[3..5] != b", " || &v[25..] != " GMT" {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = v.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| v.get(8..11) == Some(*m))? as i64 + 1;
+    let (day, year) = (num(5..7)?, num(12..16)?);
+    let (h, m, s) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    if &b[7..8] != b" "
+        || &b[11..12] != b" "
+        || &b[16..17] != b" "
+        || b[19] != b':'
+        || b[22] != b':'
+    {
+        return None;
+    }
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some(days * 86_400 + h * 3600 + m * 60 + s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_as_an_http_date() {
+        assert_eq!(
+            http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            http_date("Mon, 23 Nov 2026 00:00:00 GMT"),
+            Some(1_795_392_000)
+        );
+        for bad in [
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "",
+            "7",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Noo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:49:37 GMT",
+        ] {
+            assert_eq!(http_date(bad), None, "{bad}");
+        }
+        let h = |v: &str| vec![("Retry-After".to_owned(), v.to_owned())];
+        let at = |v: &str, now| classify_at(503, &h(v), b"", now).unwrap_err().retry_after;
+        let date = "Mon, 23 Nov 2026 00:00:30 GMT";
+        assert_eq!(at(date, Some(1_795_392_000)), Some(Duration::from_secs(30)));
+        assert_eq!(
+            at(date, Some(1_795_392_100)),
+            Some(Duration::ZERO),
+            "a past date: now"
+        );
+        assert_eq!(
+            at(date, None),
+            None,
+            "without the time, a date says nothing"
+        );
+        assert_eq!(at("12", None), Some(Duration::from_secs(12)));
+    }
 
     fn kind(status: u16, body: &str) -> ErrorKind {
         classify(status, &[], body.as_bytes()).unwrap_err().kind

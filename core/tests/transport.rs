@@ -758,3 +758,67 @@ fn the_deadline_bounds_every_attempt() {
     assert_eq!(r.failed[0].error.kind, ErrorKind::Network);
     assert_accounted(&r, 2);
 }
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) of Unix seconds `t`.
+fn http_date(t: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[test]
+fn retry_after_as_a_date_is_honoured() {
+    // A gateway's 503 asking, by date, for a wait of about 2 s (a whole second of the date
+    // may already have passed).
+    let sb = sandbox(|_| {});
+    let c = client(&sb, |_| {});
+    let at = http_date(now() + 2);
+    sb.push_fault(Fault::once(FaultKind::Raw {
+        status: 503,
+        headers: vec![("Retry-After".into(), at)],
+        body: String::new(),
+    }));
+    let started = std::time::Instant::now();
+    let r = c.send(&dest(), &events(2));
+    assert_eq!(r.counts.delivered, 2);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+}
+
+#[test]
+fn the_log_has_the_status_meta_answered() {
+    let sb = sandbox(|_| {});
+    let c = client(&sb, |_| {});
+    sb.push_fault(Fault::once(FaultKind::Raw {
+        status: 202,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: r#"{"events_received":2,"fbtrace_id":"t"}"#.into(),
+    }));
+    let r = c.send(&dest(), &events(2));
+    assert_eq!(r.counts.delivered, 2);
+    assert_eq!(r.requests[0].http_status, Some(202));
+}
