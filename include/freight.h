@@ -287,7 +287,8 @@ enum freight_result freight_outbox_enqueue(const struct freight_outbox *outbox, 
  flush time and never stored: `{"shop-1":{"pixel_id":"…","access_token":"…",
  "test_event_code":"…","app_secret":"…"}}`; events of other keys stay pending. `*report_out`
  receives `{"requests","delivered","failed","retried","expired","pruned",
- "paused":[[key,reason]],"unresolved":[key],"invalid":[[key,reason]]}`: a destination that cannot be used (an empty
+ "paused":[[key,reason]],"unresolved":[key],"invalid":[[key,reason]],"stopped":null|"…"}`
+ (`stopped`: the storage error that ended the flush early; the counts are what it did): a destination that cannot be used (an empty
  token, a bad pixel id) keeps its events pending and is listed in `invalid` (when it has due
  events), without holding back the others.
 

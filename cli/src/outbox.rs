@@ -213,13 +213,18 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                 };
                 eprintln!("freight: destination {key:?} has due events but cannot be used: {why}");
             }
+            if let Some(e) = &r.stopped {
+                eprintln!("freight: the flush stopped early: {e}");
+            }
             // Events that stay pending for want of a destination fail the run, as failed ones
-            // do: a scheduler must notice.
-            Ok(if r.failed > 0 || !r.unresolved.is_empty() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
+            // and a storage error do: a scheduler must notice.
+            Ok(
+                if r.failed > 0 || !r.unresolved.is_empty() || r.stopped.is_some() {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                },
+            )
         }
         OutboxCommand::Stats { db } => {
             let s = open(&db)?.stats(now).map_err(|e| Fatal(e.to_string()))?;

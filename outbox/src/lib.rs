@@ -270,6 +270,9 @@ pub struct FlushReport {
     /// Of those, the ones whose credentials were given but cannot be used, with the reason
     /// (never the token): see [`Outbox::flush_table`].
     pub invalid: Vec<(String, String)>,
+    /// The storage error that stopped the flush early, if one did (the counts above are what
+    /// it did before; rows it held come back after their lease).
+    pub stopped: Option<String>,
 }
 
 /// Seconds before Meta's window closes that a re-queued expired event is given up for good:
@@ -396,113 +399,124 @@ impl<S: Store> Outbox<S> {
                 .prune(now.saturating_sub(limits.retention_secs))?,
             ..FlushReport::default()
         };
-        'destinations: for key in self.store.due_destinations(now)? {
-            let Some(dest) = resolve(&key) else {
-                report.unresolved.push(key);
-                continue;
-            };
-            let mut session = client.session(&dest);
-            while report.requests < limits.max_requests {
-                // No more than one request's worth: every claimed row then goes out in this
-                // call (bisection aside), and is charged an attempt for it.
-                let claimed = self.store.claim(
-                    &key,
-                    limits
-                        .batch_size
-                        .min(client.config().batch_size)
-                        .clamp(1, 1000),
-                    claim_time(),
-                    lease_secs,
-                    owner,
-                )?;
-                report.failed += claimed.unreadable;
-                let rows = claimed.rows;
-                if rows.is_empty() {
-                    if claimed.unreadable > 0 {
-                        continue; // the due rows behind them
-                    }
-                    break;
-                }
-                let prepared: Vec<PreparedEvent> = rows
-                    .iter()
-                    .enumerate()
-                    .map(|(index, r)| PreparedEvent {
-                        index,
-                        event: r.event.clone(),
-                        warnings: Vec::new(),
-                    })
-                    .collect();
-                let sent = session.send_prepared(&prepared);
-                report.requests += sent.requests.len();
-                let ids = |idx: &mut dyn Iterator<Item = usize>| -> Vec<i64> {
-                    idx.map(|i| rows[i].id).collect()
+        let keys = self.store.due_destinations(now)?;
+        // A storage error (the disk full, the file locked past the busy timeout) stops the
+        // flush: what it did so far is still reported, with the error.
+        let run = || -> Result<(), OutboxError> {
+            'destinations: for key in keys {
+                let Some(dest) = resolve(&key) else {
+                    report.unresolved.push(key);
+                    continue;
                 };
-                let delivered = ids(&mut sent.delivered.iter().map(|d| d.index));
-                self.store.delivered(&delivered, now, owner)?;
-                report.delivered += delivered.len();
-                let mut stop = false;
-                for f in &sent.failed {
-                    let id = rows[f.index].id;
-                    // Not sent at all (the session had stopped on an earlier part of the
-                    // claim, a bisected half): back to pending, without an attempt counted.
-                    let went_out = f.attempts > 0;
-                    let put_back = |at: i64| {
-                        if went_out {
-                            self.store.release(&[id], at, owner)
-                        } else {
-                            self.store.unclaim(&[id], at, owner)
+                let mut session = client.session(&dest);
+                while report.requests < limits.max_requests {
+                    // No more than one request's worth: every claimed row then goes out in this
+                    // call (bisection aside), and is charged an attempt for it.
+                    let claimed = self.store.claim(
+                        &key,
+                        limits
+                            .batch_size
+                            .min(client.config().batch_size)
+                            .clamp(1, 1000),
+                        claim_time(),
+                        lease_secs,
+                        owner,
+                    )?;
+                    report.failed += claimed.unreadable;
+                    let rows = claimed.rows;
+                    if rows.is_empty() {
+                        if claimed.unreadable > 0 {
+                            continue; // the due rows behind them
                         }
+                        break;
+                    }
+                    let prepared: Vec<PreparedEvent> = rows
+                        .iter()
+                        .enumerate()
+                        .map(|(index, r)| PreparedEvent {
+                            index,
+                            event: r.event.clone(),
+                            warnings: Vec::new(),
+                        })
+                        .collect();
+                    let sent = session.send_prepared(&prepared);
+                    report.requests += sent.requests.len();
+                    let ids = |idx: &mut dyn Iterator<Item = usize>| -> Vec<i64> {
+                        idx.map(|i| rows[i].id).collect()
                     };
-                    match classify(&f.error) {
-                        Next::Retry
-                            if !went_out || rows[f.index].attempts + 1 < limits.max_attempts =>
-                        {
-                            put_back(now.saturating_add(limits.retry_after_secs))?;
-                            report.retried += 1;
-                            // The client's retries are spent: the destination's next events
-                            // wait for a later flush too.
-                            stop = true;
-                        }
-                        Next::Throttled => {
-                            let wait = f.error.retry_after.map_or(limits.retry_after_secs, |d| {
-                                i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-                            });
-                            // At most a day: a wait beyond it is no wait Meta means.
-                            let until = now.saturating_add(wait.clamp(1, MAX_THROTTLE_SECS));
-                            self.store.throttle(&key, until)?;
-                            // Not the event's failure: no attempt is counted against it.
-                            self.store.unclaim(&[id], until, owner)?;
-                            report.retried += 1;
-                            stop = true;
-                        }
-                        Next::Pause => {
-                            let reason = describe(&f.error);
-                            self.store.pause(
-                                &key,
-                                &reason,
-                                now.saturating_add(limits.pause_secs),
-                            )?;
-                            // Not the event's failure: no attempt is counted against it.
-                            self.store.unclaim(&[id], now, owner)?;
-                            if !report.paused.iter().any(|(k, _)| k == &key) {
-                                report.paused.push((key.clone(), reason));
+                    let delivered = ids(&mut sent.delivered.iter().map(|d| d.index));
+                    self.store.delivered(&delivered, now, owner)?;
+                    report.delivered += delivered.len();
+                    let mut stop = false;
+                    for f in &sent.failed {
+                        let id = rows[f.index].id;
+                        // Not sent at all (the session had stopped on an earlier part of the
+                        // claim, a bisected half): back to pending, without an attempt counted.
+                        let went_out = f.attempts > 0;
+                        let put_back = |at: i64| {
+                            if went_out {
+                                self.store.release(&[id], at, owner)
+                            } else {
+                                self.store.unclaim(&[id], at, owner)
                             }
-                            stop = true;
-                        }
-                        Next::Retry | Next::Fail if went_out => {
-                            self.store.failed(&[id], &describe(&f.error), now, owner)?;
-                            report.failed += 1;
-                        }
-                        Next::Retry | Next::Fail => {
-                            put_back(now)?;
-                            report.retried += 1;
+                        };
+                        match classify(&f.error) {
+                            Next::Retry
+                                if !went_out
+                                    || rows[f.index].attempts + 1 < limits.max_attempts =>
+                            {
+                                put_back(now.saturating_add(limits.retry_after_secs))?;
+                                report.retried += 1;
+                                // The client's retries are spent: the destination's next events
+                                // wait for a later flush too.
+                                stop = true;
+                            }
+                            Next::Throttled => {
+                                let wait =
+                                    f.error.retry_after.map_or(limits.retry_after_secs, |d| {
+                                        i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+                                    });
+                                // At most a day: a wait beyond it is no wait Meta means.
+                                let until = now.saturating_add(wait.clamp(1, MAX_THROTTLE_SECS));
+                                self.store.throttle(&key, until)?;
+                                // Not the event's failure: no attempt is counted against it.
+                                self.store.unclaim(&[id], until, owner)?;
+                                report.retried += 1;
+                                stop = true;
+                            }
+                            Next::Pause => {
+                                let reason = describe(&f.error);
+                                self.store.pause(
+                                    &key,
+                                    &reason,
+                                    now.saturating_add(limits.pause_secs),
+                                )?;
+                                // Not the event's failure: no attempt is counted against it.
+                                self.store.unclaim(&[id], now, owner)?;
+                                if !report.paused.iter().any(|(k, _)| k == &key) {
+                                    report.paused.push((key.clone(), reason));
+                                }
+                                stop = true;
+                            }
+                            Next::Retry | Next::Fail if went_out => {
+                                self.store.failed(&[id], &describe(&f.error), now, owner)?;
+                                report.failed += 1;
+                            }
+                            Next::Retry | Next::Fail => {
+                                put_back(now)?;
+                                report.retried += 1;
+                            }
                         }
                     }
-                }
-                if stop {
-                    continue 'destinations;
+                    if stop {
+                        continue 'destinations;
+                    }
                 }
             }
+            Ok(())
+        };
+        if let Err(e) = run() {
+            report.stopped = Some(e.0);
         }
         Ok(report)
     }

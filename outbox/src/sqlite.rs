@@ -154,6 +154,15 @@ impl SqliteStore {
         // build enables URIs whatever the open flags), which could name another database.
         let path = &std::path::absolute(path)
             .map_err(|e| OutboxError(format!("cannot resolve {}: {e}", path.display())))?;
+        if !path.exists() && path.symlink_metadata().is_ok() {
+            // A link to a missing file: SQLite would create the target with the default
+            // mode (world-readable), not owner-only.
+            return Err(OutboxError(format!(
+                "{} is a symbolic link to a missing file: create the outbox at the link's \
+                 target, or remove the link",
+                path.display()
+            )));
+        }
         if !path.exists() {
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create_new(true);

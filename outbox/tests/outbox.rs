@@ -725,3 +725,102 @@ fn a_throttle_or_a_pause_is_not_an_attempt() {
         .unwrap();
     assert_eq!(attempts, 0);
 }
+
+/// A store whose `delivered` fails from the `n`th call on (as a full disk would).
+struct FailingStore {
+    inner: freight_outbox::SqliteStore,
+    calls: std::cell::Cell<usize>,
+    fail_from: usize,
+}
+
+mod failing {
+    use super::FailingStore;
+    use freight::model::ServerEvent;
+    use freight_outbox::{Claimed, OutboxError, State, Stats, Store, StoredEvent};
+
+    impl Store for FailingStore {
+        fn insert(&self, k: &str, e: &[(ServerEvent, i64)], n: i64) -> Result<usize, OutboxError> {
+            self.inner.insert(k, e, n)
+        }
+        fn expire(&self, now: i64) -> Result<usize, OutboxError> {
+            self.inner.expire(now)
+        }
+        fn due_destinations(&self, now: i64) -> Result<Vec<String>, OutboxError> {
+            self.inner.due_destinations(now)
+        }
+        fn claim(
+            &self,
+            k: &str,
+            limit: usize,
+            now: i64,
+            lease: i64,
+            owner: &str,
+        ) -> Result<Claimed, OutboxError> {
+            self.inner.claim(k, limit, now, lease, owner)
+        }
+        fn delivered(&self, ids: &[i64], now: i64, owner: &str) -> Result<(), OutboxError> {
+            self.calls.set(self.calls.get() + 1);
+            if self.calls.get() >= self.fail_from {
+                return Err(OutboxError(
+                    "outbox storage: database or disk is full".into(),
+                ));
+            }
+            self.inner.delivered(ids, now, owner)
+        }
+        fn failed(&self, ids: &[i64], e: &str, now: i64, owner: &str) -> Result<(), OutboxError> {
+            self.inner.failed(ids, e, now, owner)
+        }
+        fn release(&self, ids: &[i64], at: i64, owner: &str) -> Result<(), OutboxError> {
+            self.inner.release(ids, at, owner)
+        }
+        fn unclaim(&self, ids: &[i64], at: i64, owner: &str) -> Result<(), OutboxError> {
+            self.inner.unclaim(ids, at, owner)
+        }
+        fn pause(&self, k: &str, reason: &str, until: i64) -> Result<(), OutboxError> {
+            self.inner.pause(k, reason, until)
+        }
+        fn throttle(&self, k: &str, until: i64) -> Result<(), OutboxError> {
+            self.inner.throttle(k, until)
+        }
+        fn resume(&self, k: &str) -> Result<(), OutboxError> {
+            self.inner.resume(k)
+        }
+        fn requeue(&self, k: Option<&str>, expired: bool, now: i64) -> Result<usize, OutboxError> {
+            self.inner.requeue(k, expired, now)
+        }
+        fn prune(&self, before: i64) -> Result<usize, OutboxError> {
+            self.inner.prune(before)
+        }
+        fn stats(&self, now: i64) -> Result<Stats, OutboxError> {
+            self.inner.stats(now)
+        }
+        fn list(&self, state: State, limit: usize) -> Result<Vec<StoredEvent>, OutboxError> {
+            self.inner.list(state, limit)
+        }
+    }
+}
+
+#[test]
+fn a_storage_error_keeps_what_the_flush_did() {
+    let sb = sandbox(2);
+    let path = temp_db("storage-error");
+    let store = FailingStore {
+        inner: freight_outbox::SqliteStore::open(&path).unwrap(),
+        calls: std::cell::Cell::new(0),
+        fail_from: 2,
+    };
+    let outbox = Outbox::with_store(store);
+    let t = now();
+    outbox.enqueue("shop-0", &[event(1, t - 5)], t).unwrap();
+    outbox.enqueue("shop-1", &[event(2, t - 5)], t).unwrap();
+    let r = outbox
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .unwrap();
+    // shop-0 delivered and recorded; shop-1 delivered, then its record failed: reported.
+    assert_eq!(r.delivered, 1);
+    assert_eq!(r.requests, 2);
+    assert_eq!(
+        r.stopped.as_deref(),
+        Some("outbox storage: database or disk is full")
+    );
+}

@@ -50,3 +50,25 @@ fn the_path_is_a_file_whatever_its_name() {
     std::env::set_current_dir(std::env::temp_dir()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_link_to_a_missing_file_is_refused() {
+    let dir = std::env::temp_dir().join(format!("freight-outbox-link-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("outbox.db");
+    std::os::unix::fs::symlink(dir.join("target.db"), &link).unwrap();
+    let err = Outbox::open(&link)
+        .err()
+        .expect("a dangling link is refused");
+    assert!(err.0.contains("symbolic link"), "{}", err.0);
+    assert!(
+        !dir.join("target.db").exists(),
+        "nothing created with the default mode"
+    );
+    // A link to an existing outbox is that outbox.
+    drop(Outbox::open(dir.join("target.db")).unwrap());
+    assert!(Outbox::open(&link).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -469,7 +469,8 @@ class Outbox:
         whose credentials cannot be used (missing, an empty token…) holds back only its own
         events: it is listed in ``invalid`` with the reason. The report: ``{"requests",
         "delivered", "failed", "retried", "expired", "pruned", "paused", "unresolved",
-        "invalid"}``."""
+        "invalid", "stopped"}``: ``stopped`` is the storage error that ended the flush early,
+        if one did (the counts are what it did before)."""
         table = {
             k: (
                 None if d.get("pixel_id") is None else str(d["pixel_id"]),
