@@ -373,14 +373,14 @@ fn http_date(v: &str) -> Option<i64> {
     {
         return None;
     }
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+    if !(1..=crate::normalize::days_in_month(year, month)).contains(&day)
+        || h > 23
+        || m > 59
+        || s > 60
+    {
         return None;
     }
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let days = crate::normalize::days_from_civil(year, month, day);
     Some(days * 86_400 + h * 3600 + m * 60 + s)
 }
 
@@ -407,6 +407,7 @@ mod tests {
             "Sun, 32 Nov 1994 08:49:37 GMT",
             "Sun, 06 Noo 1994 08:49:37 GMT",
             "Sun, 06 Nov 1994 24:49:37 GMT",
+            "Tue, 31 Apr 2029 00:00:00 GMT",
         ] {
             assert_eq!(http_date(bad), None, "{bad}");
         }

@@ -420,7 +420,12 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+    if !(1..=12).contains(&mo)
+        || !(1..=crate::normalize::days_in_month(y, mo)).contains(&d)
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
         return None;
     }
     let mut rest = &s[19..];
@@ -438,13 +443,7 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = {
-        let y = if mo <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
-        era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
-    };
+    let days = crate::normalize::days_from_civil(y, mo, d);
     Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
 }
 
@@ -465,5 +464,8 @@ mod tests {
         );
         assert_eq!(parse_iso8601("2026-11-23"), None);
         assert_eq!(parse_iso8601("2026-13-01T00:00:00Z"), None);
+        assert_eq!(parse_iso8601("2026-02-29T00:00:00Z"), None);
+        assert_eq!(parse_iso8601("2026-04-31T00:00:00Z"), None);
+        assert_eq!(parse_iso8601("2028-02-29T00:00:00Z"), Some(1_835_395_200));
     }
 }
