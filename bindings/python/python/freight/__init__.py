@@ -236,7 +236,8 @@ class RequestBody:
     """A ready JSON request body (``body``) for one request, for your own HTTP client: POST it
     to ``https://graph.facebook.com/{version}/{pixel_id}/events`` with the token in an
     ``Authorization: Bearer`` header. ``count`` events are in it; every other input event is in
-    ``rejected`` (local problems) or ``skipped`` (``"consent": "denied"``: never sent)."""
+    ``rejected`` (local problems) or ``skipped`` (``"consent": "denied"``: never sent). With
+    ``count == 0`` there is nothing to send (Meta refuses an empty ``data``)."""
 
     __slots__ = ("body", "count", "rejected", "skipped")
 
