@@ -107,10 +107,12 @@ uint32_t freight_abi_version(void);
 const char *freight_result_name(int32_t result);
 
 /*
- Describes the last error of the calling thread (each call clears it first), snprintf
- style: copies at most `len - 1` bytes and a NUL into `buf`, and returns the length of the
- whole message without the NUL. With `buf` NULL (or `len` 0) only the length is returned.
- Returns 0 when the last call succeeded. Messages never contain tokens or customer data.
+ Describes the last error of the calling thread (each function returning a
+ `freight_result` clears it first; the version, result-name and `_free` functions leave
+ it), snprintf style: copies at most `len - 1` bytes and a NUL into `buf`, and returns the
+ length of the whole message without the NUL. With `buf` NULL (or `len` 0) only the length is returned.
+ Returns 0 when the last such call succeeded. Messages never contain tokens or customer
+ data.
 
  # Safety
  `buf` must be NULL or point to `len` writable bytes.
@@ -275,7 +277,8 @@ void freight_outbox_free(struct freight_outbox *outbox);
 
 /*
  Validates and stores events for the destination key `key` (resolved at flush time).
- `*report_out` receives `{"stored":n,"duplicates":n,"rejected":[…],"skipped":[…]}`.
+ `*report_out` receives `{"stored":n,"duplicates":n,"rejected":[…],"skipped":[…],
+ "warnings":[…]}` (an event without `event_id` is given one derived from its content).
 
  # Safety
  As freight_client_send, with a live outbox.

@@ -312,10 +312,12 @@ pub extern "C" fn freight_result_name(result: i32) -> *const c_char {
     }
 }
 
-/// Describes the last error of the calling thread (each call clears it first), snprintf
-/// style: copies at most `len - 1` bytes and a NUL into `buf`, and returns the length of the
-/// whole message without the NUL. With `buf` NULL (or `len` 0) only the length is returned.
-/// Returns 0 when the last call succeeded. Messages never contain tokens or customer data.
+/// Describes the last error of the calling thread (each function returning a
+/// `freight_result` clears it first; the version, result-name and `_free` functions leave
+/// it), snprintf style: copies at most `len - 1` bytes and a NUL into `buf`, and returns the
+/// length of the whole message without the NUL. With `buf` NULL (or `len` 0) only the length is returned.
+/// Returns 0 when the last such call succeeded. Messages never contain tokens or customer
+/// data.
 ///
 /// # Safety
 /// `buf` must be NULL or point to `len` writable bytes.
@@ -873,7 +875,8 @@ unsafe fn outbox_ref<'a>(
 }
 
 /// Validates and stores events for the destination key `key` (resolved at flush time).
-/// `*report_out` receives `{"stored":n,"duplicates":n,"rejected":[…],"skipped":[…]}`.
+/// `*report_out` receives `{"stored":n,"duplicates":n,"rejected":[…],"skipped":[…],
+/// "warnings":[…]}` (an event without `event_id` is given one derived from its content).
 ///
 /// # Safety
 /// As freight_client_send, with a live outbox.
