@@ -95,6 +95,11 @@ pub fn jsonl(mut reader: impl BufRead) -> impl Iterator<Item = Item> {
                 });
             }
         };
+        // A byte order mark (some editors on Windows write one) is not part of the JSON.
+        let raw = match (line_no, raw.strip_prefix(b"\xef\xbb\xbf")) {
+            (1, Some(rest)) => rest.to_vec(),
+            _ => raw,
+        };
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -367,6 +372,17 @@ mod tests {
         assert_eq!(
             items[2].event.as_ref().unwrap()["custom_data"]["store"],
             "z"
+        );
+    }
+
+    #[test]
+    fn jsonl_reads_past_a_byte_order_mark() {
+        let items: Vec<Item> =
+            jsonl(&b"\xef\xbb\xbf{\"a\":1}\n\xef\xbb\xbf{\"a\":2}\n"[..]).collect();
+        assert_eq!(items[0].event.as_ref().unwrap()["a"], 1);
+        assert!(
+            items[1].event.is_err(),
+            "only the stream's first bytes may be a mark"
         );
     }
 

@@ -185,7 +185,13 @@ pub fn read_events(
         None | Some("-") => (Box::new(io::stdin()), None),
         Some(path) => {
             let f = std::fs::File::open(path).map_err(|e| Fatal(format!("{path}: {e}")))?;
-            let size = f.metadata().ok().map(|m| m.len());
+            let meta = f.metadata().map_err(|e| Fatal(format!("{path}: {e}")))?;
+            if meta.is_dir() {
+                return Err(Fatal(format!(
+                    "{path} is a directory, not a file of events"
+                )));
+            }
+            let size = Some(meta.len());
             (Box::new(f), size)
         }
     };
@@ -249,8 +255,15 @@ pub fn unix_now() -> i64 {
 /// A failure of the command itself (bad usage, unreadable input): exit code 2.
 pub struct Fatal(pub String);
 
+/// What a write to a reader that went away (`freight prepare … | head -1`) becomes: the
+/// command stops quietly, as a pipeline expects.
+const BROKEN_PIPE: &str = "\0broken pipe";
+
 impl From<io::Error> for Fatal {
     fn from(e: io::Error) -> Fatal {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return Fatal(BROKEN_PIPE.into());
+        }
         Fatal(e.to_string())
     }
 }
@@ -268,6 +281,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(Fatal(msg)) if msg == BROKEN_PIPE => ExitCode::SUCCESS,
         Err(Fatal(msg)) => {
             eprintln!("freight: {msg}");
             ExitCode::from(2)

@@ -182,7 +182,16 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             let text = std::fs::read_to_string(&destinations)
                 .map_err(|e| Fatal(format!("{destinations}: {e}")))?;
             let table: HashMap<String, Value> =
-                serde_json::from_str(&text).map_err(|e| Fatal(format!("{destinations}: {e}")))?;
+                // serde's message may quote a value (a token pasted in the wrong place): only
+                // where the problem is.
+                serde_json::from_str(&text).map_err(|e| {
+                    Fatal(format!(
+                        "{destinations}: not a JSON object of destinations \
+                         {{\"key\": {{\"pixel_id\": …, \"token_env\": \"NAME\"}}}} (line {}, column {})",
+                        e.line(),
+                        e.column()
+                    ))
+                })?;
             let mut config = ClientConfig {
                 api_version,
                 ..ClientConfig::default()
@@ -277,6 +286,21 @@ fn destination(d: &Value) -> Result<Destination, String> {
     let name = d["token_env"]
         .as_str()
         .ok_or("\"token_env\" must name the environment variable that holds the token")?;
+    // Never echoed unless it looks like a variable's name: a token pasted here by mistake
+    // must not reach a log.
+    let is_name = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if !is_name {
+        return Err(
+            "\"token_env\" must be the name of an environment variable (A-Z, 0-9, _), \
+                    not the token itself"
+                .into(),
+        );
+    }
     let token = std::env::var(name)
         .ok()
         .filter(|t| !t.trim().is_empty())

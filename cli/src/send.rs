@@ -90,8 +90,19 @@ struct Resolved {
     notice: Option<String>,
 }
 
-fn env_secret(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+/// A secret from the environment: `None` when the variable is not set; an error when it is
+/// set but blank (a secret that failed to load must not turn a send into a sandbox run).
+fn env_secret(name: &str) -> Result<Option<String>, Fatal> {
+    match std::env::var_os(name) {
+        None => Ok(None),
+        Some(v) => match v.into_string() {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(v)),
+            Ok(_) => Err(Fatal(format!(
+                "{name} is set but blank: set the secret, or unset the variable"
+            ))),
+            Err(_) => Err(Fatal(format!("{name} is not valid UTF-8"))),
+        },
+    }
 }
 
 fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
@@ -101,7 +112,7 @@ fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
         ..ClientConfig::default()
     };
     let mut notice = None;
-    let (dest, sandbox) = match env_secret("FREIGHT_ACCESS_TOKEN") {
+    let (dest, sandbox) = match env_secret("FREIGHT_ACCESS_TOKEN")? {
         Some(token) => {
             if now.is_some() {
                 return Err(Fatal(
@@ -116,7 +127,7 @@ fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
             }
             let mut dest =
                 Destination::new(pixel, token).map_err(|e| Fatal(format!("destination: {e}")))?;
-            if let Some(secret) = env_secret("FREIGHT_APP_SECRET") {
+            if let Some(secret) = env_secret("FREIGHT_APP_SECRET")? {
                 dest = dest
                     .with_app_secret(secret)
                     .map_err(|e| Fatal(format!("FREIGHT_APP_SECRET: {e}")))?;
@@ -133,6 +144,9 @@ fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
             }
             let mut config = SandboxConfig::with_token(SANDBOX_TOKEN);
             config.now = now;
+            // Counted, not kept: a long file must not grow the process (sandbox-spec knobs).
+            config.record_events = false;
+            config.max_recorded_body_bytes = 0;
             let sandbox = Sandbox::start(config)
                 .map_err(|e| Fatal(format!("cannot start the built-in sandbox: {e}")))?;
             notice = Some(format!(
@@ -177,13 +191,60 @@ struct Totals {
     failed: usize,
     skipped: usize,
     requests: usize,
+    /// What made the first event fail, for stderr.
+    first_failure: Option<String>,
 }
 
 struct ReportWriter {
     out: Option<io::BufWriter<std::fs::File>>,
 }
 
+/// A file created (or truncated) with mode 0600 on Unix.
+fn create_private(path: &str) -> io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+/// A line of the human summary on stdout; a reader that went away (`| head -1`) is no error
+/// of the send, which is done.
+fn summary(line: &str) -> Result<(), Fatal> {
+    let mut out = io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// An error in a line: its class, Graph code and subcode, and Meta's message.
+fn describe_error(e: &freight::response::GraphError) -> String {
+    let mut s = e.kind.as_str().to_owned();
+    if let Some(c) = e.code {
+        s.push_str(&format!(" (code {c}"));
+        if let Some(sc) = e.subcode {
+            s.push_str(&format!("/{sc}"));
+        }
+        s.push(')');
+    }
+    if let Some(m) = e.user_title.as_ref().or(e.message.as_ref()) {
+        s.push_str(&format!(": {m}"));
+    }
+    s
+}
+
 impl ReportWriter {
+    fn flush(&mut self) -> Result<(), Fatal> {
+        if let Some(out) = &mut self.out {
+            out.flush()?;
+        }
+        Ok(())
+    }
+
     fn line(&mut self, v: &serde_json::Value) -> Result<(), Fatal> {
         if let Some(out) = &mut self.out {
             serde_json::to_writer(&mut *out, v).map_err(|e| Fatal(format!("report: {e}")))?;
@@ -247,7 +308,7 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         notice,
     } = resolve(&args.target, args.now)?;
     if let Some(notice) = notice {
-        println!("{notice}"); // the first line of the human summary
+        summary(&notice)?; // the first line of the human summary
     }
     client_config.batch_size = args.batch_size;
     client_config.normalize = options.clone();
@@ -263,8 +324,9 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     let mut session = client.session(&dest).with_fields(RequestFields::default());
     let mut report = ReportWriter {
         out: match &args.report {
+            // Owner-only: the report holds the wire events (IP addresses, user agents).
             Some(path) => Some(io::BufWriter::new(
-                std::fs::File::create(path).map_err(|e| Fatal(format!("{path}: {e}")))?,
+                create_private(path).map_err(|e| Fatal(format!("{path}: {e}")))?,
             )),
             None => None,
         },
@@ -305,7 +367,12 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
                         t.delivered += r.counts.delivered;
                         t.failed += r.counts.failed;
                         t.requests += r.requests.len();
+                        if let (None, Some(f)) = (&t.first_failure, r.failed.first()) {
+                            t.first_failure = Some(describe_error(&f.error));
+                        }
                         report.batch(&r, &lines)?;
+                        // On disk batch by batch: an interrupted send leaves what it did.
+                        report.flush()?;
                     }
                     Message::Rejected(r, line) => report.rejected(&r, line)?,
                     Message::Skipped(s, line) => report.line(&json!({"index": s.index,
@@ -351,11 +418,18 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
                 }
                 Outcome::Rejected(r) => {
                     totals.rejected += 1;
-                    for p in &r.errors {
-                        eprintln!(
-                            "line {}: rejected: {}: {} [{}]",
-                            item.line, p.loc, p.msg, p.kind
-                        );
+                    let say = || {
+                        for p in &r.errors {
+                            eprintln!(
+                                "line {}: rejected: {}: {} [{}]",
+                                item.line, p.loc, p.msg, p.kind
+                            );
+                        }
+                    };
+                    // Above the progress bar, not into it.
+                    match &bar {
+                        Some(bar) => bar.suspend(say),
+                        None => say(),
                     }
                     if tx.send(Message::Rejected(r, item.line)).is_err() {
                         break;
@@ -372,6 +446,7 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
             .map_err(|_| Fatal("the sender thread panicked".into()))?
     })?;
     let (t, mut report) = sent;
+    totals.first_failure = t.first_failure;
     totals.delivered = t.delivered;
     totals.failed = t.failed;
     totals.requests = t.requests;
@@ -385,7 +460,12 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     if let Some(out) = &mut report.out {
         out.flush()?;
     }
-    println!(
+    if let Some(why) = &totals.first_failure {
+        eprintln!(
+            "freight: events failed: {why} (each failed event, with its error, is in --report)"
+        );
+    }
+    summary(&format!(
         "{} events: {} delivered, {} rejected, {} failed, {} skipped, in {} request{}",
         totals.input,
         totals.delivered,
@@ -394,12 +474,19 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         totals.skipped,
         totals.requests,
         if totals.requests == 1 { "" } else { "s" }
-    );
+    ))?;
     if let Some(sb) = &sandbox {
-        println!(
-            "sandbox accepted {} events (they went nowhere else)",
-            sb.accepted_events().len()
-        );
+        let accepted: usize = sb
+            .requests()
+            .iter()
+            .map(|r| match r.outcome {
+                freight_sandbox::Outcome::Accepted { events_received } => events_received,
+                _ => 0,
+            })
+            .sum();
+        summary(&format!(
+            "sandbox accepted {accepted} events (they went nowhere else)"
+        ))?;
     }
     // Rejections are the input's fault and are reported above; failures mean events that
     // should have reached Meta did not.
@@ -416,7 +503,7 @@ pub fn run_test_connection(args: TestConnectionArgs) -> Result<ExitCode, Fatal> 
     let Resolved {
         mut client_config,
         dest,
-        sandbox: _sandbox,
+        sandbox,
         notice,
     } = resolve(&args.target, None)?;
     if let Some(notice) = notice {
@@ -424,6 +511,12 @@ pub fn run_test_connection(args: TestConnectionArgs) -> Result<ExitCode, Fatal> 
     }
     client_config.retry = freight::retry::RetryPolicy::none();
     let client = Client::new(client_config).map_err(|e| Fatal(e.to_string()))?;
+    if sandbox.is_none() && dest.test_event_code().is_none() {
+        eprintln!(
+            "warning: no --test-event-code: the test event (FreightConnectionTest) is processed \
+             as a real event of this pixel; pass the code from Events Manager's Test Events tab"
+        );
+    }
     let t = client.test_connection(&dest);
     println!(
         "{}",

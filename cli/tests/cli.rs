@@ -242,6 +242,70 @@ fn send_without_token_uses_the_builtin_sandbox() {
     assert_eq!(lines.last().unwrap()["summary"]["delivered"], 2);
     let strict = freight_env(&["send", "-", "--now", NOW, "--strict"], &[], &input);
     assert_eq!(strict.status.code(), Some(1));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&report).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the report holds IP addresses and user agents"
+        );
+    }
+}
+
+#[test]
+fn a_blank_token_or_a_directory_is_a_usage_error() {
+    let out = freight_env(
+        &["send", "-", "--now", NOW],
+        &[("FREIGHT_ACCESS_TOKEN", "  ")],
+        GOOD,
+    );
+    assert_eq!(out.status.code(), Some(2), "not a sandbox run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FREIGHT_ACCESS_TOKEN is set but blank"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("sandbox"));
+    let dir = std::env::temp_dir();
+    for cmd in ["send", "prepare", "validate"] {
+        let out = freight_env(&[cmd, dir.to_str().unwrap(), "--now", NOW], &[], "");
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("is a directory"),
+            "{cmd}"
+        );
+    }
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    use std::io::BufRead;
+    let input: String = (0..20_000).map(|_| format!("{GOOD}\n")).collect();
+    for args in [
+        &["prepare", "-", "--now", NOW][..],
+        &["send", "-", "--now", NOW][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_freight"))
+            .args(args)
+            .env_remove("FREIGHT_ACCESS_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.clone();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty()); // then the reader goes away (`| head -1`)
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
 }
 
 #[test]
@@ -305,6 +369,12 @@ fn send_with_a_token_goes_to_the_given_graph_url() {
     );
     assert!(all.contains("2 failed"), "{all}");
     assert!(!all.contains(token));
+    // Why, on stderr, without --report.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("events failed: invalid_token (code 190/463)"),
+        "{stderr}"
+    );
 
     // The clock cannot be set for Meta.
     let out = freight_env(

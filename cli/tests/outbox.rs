@@ -268,3 +268,30 @@ fn a_destination_that_cannot_be_used_is_named_with_its_reason() {
     assert_eq!(out.status.code(), Some(1), "pending events fail the run");
     assert_eq!(stats(&db)["pending"], 6);
 }
+
+#[test]
+fn a_token_in_the_destinations_file_is_never_echoed() {
+    let d = dir("token-echo");
+    let db = d.join("outbox.db");
+    let events = d.join("events.jsonl");
+    write_events(&events, "echo", 1);
+    assert!(enqueue(&db, &events).wait().unwrap().success());
+    let sb = Sandbox::start(SandboxConfig::with_token(TOKEN)).unwrap();
+    let secret = "EAABsupersecret123";
+    for table in [
+        format!(r#""{secret}""#),
+        format!(r#"{{"shop": {{"pixel_id": "4242", "token_env": "{secret}"}}}}"#),
+        format!(r#"{{"shop": {{"pixel_id": "4242", "token_env": "x{secret}"}}}}"#),
+    ] {
+        let p = d.join("destinations.json");
+        std::fs::write(&p, &table).unwrap();
+        let out = flush_cmd(&db, &p, &sb).output().unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{table}");
+        assert!(!all.contains(secret), "{table}: {all}");
+    }
+}
