@@ -184,6 +184,12 @@ pub fn csv(reader: impl std::io::Read) -> impl Iterator<Item = Item> {
     let mut n = 1usize; // the header is record 1
     let mut header_error = match &headers {
         Err(e) => Some(format!("cannot read the CSV header: {e}")),
+        // A file that a spreadsheet saved with `;` (as it does in many locales).
+        Ok(h) if h.len() == 1 && h.get(0).is_some_and(|c| c.contains(';')) => Some(
+            "the CSV header is one column with ';' in it: the file must be comma-separated \
+             (save it with ',' as the separator)"
+                .into(),
+        ),
         Ok(_) => None,
     };
     let mut record = csv::StringRecord::new();
@@ -196,7 +202,7 @@ pub fn csv(reader: impl std::io::Read) -> impl Iterator<Item = Item> {
             });
         }
         let headers = headers.as_ref().ok()?;
-        if broken {
+        if broken || headers.len() == 1 && headers.get(0).is_some_and(|c| c.contains(';')) {
             return None;
         }
         limit.set(rdr.position().byte() + MAX_RECORD_BYTES + BUFFER);
@@ -346,6 +352,17 @@ mod tests {
             assert_eq!(parse_time(bad), json!(bad), "{bad}");
         }
         assert_eq!(parse_time("2026-12-31 23:59:59"), json!(1_798_761_599));
+    }
+
+    #[test]
+    fn a_semicolon_separated_file_is_named_as_such() {
+        let items: Vec<Item> = csv(&b"event_name;em\nPurchase;a@b.co\n"[..]).collect();
+        assert_eq!(items.len(), 1);
+        assert!(items[0]
+            .event
+            .as_ref()
+            .unwrap_err()
+            .contains("comma-separated"));
     }
 
     #[test]

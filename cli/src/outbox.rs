@@ -133,28 +133,36 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             let (mut stored, mut duplicates, mut rejected, mut skipped, mut unreadable) =
                 (0, 0, 0, 0, 0);
             let mut batch = Vec::with_capacity(chunk.max(1));
-            let mut flush_batch = |batch: &mut Vec<Value>| -> Result<(), Fatal> {
-                let r = outbox
-                    .enqueue(&key, batch, now)
-                    .map_err(|e| Fatal(e.to_string()))?;
-                stored += r.stored;
-                duplicates += r.duplicates;
-                rejected += r.rejected.len();
-                skipped += r.skipped.len();
-                for rej in &r.rejected {
-                    for p in &rej.errors {
-                        eprintln!("rejected: {}: {} [{}]", p.loc, p.msg, p.kind);
+            // The input line of each event of the batch: messages name the line, as `send`'s.
+            let mut lines: Vec<usize> = Vec::with_capacity(chunk.max(1));
+            let mut flush_batch =
+                |batch: &mut Vec<Value>, lines: &mut Vec<usize>| -> Result<(), Fatal> {
+                    let r = outbox
+                        .enqueue(&key, batch, now)
+                        .map_err(|e| Fatal(e.to_string()))?;
+                    stored += r.stored;
+                    duplicates += r.duplicates;
+                    rejected += r.rejected.len();
+                    skipped += r.skipped.len();
+                    for rej in &r.rejected {
+                        let line = lines.get(rej.index).copied().unwrap_or(0);
+                        for p in &rej.errors {
+                            // `loc` counts within the batch: the line says which event it is.
+                            let loc = p.loc.split_once('.').map_or("event", |(_, rest)| rest);
+                            eprintln!("line {line}: rejected: {loc}: {} [{}]", p.msg, p.kind);
+                        }
                     }
-                }
-                batch.clear();
-                Ok(())
-            };
+                    batch.clear();
+                    lines.clear();
+                    Ok(())
+                };
             for item in items {
                 match item.event {
                     Ok(v) => {
                         batch.push(v);
+                        lines.push(item.line);
                         if batch.len() >= chunk.max(1) {
-                            flush_batch(&mut batch)?;
+                            flush_batch(&mut batch, &mut lines)?;
                         }
                     }
                     Err(msg) => {
@@ -163,7 +171,7 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                     }
                 }
             }
-            flush_batch(&mut batch)?;
+            flush_batch(&mut batch, &mut lines)?;
             print(
                 &json!({"stored": stored, "duplicates": duplicates, "rejected": rejected + unreadable,
                           "skipped": skipped}),

@@ -324,6 +324,11 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     let mut session = client.session(&dest).with_fields(RequestFields::default());
     let mut report = ReportWriter {
         out: match &args.report {
+            Some(path) if path == "-" => {
+                return Err(Fatal(
+                    "--report needs a file path (stdout carries the summary)".into(),
+                ))
+            }
             // Owner-only: the report holds the wire events (IP addresses, user agents).
             Some(path) => Some(io::BufWriter::new(
                 create_private(path).map_err(|e| Fatal(format!("{path}: {e}")))?,

@@ -295,3 +295,35 @@ fn a_token_in_the_destinations_file_is_never_echoed() {
         assert!(!all.contains(secret), "{table}: {all}");
     }
 }
+
+#[test]
+fn enqueue_names_the_line_of_a_rejected_event() {
+    let d = dir("enqueue-lines");
+    let events = d.join("events.jsonl");
+    write_events(&events, "lines", 5);
+    let mut text = std::fs::read_to_string(&events).unwrap();
+    text = text.replacen("\n", "\nnot json\n", 1); // line 2 unreadable; events on 1, 3, 4, …
+    let mut all: Vec<String> = text.lines().map(str::to_owned).collect();
+    all[3] = all[3].replace("@example.com", "");
+    std::fs::write(&events, all.join("\n") + "\n").unwrap();
+    for chunk in ["1", "1000"] {
+        let out = Command::new(bin())
+            .args([
+                "outbox",
+                "enqueue",
+                d.join(format!("{chunk}.db")).to_str().unwrap(),
+                "--key",
+                "shop",
+                "--chunk",
+                chunk,
+                events.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("line 4: rejected: user_data.em"),
+            "chunk {chunk}: {stderr}"
+        );
+    }
+}
