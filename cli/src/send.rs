@@ -221,22 +221,6 @@ fn summary(line: &str) -> Result<(), Fatal> {
     }
 }
 
-/// An error in a line: its class, Graph code and subcode, and Meta's message.
-fn describe_error(e: &freight::response::GraphError) -> String {
-    let mut s = e.kind.as_str().to_owned();
-    if let Some(c) = e.code {
-        s.push_str(&format!(" (code {c}"));
-        if let Some(sc) = e.subcode {
-            s.push_str(&format!("/{sc}"));
-        }
-        s.push(')');
-    }
-    if let Some(m) = e.user_title.as_ref().or(e.message.as_ref()) {
-        s.push_str(&format!(": {m}"));
-    }
-    s
-}
-
 impl ReportWriter {
     fn flush(&mut self) -> Result<(), Fatal> {
         if let Some(out) = &mut self.out {
@@ -373,7 +357,7 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
                         t.failed += r.counts.failed;
                         t.requests += r.requests.len();
                         if let (None, Some(f)) = (&t.first_failure, r.failed.first()) {
-                            t.first_failure = Some(describe_error(&f.error));
+                            t.first_failure = Some(f.error.to_string());
                         }
                         report.batch(&r, &lines)?;
                         // On disk batch by batch: an interrupted send leaves what it did.

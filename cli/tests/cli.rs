@@ -372,7 +372,7 @@ fn send_with_a_token_goes_to_the_given_graph_url() {
     // Why, on stderr, without --report.
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("events failed: invalid_token (code 190/463)"),
+        stderr.contains("events failed: invalid_token (HTTP 400, code 190/463)"),
         "{stderr}"
     );
 
