@@ -450,7 +450,7 @@ fn run_prepare(args: PrepareArgs) -> Result<ExitCode, Fatal> {
         let v = match outcome {
             Outcome::Ready(e) => {
                 // The hot path: written directly, without an intermediate JSON value.
-                write!(out, "{{\"index\":{},\"event\":", e.index)?;
+                write!(out, "{{\"index\":{},\"line\":{line_no},\"event\":", e.index)?;
                 let mut buf = Vec::with_capacity(2048);
                 freight::batch::write_event(&mut buf, &e.event);
                 out.write_all(&buf)?;

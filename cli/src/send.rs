@@ -285,6 +285,24 @@ impl ReportWriter {
 pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     let options = args.options.to_options().map_err(Fatal)?;
     let source = args.source.source()?;
+    // Usage errors first, before the built-in sandbox starts and says so.
+    if !(1..=freight::batch::MAX_EVENTS_PER_REQUEST).contains(&args.batch_size) {
+        return Err(Fatal("--batch-size must be 1 to 1000".into()));
+    }
+    let mut report = ReportWriter {
+        out: match &args.report {
+            Some(path) if path == "-" => {
+                return Err(Fatal(
+                    "--report needs a file path (stdout carries the summary)".into(),
+                ))
+            }
+            // Owner-only: the report holds the wire events (IP addresses, user agents).
+            Some(path) => Some(io::BufWriter::new(
+                create_private(path).map_err(|e| Fatal(format!("{path}: {e}")))?,
+            )),
+            None => None,
+        },
+    };
     let Resolved {
         mut client_config,
         dest,
@@ -306,20 +324,6 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     let now = args.now.unwrap_or_else(unix_now);
     let preparer = Preparer::new(&PrepareOptions { normalize: options }, now);
     let mut session = client.session(&dest).with_fields(RequestFields::default());
-    let mut report = ReportWriter {
-        out: match &args.report {
-            Some(path) if path == "-" => {
-                return Err(Fatal(
-                    "--report needs a file path (stdout carries the summary)".into(),
-                ))
-            }
-            // Owner-only: the report holds the wire events (IP addresses, user agents).
-            Some(path) => Some(io::BufWriter::new(
-                create_private(path).map_err(|e| Fatal(format!("{path}: {e}")))?,
-            )),
-            None => None,
-        },
-    };
     let bar = if io::stderr().is_terminal() {
         let bar = ProgressBar::new(0);
         bar.set_style(

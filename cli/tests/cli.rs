@@ -14,12 +14,10 @@ fn freight(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("freight runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    // A command that stops early (a usage error) may not read its input.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
@@ -40,7 +38,10 @@ fn prepare_reports_malformed_lines_and_goes_on() {
     assert!(out.status.success());
     let l = lines(&out);
     assert_eq!(l.len(), 4, "one line per input event");
-    assert_eq!(l[0]["index"], 0);
+    assert_eq!(
+        (&l[0]["index"], &l[0]["line"]),
+        (&Value::from(0), &Value::from(1))
+    );
     assert_eq!(
         l[0]["event"]["user_data"]["em"][0],
         freight::hash::sha256_hex("a@example.com")
@@ -54,7 +55,10 @@ fn prepare_reports_malformed_lines_and_goes_on() {
         .contains("line 2"));
     assert_eq!(l[2]["line"], 4, "blank lines are skipped but counted");
     assert_eq!(l[2]["rejected"][0]["type"], "not_an_object");
-    assert_eq!(l[3]["index"], 3);
+    assert_eq!(
+        (&l[3]["index"], &l[3]["line"]),
+        (&Value::from(3), &Value::from(5))
+    );
     assert!(l[3]["event"].is_object());
 }
 
@@ -185,12 +189,10 @@ fn freight_env(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    // A command that stops early (a usage error) may not read its input.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
@@ -264,6 +266,18 @@ fn a_blank_token_or_a_directory_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "not a sandbox run");
     assert!(String::from_utf8_lossy(&out.stderr).contains("FREIGHT_ACCESS_TOKEN is set but blank"));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("sandbox"));
+    // Found before the built-in sandbox starts: no notice first.
+    for bad in [&["--report", "-"][..], &["--batch-size", "0"][..]] {
+        let mut args = vec!["send", "-", "--now", NOW];
+        args.extend_from_slice(bad);
+        let out = freight_env(&args, &[], GOOD);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(
+            out.stdout.is_empty(),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
     let dir = std::env::temp_dir();
     for cmd in ["send", "prepare", "validate"] {
         let out = freight_env(&[cmd, dir.to_str().unwrap(), "--now", NOW], &[], "");
