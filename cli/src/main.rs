@@ -255,16 +255,63 @@ pub fn unix_now() -> i64 {
 /// A failure of the command itself (bad usage, unreadable input): exit code 2.
 pub struct Fatal(pub String);
 
-/// What a write to a reader that went away (`freight prepare … | head -1`) becomes: the
-/// command stops quietly, as a pipeline expects.
-const BROKEN_PIPE: &str = "\0broken pipe";
+/// What a write to a standard output whose reader went away (`freight prepare … | head -1`)
+/// becomes: the command stops quietly, with the status a pipeline expects of a program
+/// stopped by SIGPIPE (141), not 0: it did not finish.
+const STDOUT_CLOSED: &str = "\0stdout closed";
+
+/// Standard output (see [`STDOUT_CLOSED`]); a broken pipe elsewhere (a report file that is a
+/// FIFO) stays an error.
+pub(crate) struct Stdout(io::StdoutLock<'static>);
+
+#[derive(Debug)]
+struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+impl Stdout {
+    pub(crate) fn new() -> Stdout {
+        Stdout(io::stdout().lock())
+    }
+
+    fn mark(e: io::Error) -> io::Error {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed)
+        } else {
+            e
+        }
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(Stdout::mark)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(Stdout::mark)
+    }
+}
 
 impl From<io::Error> for Fatal {
     fn from(e: io::Error) -> Fatal {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            return Fatal(BROKEN_PIPE.into());
+        if e.get_ref().is_some_and(|inner| inner.is::<StdoutClosed>()) {
+            return Fatal(STDOUT_CLOSED.into());
         }
         Fatal(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for Fatal {
+    fn from(e: serde_json::Error) -> Fatal {
+        // An I/O error comes back as the io::Error it was (stdout closed, a full disk).
+        Fatal::from(io::Error::from(e))
     }
 }
 
@@ -281,7 +328,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(Fatal(msg)) if msg == BROKEN_PIPE => ExitCode::SUCCESS,
+        Err(Fatal(msg)) if msg == STDOUT_CLOSED => ExitCode::from(141),
         Err(Fatal(msg)) => {
             eprintln!("freight: {msg}");
             ExitCode::from(2)
@@ -313,7 +360,7 @@ fn run_normalize(args: NormalizeArgs) -> Result<ExitCode, Fatal> {
             } else {
                 n.value
             };
-            println!("{out}");
+            writeln!(Stdout::new(), "{out}")?;
             Ok(ExitCode::SUCCESS)
         }
         Ok(None) => {
@@ -329,7 +376,7 @@ fn run_normalize(args: NormalizeArgs) -> Result<ExitCode, Fatal> {
 
 fn normalize_jsonl(base: &NormalizeOptions) -> Result<ExitCode, Fatal> {
     let mut stdin = io::stdin().lock();
-    let mut out = BufWriter::new(io::stdout().lock());
+    let mut out = BufWriter::new(Stdout::new());
     let mut n = 0usize;
     // Each line answered: a bad one (not UTF-8, not JSON, too long) gets its error line.
     while let Some(line) = input::read_line(&mut stdin, input::MAX_LINE_BYTES)? {
@@ -350,7 +397,7 @@ fn normalize_jsonl(base: &NormalizeOptions) -> Result<ExitCode, Fatal> {
             .unwrap_or_else(|msg| {
                 json!({"error": {"type": "invalid_input", "msg": format!("line {n}: {msg}")}})
             });
-        serde_json::to_writer(&mut out, &result).map_err(|e| Fatal(e.to_string()))?;
+        serde_json::to_writer(&mut out, &result)?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
@@ -445,7 +492,7 @@ pub fn unreadable(index: usize, msg: String) -> freight::prepare::Rejection {
 }
 
 fn run_prepare(args: PrepareArgs) -> Result<ExitCode, Fatal> {
-    let mut out = BufWriter::new(io::stdout().lock());
+    let mut out = BufWriter::new(Stdout::new());
     stream_events(&args, |line_no, outcome| {
         let v = match outcome {
             Outcome::Ready(e) => {
@@ -456,8 +503,7 @@ fn run_prepare(args: PrepareArgs) -> Result<ExitCode, Fatal> {
                 out.write_all(&buf)?;
                 if !e.warnings.is_empty() {
                     out.write_all(b",\"warnings\":")?;
-                    serde_json::to_writer(&mut out, &e.warnings)
-                        .map_err(|e| Fatal(e.to_string()))?;
+                    serde_json::to_writer(&mut out, &e.warnings)?;
                 }
                 out.write_all(b"}\n")?;
                 return Ok(());
@@ -471,7 +517,7 @@ fn run_prepare(args: PrepareArgs) -> Result<ExitCode, Fatal> {
             }
             Outcome::Skipped(s) => json!({"index": s.index, "line": line_no, "skipped": s.reason}),
         };
-        serde_json::to_writer(&mut out, &v).map_err(|e| Fatal(e.to_string()))?;
+        serde_json::to_writer(&mut out, &v)?;
         out.write_all(b"\n")?;
         Ok(())
     })?;
@@ -514,7 +560,7 @@ fn run_sandbox(args: SandboxArgs) -> Result<ExitCode, Fatal> {
 }
 
 fn run_validate(args: PrepareArgs) -> Result<ExitCode, Fatal> {
-    let mut out = BufWriter::new(io::stdout().lock());
+    let mut out = BufWriter::new(Stdout::new());
     let (mut valid, mut rejected, mut warned, mut skipped) = (0usize, 0usize, 0usize, 0usize);
     stream_events(&args, |line_no, outcome| {
         let (warnings, errors) = match &outcome {

@@ -110,8 +110,10 @@ fn open(db: &str) -> Result<Outbox, Fatal> {
     Outbox::open(db).map_err(|e| Fatal(format!("{db}: {e}")))
 }
 
-fn print(v: &Value) {
-    println!("{v}");
+fn print(v: &Value) -> Result<(), Fatal> {
+    use std::io::Write;
+    writeln!(crate::Stdout::new(), "{v}")?;
+    Ok(())
 }
 
 pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
@@ -175,7 +177,7 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             print(
                 &json!({"stored": stored, "duplicates": duplicates, "rejected": rejected + unreadable,
                           "skipped": skipped}),
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         OutboxCommand::Flush {
@@ -222,7 +224,7 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             let r = open(&db)?
                 .flush_table(&client, &resolved, now, limits, &worker)
                 .map_err(|e| Fatal(e.to_string()))?;
-            print(&serde_json::to_value(&r).map_err(|e| Fatal(e.to_string()))?);
+            print(&serde_json::to_value(&r)?)?;
             for key in &r.unresolved {
                 let why = match r.invalid.iter().find(|(k, _)| k == key) {
                     Some((_, why)) => why.clone(),
@@ -245,14 +247,14 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
         }
         OutboxCommand::Stats { db } => {
             let s = open(&db)?.stats(now).map_err(|e| Fatal(e.to_string()))?;
-            print(&serde_json::to_value(&s).map_err(|e| Fatal(e.to_string()))?);
+            print(&serde_json::to_value(&s)?)?;
             Ok(ExitCode::SUCCESS)
         }
         OutboxCommand::Retry { db, key, expired } => {
             let n = open(&db)?
                 .requeue(key.as_deref(), expired, now)
                 .map_err(|e| Fatal(e.to_string()))?;
-            print(&json!({"requeued": n}));
+            print(&json!({"requeued": n}))?;
             Ok(ExitCode::SUCCESS)
         }
         OutboxCommand::List { db, state, limit } => {
@@ -271,13 +273,13 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                 .list(state, limit)
                 .map_err(|e| Fatal(e.to_string()))?
             {
-                print(&serde_json::to_value(&e).map_err(|e| Fatal(e.to_string()))?);
+                print(&serde_json::to_value(&e)?)?;
             }
             Ok(ExitCode::SUCCESS)
         }
         OutboxCommand::Resume { db, key } => {
             open(&db)?.resume(&key).map_err(|e| Fatal(e.to_string()))?;
-            print(&json!({"resumed": key}));
+            print(&json!({"resumed": key}))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -296,16 +298,15 @@ fn destination(d: &Value) -> Result<Destination, String> {
         .ok_or("\"token_env\" must name the environment variable that holds the token")?;
     // Never echoed unless it looks like a variable's name: a token pasted here by mistake
     // must not reach a log.
+    // (Meta's tokens are far longer than 64 characters.)
     let is_name = !name.is_empty()
         && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && !name.as_bytes()[0].is_ascii_digit();
     if !is_name {
         return Err(
-            "\"token_env\" must be the name of an environment variable (A-Z, 0-9, _), \
-                    not the token itself"
+            "\"token_env\" must be the name of an environment variable (letters, \
+                    digits, _; at most 64), not the token itself"
                 .into(),
         );
     }

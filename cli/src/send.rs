@@ -208,7 +208,16 @@ fn create_private(path: &str) -> io::Result<std::fs::File> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    opts.open(path)
+    let file = opts.open(path)?;
+    // The mode applies to a new file only: an earlier report keeps its own otherwise.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if file.metadata()?.is_file() {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(file)
 }
 
 /// A line of the human summary on stdout; a reader that went away (`| head -1`) is no error
@@ -289,13 +298,21 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     if !(1..=freight::batch::MAX_EVENTS_PER_REQUEST).contains(&args.batch_size) {
         return Err(Fatal("--batch-size must be 1 to 1000".into()));
     }
+    if args.report.as_deref() == Some("-") {
+        return Err(Fatal(
+            "--report needs a file path (stdout carries the summary)".into(),
+        ));
+    }
+    let Resolved {
+        mut client_config,
+        dest,
+        sandbox,
+        notice,
+    } = resolve(&args.target, args.now)?;
+    // After the destination is known (a usage error leaves an earlier report as it was), and
+    // before the sandbox's notice (a report that cannot be written stops the command first).
     let mut report = ReportWriter {
         out: match &args.report {
-            Some(path) if path == "-" => {
-                return Err(Fatal(
-                    "--report needs a file path (stdout carries the summary)".into(),
-                ))
-            }
             // Owner-only: the report holds the wire events (IP addresses, user agents).
             Some(path) => Some(io::BufWriter::new(
                 create_private(path).map_err(|e| Fatal(format!("{path}: {e}")))?,
@@ -303,12 +320,6 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
             None => None,
         },
     };
-    let Resolved {
-        mut client_config,
-        dest,
-        sandbox,
-        notice,
-    } = resolve(&args.target, args.now)?;
     if let Some(notice) = notice {
         summary(&notice)?; // the first line of the human summary
     }
@@ -454,9 +465,12 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         out.flush()?;
     }
     if let Some(why) = &totals.first_failure {
-        eprintln!(
-            "freight: events failed: {why} (each failed event, with its error, is in --report)"
-        );
+        let more = if args.report.is_some() {
+            "each failed event, with its error, is in the report"
+        } else {
+            "--report FILE keeps each failed event with its error"
+        };
+        eprintln!("freight: events failed: {why} ({more})");
     }
     summary(&format!(
         "{} events: {} delivered, {} rejected, {} failed, {} skipped, in {} request{}",
@@ -511,10 +525,7 @@ pub fn run_test_connection(args: TestConnectionArgs) -> Result<ExitCode, Fatal> 
         );
     }
     let t = client.test_connection(&dest);
-    println!(
-        "{}",
-        serde_json::to_string(&t).map_err(|e| Fatal(e.to_string()))?
-    );
+    writeln!(crate::Stdout::new(), "{}", serde_json::to_string(&t)?)?;
     Ok(if t.status == freight::report::ConnectionStatus::Ok {
         ExitCode::SUCCESS
     } else {

@@ -53,9 +53,9 @@ pub struct ClientConfig {
     /// (DNS, TCP, TLS) has [`CONNECT_TIMEOUT`], an upload fails when no byte goes out for
     /// [`STALL_TIMEOUT`], and a whole request is cut at [`CALL_TIMEOUT`].
     pub timeout_ms: u64,
-    /// Time budget of one batch, in milliseconds: its retries, the last attempt, and the
-    /// requests of its bisection all end within it (what is left when it runs out fails,
-    /// handed back unsent).
+    /// Time budget of one batch, in milliseconds (at least `timeout_ms`): its retries, the
+    /// last attempt, and the requests of its bisection all end within it; a retry is made only
+    /// with `timeout_ms` left (what is left when it runs out fails, handed back unsent).
     pub deadline_ms: u64,
     /// Retries.
     pub retry: RetryPolicy,
@@ -104,6 +104,7 @@ impl ClientConfig {
         if self.timeout_ms == 0 {
             return Err(ConfigError("timeout_ms must be positive".into()));
         }
+
         if !(1..=MAX_EVENTS_PER_REQUEST).contains(&self.batch_size) {
             return Err(ConfigError(format!(
                 "batch_size must be 1 to {MAX_EVENTS_PER_REQUEST}"
@@ -336,7 +337,18 @@ impl Client {
                 g.http_status = Some(status);
                 g
             })?;
-        classify_at(status, &headers, &body, Some(unix_now()))
+        classify_at(status, &headers, &body, Some(unix_now())).map_err(|mut e| {
+            // Meta's text may quote the token it refuses: never pass it on.
+            let token = req
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                .and_then(|(_, v)| v.strip_prefix("Bearer "));
+            if let Some(token) = token {
+                e.redact(token);
+            }
+            e
+        })
     }
 
     fn random(&self) -> u64 {
@@ -402,7 +414,10 @@ impl Session<'_> {
         }
         for batch in events.chunks(self.client.config.batch_size) {
             self.splits_left = MAX_SPLITS;
-            let deadline = Instant::now() + Duration::from_millis(self.client.config.deadline_ms);
+            // At least one attempt's time, whatever deadline_ms says.
+            let config = &self.client.config;
+            let budget = config.deadline_ms.max(config.timeout_ms);
+            let deadline = Instant::now() + Duration::from_millis(budget);
             self.deliver(batch, deadline, &mut report);
         }
         report.update_counts(events.len());
@@ -426,7 +441,8 @@ impl Session<'_> {
             Self::fail_all(events, err, 0, report);
             return;
         }
-        if Instant::now() >= deadline {
+        let timeout = Duration::from_millis(self.client.config.timeout_ms);
+        if Instant::now() + timeout > deadline {
             // A bisected half whose batch's time is spent: handed back unsent.
             let err = GraphError::network("the batch's time budget (deadline_ms) ran out");
             Self::fail_all(events, &err, 0, report);
@@ -492,8 +508,10 @@ impl Session<'_> {
                         err.retry_after,
                         client.random(),
                     );
+                    // Another attempt only with time for Meta to answer it; else this error
+                    // (a throttle stays a throttle, not a timeout of a last, starved try).
                     match delay {
-                        Some(d) if Instant::now() + d < deadline => {
+                        Some(d) if Instant::now() + d + timeout <= deadline => {
                             std::thread::sleep(d);
                         }
                         _ => break err,

@@ -122,6 +122,24 @@ impl GraphError {
     }
 }
 
+impl GraphError {
+    /// Replaces `secret` (the request's token or app secret) wherever Meta's text quotes it:
+    /// Graph's answer to a malformed token can repeat the token.
+    pub fn redact(&mut self, secret: &str) {
+        if secret.is_empty() {
+            return;
+        }
+        for text in [&mut self.message, &mut self.user_title]
+            .into_iter()
+            .flatten()
+        {
+            if text.contains(secret) {
+                *text = text.replace(secret, "<redacted>");
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for GraphError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.kind.as_str())?;
@@ -350,7 +368,9 @@ fn retry_after(headers: &[(String, String)], now: Option<i64>) -> Option<Duratio
 /// form senders must use; the two obsolete forms are not read (the header is then ignored).
 fn http_date(v: &str) -> Option<i64> {
     let b = v.as_bytes();
-    if b.len() != 29 || &b[3..5] != b", " || &v[25..] != " GMT" {
+    // Bytes, not text: a header may hold any UTF-8 (a replacement character), and slicing
+    // text inside one would panic.
+    if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" || !v.is_ascii() {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -408,6 +428,9 @@ mod tests {
             "Sun, 06 Noo 1994 08:49:37 GMT",
             "Sun, 06 Nov 1994 24:49:37 GMT",
             "Tue, 31 Apr 2029 00:00:00 GMT",
+            "Sun, 06 Nov 1994 08:49:3\u{e9}GMT",
+            "Sun, 06 Nov 1994 08:49:\u{fffd}GMT",
+            "Sun, 06 Nov 1994 08:\u{e9}\u{e9}\u{e9}\u{e9} GMT",
         ] {
             assert_eq!(http_date(bad), None, "{bad}");
         }
@@ -454,7 +477,10 @@ mod tests {
             (400, r#""code":999999"#, Payload),
             // A known code decides over `is_transient`; `is_transient` over an unknown code.
             (403, r#""code":4,"is_transient":true"#, Throttled),
+            (400, r#""code":4,"is_transient":true"#, Throttled),
+            (403, r#""code":613,"is_transient":true"#, Throttled),
             (400, r#""code":613,"is_transient":true"#, Throttled),
+            (403, r#""code":80004,"is_transient":true"#, Throttled),
             (400, r#""code":80004,"is_transient":true"#, Throttled),
             (400, r#""code":190,"is_transient":true"#, InvalidToken),
             (400, r#""code":999999,"is_transient":true"#, Transient),

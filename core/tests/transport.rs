@@ -742,21 +742,55 @@ fn timeout_is_for_the_answer_not_the_upload() {
 
 #[test]
 fn the_deadline_bounds_every_attempt() {
-    // Meta never answers and the timeout is long: the batch's budget (deadline_ms) ends the
-    // last attempt, not the timeout.
+    // Meta never answers: 500 ms per attempt, 1.2 s for the batch. A second attempt fits
+    // (after the first, 700 ms are left); a third would not (200 ms): two attempts, ~1 s.
     let sb = sandbox(|_| {});
     let c = client(&sb, |c| {
-        c.timeout_ms = 5_000;
-        c.deadline_ms = 700;
+        c.timeout_ms = 500;
+        c.deadline_ms = 1_200;
     });
     sb.push_fault(Fault::times(FaultKind::Hang, 10));
     let started = std::time::Instant::now();
     let r = c.send(&dest(), &events(2));
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(2_500), "took {took:?}");
-    assert_eq!(r.counts.failed, 2);
+    assert!(took < Duration::from_millis(1_600), "took {took:?}");
+    assert_eq!((r.counts.failed, r.requests[0].attempts), (2, 2));
     assert_eq!(r.failed[0].error.kind, ErrorKind::Network);
     assert_accounted(&r, 2);
+    // A wait Meta asks for that leaves no time for the next attempt ends the retries with
+    // Meta's error (a throttle), not with the timeout of a starved last try.
+    sb.reset();
+    sb.push_fault(Fault::times(
+        FaultKind::Http429 {
+            retry_after: Some(1),
+            graph_body: true,
+        },
+        10,
+    ));
+    let r = c.send(&dest(), &events(2));
+    assert_eq!(r.failed[0].error.kind, ErrorKind::Throttled);
+    assert_eq!(r.requests[0].attempts, 1);
+}
+
+#[test]
+fn a_token_quoted_by_meta_is_redacted() {
+    // Graph's answer to a malformed token can repeat it.
+    let sb = sandbox(|_| {});
+    let c = client(&sb, |c| c.retry = RetryPolicy::none());
+    let body = format!(
+        r#"{{"error":{{"message":"Malformed access token {TOKEN}","type":"OAuthException","code":190,"error_user_title":"Bad token {TOKEN}"}}}}"#
+    );
+    sb.push_fault(Fault::once(FaultKind::Raw {
+        status: 400,
+        headers: vec![],
+        body,
+    }));
+    let r = c.send(&dest(), &events(1));
+    let e = &r.failed[0].error;
+    assert_eq!(e.kind, ErrorKind::InvalidToken);
+    let all = format!("{e} {e:?} {}", serde_json::to_string(&r).unwrap());
+    assert!(!all.contains(TOKEN), "{all}");
+    assert!(all.contains("Malformed access token <redacted>"));
 }
 
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) of Unix seconds `t`.

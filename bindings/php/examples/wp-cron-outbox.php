@@ -38,4 +38,12 @@ add_action('freight_flush', static function (): void {
         // e.g. an expired token: show it to the site owner; events wait, nothing is lost.
         update_option('freight_paused_reason', $reason);
     }
+    foreach ($report['invalid'] as [$k, $reason]) {
+        // the settings hold no usable credentials (an empty token): the events wait for them.
+        update_option('freight_paused_reason', $reason);
+    }
+    if ($report['stopped'] !== null) {
+        // the outbox file could not be written (a full disk): the next run carries on.
+        error_log('freight: the flush stopped early: ' . $report['stopped']);
+    }
 });
