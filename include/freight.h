@@ -309,6 +309,27 @@ enum freight_result freight_outbox_flush(const struct freight_outbox *outbox, co
 enum freight_result freight_outbox_stats(const struct freight_outbox *outbox, char **json_out);
 
 /*
+ Re-queues the failed events of the destination `key` (NULL: of every destination), and with
+ `expired` non-zero the expired ones still inside Meta's window; `*count_out` receives how
+ many.
+
+ # Safety
+ `outbox` must be a live outbox; `key` NULL or readable; `count_out` writable.
+ */
+enum freight_result freight_outbox_requeue(const struct freight_outbox *outbox, const char *key, size_t key_len, int32_t expired, uint64_t *count_out);
+
+/*
+ Stored events in `state` (`pending`, `delivered`, `failed` or `expired`), oldest first, at
+ most `limit`, into `*json_out`: `[{"id","dest_key","state","attempts","last_error",
+ "event"}]` (`event` the wire event, null when the stored one cannot be read; `last_error`
+ why it failed). Failed and expired events stay inspectable.
+
+ # Safety
+ `outbox` must be a live outbox; `state` readable; `json_out` writable.
+ */
+enum freight_result freight_outbox_list(const struct freight_outbox *outbox, const char *state, size_t state_len, size_t limit, char **json_out);
+
+/*
  Lifts the circuit breaker of a destination key (after its token was fixed).
 
  # Safety

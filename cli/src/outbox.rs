@@ -258,17 +258,11 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             Ok(ExitCode::SUCCESS)
         }
         OutboxCommand::List { db, state, limit } => {
-            let state = match state.as_str() {
-                "pending" => freight_outbox::State::Pending,
-                "delivered" => freight_outbox::State::Delivered,
-                "failed" => freight_outbox::State::Failed,
-                "expired" => freight_outbox::State::Expired,
-                other => {
-                    return Err(Fatal(format!(
-                        "unknown state {other:?}; pending, delivered, failed or expired"
-                    )))
-                }
-            };
+            let state = freight_outbox::State::parse(&state).ok_or_else(|| {
+                Fatal(format!(
+                    "unknown state {state:?}; pending, delivered, failed or expired"
+                ))
+            })?;
             for e in open(&db)?
                 .list(state, limit)
                 .map_err(|e| Fatal(e.to_string()))?

@@ -994,6 +994,69 @@ pub unsafe extern "C" fn freight_outbox_stats(
     })
 }
 
+/// Re-queues the failed events of the destination `key` (NULL: of every destination), and with
+/// `expired` non-zero the expired ones still inside Meta's window; `*count_out` receives how
+/// many.
+///
+/// # Safety
+/// `outbox` must be a live outbox; `key` NULL or readable; `count_out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn freight_outbox_requeue(
+    outbox: *const freight_outbox,
+    key: *const c_char,
+    key_len: usize,
+    expired: i32,
+    count_out: *mut u64,
+) -> freight_result {
+    guard(|| {
+        if count_out.is_null() {
+            return Err(fail(freight_result::NullArgument, "count_out is NULL"));
+        }
+        // SAFETY: the caller's contract.
+        let (outbox, key) = unsafe { (outbox_ref(outbox)?, str_in(key, key_len, "key", true)?) };
+        let n = outbox
+            .requeue(key, expired != 0, unix_now())
+            .map_err(|e| fail(freight_result::Storage, e.0))?;
+        // SAFETY: checked non-NULL above; writable by contract.
+        unsafe { *count_out = n as u64 };
+        Ok(())
+    })
+}
+
+/// Stored events in `state` (`pending`, `delivered`, `failed` or `expired`), oldest first, at
+/// most `limit`, into `*json_out`: `[{"id","dest_key","state","attempts","last_error",
+/// "event"}]` (`event` the wire event, null when the stored one cannot be read; `last_error`
+/// why it failed). Failed and expired events stay inspectable.
+///
+/// # Safety
+/// `outbox` must be a live outbox; `state` readable; `json_out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn freight_outbox_list(
+    outbox: *const freight_outbox,
+    state: *const c_char,
+    state_len: usize,
+    limit: usize,
+    json_out: *mut *mut c_char,
+) -> freight_result {
+    guard(|| {
+        out_ptr(json_out, "json_out")?;
+        // SAFETY: the caller's contract.
+        let (outbox, state) =
+            unsafe { (outbox_ref(outbox)?, required(state, state_len, "state")?) };
+        let state = ::freight_outbox::State::parse(state).ok_or_else(|| {
+            fail(
+                freight_result::InvalidArgument,
+                "state must be pending, delivered, failed or expired",
+            )
+        })?;
+        let events = outbox
+            .list(state, limit)
+            .map_err(|e| fail(freight_result::Storage, e.0))?;
+        // SAFETY: checked non-NULL above; writable by contract.
+        unsafe { write_string(json_out, to_json(&events)?) }
+    })
+}
+
 /// Lifts the circuit breaker of a destination key (after its token was fixed).
 ///
 /// # Safety

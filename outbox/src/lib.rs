@@ -95,6 +95,17 @@ pub enum State {
 }
 
 impl State {
+    /// The state of a stored name (`pending`, `delivered`, `failed`, `expired`).
+    pub fn parse(name: &str) -> Option<State> {
+        Some(match name {
+            "pending" => State::Pending,
+            "delivered" => State::Delivered,
+            "failed" => State::Failed,
+            "expired" => State::Expired,
+            _ => return None,
+        })
+    }
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {

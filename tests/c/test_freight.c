@@ -416,6 +416,21 @@ static void test_outbox(const char *url) {
     CHECK(r == FREIGHT_RESULT_OK && strstr(out, "\"pending\":5") != NULL, "stats: %s", out);
     freight_string_free(out);
     CHECK(freight_outbox_resume(outbox, "shop", 4) == FREIGHT_RESULT_OK, "resume");
+    /* The events held back stay inspectable; nothing failed, so nothing is re-queued. */
+    r = freight_outbox_list(outbox, "pending", 7, 2, &out);
+    CHECK(r == FREIGHT_RESULT_OK && out && strstr(out, "\"dest_key\":\"other\"") != NULL
+              && strstr(out, "\"event\":{") != NULL,
+          "list: %s", out ? out : last_error());
+    CHECK(out && strstr(out, "\"id\":3") == NULL, "list honours its limit: %s", out ? out : "");
+    freight_string_free(out);
+    out = NULL;
+    r = freight_outbox_list(outbox, "lost", 4, 10, &out);
+    CHECK(r == FREIGHT_RESULT_INVALID_ARGUMENT && out == NULL, "an unknown state");
+    uint64_t requeued = 99;
+    r = freight_outbox_requeue(outbox, NULL, 0, 1, &requeued);
+    CHECK(r == FREIGHT_RESULT_OK && requeued == 0, "requeue: %s", last_error());
+    CHECK(freight_outbox_requeue(outbox, "shop", 4, 0, NULL) == FREIGHT_RESULT_NULL_ARGUMENT,
+          "requeue without count_out");
     freight_client_free(client);
     freight_outbox_free(outbox);
     freight_outbox_free(NULL);

@@ -82,6 +82,43 @@ final class Outbox
         return Library::decode(Library::callForString(fn ($o) => $ffi->freight_outbox_stats($this->handle, $o)));
     }
 
+    /**
+     * Re-queues the failed events of a destination key (null: of every key), and with $expired
+     * the expired ones still inside Meta's window; returns how many.
+     */
+    public function requeue(?string $key = null, bool $expired = false): int
+    {
+        $count = FFI::new('uint64_t');
+        Library::check(Library::ffi()->freight_outbox_requeue(
+            $this->handle,
+            $key,
+            $key === null ? 0 : strlen($key),
+            $expired ? 1 : 0,
+            FFI::addr($count)
+        ));
+        return (int) $count->cdata;
+    }
+
+    /**
+     * Stored events in a state ('pending', 'delivered', 'failed' or 'expired'), oldest first:
+     * [['id', 'dest_key', 'state', 'attempts', 'last_error', 'event' => the wire event or
+     * null when it cannot be read], …].
+     *
+     * @return list<array<string, mixed>>
+     */
+    public function list(string $state, int $limit = 100): array
+    {
+        $ffi = Library::ffi();
+        $handle = $this->handle;
+        return Library::decode(Library::callForString(fn ($o) => $ffi->freight_outbox_list(
+            $handle,
+            $state,
+            strlen($state),
+            max(0, $limit),
+            $o
+        )));
+    }
+
     /** Lifts the circuit breaker of a destination key (after its token was fixed). */
     public function resume(string $key): void
     {

@@ -33,6 +33,19 @@ final class OutboxTest extends TestCase
         $this->assertSame(4, $f['delivered']);
         $this->assertSame(0, $outbox->stats()['pending']);
         $this->assertCount(4, freight_sandbox_get('/__sandbox/events'));
+        // Stored events stay inspectable; nothing failed, so nothing is re-queued.
+        $delivered = $outbox->list('delivered', 3);
+        $this->assertCount(3, $delivered);
+        $this->assertSame('php-outbox-0', $delivered[0]['event']['event_id']);
+        $this->assertSame('delivered', $delivered[0]['state']);
+        $this->assertSame(0, $outbox->requeue());
+        $this->assertSame(0, $outbox->requeue('shop-1', true));
+        try {
+            $outbox->list('lost');
+            $this->fail('an unknown state was accepted');
+        } catch (\Freight\ValidationException $e) {
+            $this->assertStringContainsString('pending, delivered, failed or expired', $e->getMessage());
+        }
         $this->assertSame(0600, fileperms($path) & 0777);
         unset($outbox);
         @unlink($path);

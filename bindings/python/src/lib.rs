@@ -860,6 +860,22 @@ impl NativeOutbox {
             .requeue(key, expired, unix_now())
             .map_err(|e| raise(py, "FreightError", (e.0,)))
     }
+
+    fn list<'py>(&self, py: Python<'py>, state: &str, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+        let Some(state) = freight_outbox::State::parse(state) else {
+            return Err(invalid(
+                py,
+                "invalid_value",
+                "state",
+                "must be pending, delivered, failed or expired",
+            ));
+        };
+        let events = self
+            .inner
+            .list(state, limit)
+            .map_err(|e| raise(py, "FreightError", (e.0,)))?;
+        to_py_json(py, &events)
+    }
 }
 
 /// _copy_strings(on) -> bool: read strings by copy, as on Python 3.9, from now on (or not);

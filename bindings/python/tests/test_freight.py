@@ -729,5 +729,12 @@ def test_outbox(sandbox: Sandbox, tmp_path: Any) -> None:
     f = outbox.flush(client(sandbox), {"other": {"access_token": "x"}})
     assert f["invalid"] == [["other", "pixel_id and access_token are required"]]
     assert outbox.stats()["pending"] == 2
+    held = outbox.list("pending")
+    assert [e["dest_key"] for e in held] == ["other", "other"]
+    assert all(e["event"]["event_id"] and e["last_error"] is None for e in held)
+    assert len(outbox.list("delivered", 1)) == 1
+    assert outbox.requeue() == 0
+    with pytest.raises(freight.ValidationError):
+        outbox.list("lost")
     assert len(sandbox.get("/__sandbox/events")) == 3
     assert "sandbox-token" not in repr(outbox)

@@ -495,6 +495,12 @@ class Outbox:
         """Re-queues failed (and with ``expired=True`` expired) events; returns how many."""
         return self._native.requeue(key, expired)
 
+    def list(self, state: str, limit: int = 100) -> List[Dict[str, Any]]:
+        """Stored events in ``state`` (``"pending"``, ``"delivered"``, ``"failed"``,
+        ``"expired"``), oldest first: ``{"id", "dest_key", "state", "attempts", "last_error",
+        "event"}`` (``event`` is ``None`` when the stored event cannot be read)."""
+        return self._native.list(state, limit)
+
     def __repr__(self) -> str:
         s = self.stats()
         return f"<Outbox pending={s['pending']} delivered={s['delivered']} failed={s['failed']}>"
