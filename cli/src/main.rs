@@ -88,7 +88,7 @@ struct PrepareArgs {
     #[command(flatten)]
     source: SourceArgs,
     /// The clock, as Unix seconds (default: now).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
     now: Option<i64>,
     #[command(flatten)]
     options: OptionArgs,

@@ -65,7 +65,7 @@ pub struct SendArgs {
     batch_size: usize,
     /// The clock (Unix seconds) — only with the built-in sandbox, whose clock is set to it
     /// too; Meta's clock cannot be set.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
     now: Option<i64>,
     /// Exit 1 when an event is rejected locally, too (by default only failures do).
     #[arg(long)]

@@ -267,8 +267,15 @@ fn a_blank_token_or_a_directory_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("FREIGHT_ACCESS_TOKEN is set but blank"));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("sandbox"));
     // Found before the built-in sandbox starts: no notice first.
-    for bad in [&["--report", "-"][..], &["--batch-size", "0"][..]] {
-        let mut args = vec!["send", "-", "--now", NOW];
+    for bad in [
+        &["--report", "-"][..],
+        &["--batch-size", "0"][..],
+        &["--now=-1"][..],
+    ] {
+        let mut args = vec!["send", "-"];
+        if !bad[0].starts_with("--now") {
+            args.extend_from_slice(&["--now", NOW]);
+        }
         args.extend_from_slice(bad);
         let out = freight_env(&args, &[], GOOD);
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
