@@ -223,7 +223,7 @@ fn create_private(path: &str) -> io::Result<std::fs::File> {
 /// A line of the human summary on stdout; a reader that went away (`| head -1`) is no error
 /// of the send, which is done.
 fn summary(line: &str) -> Result<(), Fatal> {
-    let mut out = io::stdout().lock();
+    let mut out = crate::Stdout::new();
     match writeln!(out, "{line}").and_then(|()| out.flush()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),

@@ -104,7 +104,6 @@ impl ClientConfig {
         if self.timeout_ms == 0 {
             return Err(ConfigError("timeout_ms must be positive".into()));
         }
-
         if !(1..=MAX_EVENTS_PER_REQUEST).contains(&self.batch_size) {
             return Err(ConfigError(format!(
                 "batch_size must be 1 to {MAX_EVENTS_PER_REQUEST}"

@@ -120,9 +120,7 @@ impl GraphError {
             retry_after: None,
         }
     }
-}
 
-impl GraphError {
     /// Replaces `secret` (the request's token or app secret) wherever Meta's text quotes it:
     /// Graph's answer to a malformed token can repeat the token.
     pub fn redact(&mut self, secret: &str) {

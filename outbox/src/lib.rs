@@ -231,9 +231,10 @@ pub struct FlushLimits {
     /// How long a claim holds, in seconds: a crashed flusher's rows return after it. 0 (the
     /// default) is the client's time budget of one batch (`deadline_ms`, which its retries,
     /// its last attempt and its bisection end within) plus a minute, so that a live flusher's
-    /// rows are never taken while it still sends them. A shorter lease brings rows back sooner after a crash; a request that outlives
-    /// it may then be sent again by another flusher (Meta deduplicates it by `event_id`), and
-    /// only the flusher holding the claim records the outcome.
+    /// rows are never taken while it still sends them. A shorter lease brings rows back
+    /// sooner after a crash; a request that outlives it may then be sent again by another
+    /// flusher (Meta deduplicates it by `event_id`), and only the flusher holding the claim
+    /// records the outcome.
     pub lease_secs: i64,
     /// How long an auth/config error pauses a destination, in seconds.
     pub pause_secs: i64,

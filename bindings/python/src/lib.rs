@@ -562,13 +562,22 @@ fn destination(
     test_event_code: Option<&str>,
     app_secret: Option<&str>,
 ) -> PyResult<Destination> {
-    let to_err = |e: freight::destination::DestinationError| raise(py, "ConfigError", (e.0,));
-    let mut d = Destination::new(pixel_id, access_token).map_err(to_err)?;
+    build_destination(pixel_id, access_token, test_event_code, app_secret)
+        .map_err(|e| raise(py, "ConfigError", (e.0,)))
+}
+
+fn build_destination(
+    pixel_id: &str,
+    access_token: &str,
+    test_event_code: Option<&str>,
+    app_secret: Option<&str>,
+) -> Result<Destination, freight::destination::DestinationError> {
+    let mut d = Destination::new(pixel_id, access_token)?;
     if let Some(code) = test_event_code {
         d = d.with_test_event_code(code);
     }
     if let Some(secret) = app_secret {
-        d = d.with_app_secret(secret).map_err(to_err)?;
+        d = d.with_app_secret(secret)?;
     }
     Ok(d)
 }
@@ -812,14 +821,8 @@ impl NativeOutbox {
             .map(|(key, (pixel, token, code, secret))| {
                 let d = match (pixel, token) {
                     (Some(p), Some(t)) => {
-                        let mut d = Destination::new(p, t).map_err(|e| e.0);
-                        if let (Ok(dest), Some(c)) = (&d, code) {
-                            d = Ok(dest.clone().with_test_event_code(c));
-                        }
-                        match (d, secret) {
-                            (Ok(dest), Some(s)) => dest.with_app_secret(s).map_err(|e| e.0),
-                            (d, _) => d,
-                        }
+                        build_destination(&p, &t, code.as_deref(), secret.as_deref())
+                            .map_err(|e| e.0)
                     }
                     _ => Err("pixel_id and access_token are required".to_owned()),
                 };
