@@ -21,6 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The pixel id used with the built-in sandbox when none is given.
 const DEMO_PIXEL: &str = "1234567890";
@@ -172,6 +173,39 @@ fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
     })
 }
 
+/// Interrupts (Ctrl-C's SIGINT, a service manager's SIGTERM) received during `send`.
+static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Exit status of a send stopped by an interrupt (128 + SIGINT, as a shell reports it).
+const INTERRUPTED_EXIT: u8 = 130;
+
+fn interrupted() -> bool {
+    INTERRUPTS.load(Ordering::SeqCst) > 0
+}
+
+/// The first interrupt stops the send between requests: no new request starts, the one in
+/// flight finishes (its outcome is known only then), the events read but not sent are
+/// reported `unsent`, and the summary says where reading stopped. A second one ends the
+/// process at once (a read of a silent standard input cannot be stopped otherwise).
+fn stop_on_interrupt(bar: Option<ProgressBar>) -> Result<(), Fatal> {
+    ctrlc::set_handler(move || {
+        if INTERRUPTS.fetch_add(1, Ordering::SeqCst) > 0 {
+            std::process::exit(i32::from(INTERRUPTED_EXIT));
+        }
+        let say = || {
+            eprintln!(
+                "freight: interrupted: no new request is sent; the one in flight finishes and \
+                 the report is completed (interrupt again to stop at once)"
+            );
+        };
+        match &bar {
+            Some(bar) => bar.suspend(say),
+            None => say(),
+        }
+    })
+    .map_err(|e| Fatal(format!("cannot handle signals: {e}")))
+}
+
 /// From the reading thread to the sending thread.
 enum Message {
     /// Prepared events and their (index, input line) pairs.
@@ -190,7 +224,11 @@ struct Totals {
     rejected: usize,
     failed: usize,
     skipped: usize,
+    /// Read and prepared, but not sent: the send was interrupted.
+    unsent: usize,
     requests: usize,
+    /// The input line of the last event read, when an interrupt stopped the reading.
+    read_up_to: Option<usize>,
     /// What made the first event fail, for stderr.
     first_failure: Option<String>,
 }
@@ -289,6 +327,20 @@ impl ReportWriter {
         }
         Ok(())
     }
+
+    /// Writes the events of a batch that was not sent, with their wire events (to send
+    /// later, keeping their `event_id`).
+    fn unsent(&mut self, batch: &[PreparedEvent], lines: &[(usize, usize)]) -> Result<(), Fatal> {
+        for (e, (_, line)) in batch.iter().zip(lines) {
+            let mut v = json!({"index": e.index, "line": line, "outcome": "unsent",
+                               "reason": "interrupted", "event": e.event});
+            if !e.warnings.is_empty() {
+                v["warnings"] = json!(e.warnings);
+            }
+            self.line(&v)?;
+        }
+        Ok(())
+    }
 }
 
 pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
@@ -346,6 +398,7 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         None
     };
     let file = (args.file != "-").then_some(args.file.as_str());
+    stop_on_interrupt(bar.clone())?;
     let bar_for_input = bar.clone();
     let items = read_events(file, args.format, move |r, size| match bar_for_input {
         Some(bar) => {
@@ -366,6 +419,11 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
             let mut t = Totals::default();
             for message in rx {
                 match message {
+                    Message::Batch(batch, lines) if interrupted() => {
+                        t.unsent += batch.len();
+                        report.unsent(&batch, &lines)?;
+                        report.flush()?;
+                    }
                     Message::Batch(batch, lines) => {
                         let r = session.send_prepared(&batch);
                         t.delivered += r.counts.delivered;
@@ -390,7 +448,14 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         });
         let mut batch: Vec<PreparedEvent> = Vec::with_capacity(args.batch_size);
         let mut lines: Vec<(usize, usize)> = Vec::with_capacity(args.batch_size);
+        let mut last_line = 0;
         for (index, item) in items.enumerate() {
+            if interrupted() {
+                // This item is dropped unread: the summary names the last line read.
+                totals.read_up_to = Some(last_line);
+                break;
+            }
+            last_line = item.line;
             totals.input += 1;
             let event = item
                 .event
@@ -453,14 +518,17 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     totals.first_failure = t.first_failure;
     totals.delivered = t.delivered;
     totals.failed = t.failed;
+    totals.unsent = t.unsent;
     totals.requests = t.requests;
+    let stopped = interrupted();
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
     report.line(&json!({"summary": {
         "pixel_id": dest.pixel_id(), "input": totals.input, "delivered": totals.delivered,
         "rejected": totals.rejected, "failed": totals.failed, "skipped": totals.skipped,
-        "requests": totals.requests}}))?;
+        "unsent": totals.unsent, "requests": totals.requests, "interrupted": stopped,
+        "read_up_to_line": totals.read_up_to}}))?;
     if let Some(out) = &mut report.out {
         out.flush()?;
     }
@@ -482,6 +550,21 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         totals.requests,
         if totals.requests == 1 { "" } else { "s" }
     ))?;
+    if stopped {
+        let unread = match totals.read_up_to {
+            Some(line) => format!("the input after line {line} was not read"),
+            None => "the input was read to its end".into(),
+        };
+        let kept = if args.report.is_some() {
+            "in the report, with their lines and wire events"
+        } else {
+            "--report FILE keeps them, with their lines and wire events"
+        };
+        summary(&format!(
+            "interrupted: {} unsent ({kept}); {unread}",
+            totals.unsent
+        ))?;
+    }
     if let Some(sb) = &sandbox {
         let accepted: usize = sb
             .requests()
@@ -497,13 +580,13 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     }
     // Rejections are the input's fault and are reported above; failures mean events that
     // should have reached Meta did not.
-    Ok(
-        if totals.failed > 0 || (args.strict && totals.rejected > 0) {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    Ok(if stopped {
+        ExitCode::from(INTERRUPTED_EXIT)
+    } else if totals.failed > 0 || (args.strict && totals.rejected > 0) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn run_test_connection(args: TestConnectionArgs) -> Result<ExitCode, Fatal> {

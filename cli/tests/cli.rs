@@ -257,6 +257,76 @@ fn send_without_token_uses_the_builtin_sandbox() {
 }
 
 #[test]
+fn an_interrupted_send_stops_between_requests_and_accounts_for_every_event() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("freight-cli-int-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("report.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_freight"))
+        .args(["send", "-", "--now", NOW, "--batch-size", "2"])
+        .args(["--report", report.to_str().unwrap()])
+        .env_remove("FREIGHT_ACCESS_TOKEN")
+        .env_remove("FREIGHT_APP_SECRET")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Lines 1 and 2 fill a batch, which is sent; line 3 waits in the next one for more input.
+    stdin
+        .write_all(format!("{GOOD}\n{GOOD}\n{GOOD}\n").as_bytes())
+        .unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&report).map_or(0, |r| r.lines().count()) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first batch was not reported"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    stderr.read_line(&mut said).unwrap();
+    assert!(said.starts_with("freight: interrupted: "), "{said}");
+    // Arrives after the interrupt: not read, and the summary says where reading stopped.
+    stdin.write_all(format!("{GOOD}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "interrupted");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("3 events: 2 delivered, 0 rejected, 0 failed, 0 skipped, in 1 request\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("interrupted: 1 unsent (in the report, with their lines and wire events); the input after line 3 was not read"),
+        "{stdout}"
+    );
+    let lines = report_lines(&report);
+    let outcomes: Vec<&str> = lines.iter().filter_map(|l| l["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["delivered", "delivered", "unsent"]);
+    assert_eq!(lines[2]["line"], 3);
+    assert_eq!(lines[2]["reason"], "interrupted");
+    assert_eq!(
+        lines[2]["event"]["event_name"], "Lead",
+        "the wire event, to send later"
+    );
+    let summary = &lines.last().unwrap()["summary"];
+    assert_eq!(summary["input"], 3);
+    assert_eq!(summary["unsent"], 1);
+    assert_eq!(summary["interrupted"], true);
+    assert_eq!(summary["read_up_to_line"], 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_blank_token_or_a_directory_is_a_usage_error() {
     let out = freight_env(
         &["send", "-", "--now", NOW],
