@@ -1,6 +1,7 @@
 //! Reading events: JSON Lines (one CAPI event object per line) or CSV (offline conversions,
 //! one event per row, columns named after the CAPI fields).
 
+use freight::ProblemKind;
 use serde_json::{json, Map, Value};
 use std::io::BufRead;
 
@@ -9,7 +10,20 @@ pub struct Item {
     /// 1-based line (JSONL) or record (CSV) number.
     pub line: usize,
     /// The event, or why it could not be read.
-    pub event: Result<Value, String>,
+    pub event: Result<Value, Unreadable>,
+}
+
+/// Why an input line or record is not an event.
+#[derive(Debug)]
+pub struct Unreadable {
+    /// `invalid_json`, `invalid_csv` or `unreadable_input`.
+    pub kind: ProblemKind,
+    /// What is wrong, naming the line or record.
+    pub msg: String,
+}
+
+fn unreadable(kind: ProblemKind, msg: String) -> Unreadable {
+    Unreadable { kind, msg }
 }
 
 /// The longest line read, in bytes. An event is a few kilobytes (one with 1000 `contents`
@@ -81,9 +95,9 @@ pub fn jsonl(mut reader: impl BufRead) -> impl Iterator<Item = Item> {
             Ok(Some(Line::TooLong)) => {
                 return Some(Item {
                     line: line_no,
-                    event: Err(format!(
-                        "line {line_no} is longer than {} bytes: not read",
-                        MAX_LINE_BYTES
+                    event: Err(unreadable(
+                        ProblemKind::UnreadableInput,
+                        format!("line {line_no} is longer than {MAX_LINE_BYTES} bytes: not read"),
                     )),
                 })
             }
@@ -91,7 +105,10 @@ pub fn jsonl(mut reader: impl BufRead) -> impl Iterator<Item = Item> {
                 broken = true;
                 return Some(Item {
                     line: line_no,
-                    event: Err(format!("cannot read line {line_no}: {e}")),
+                    event: Err(unreadable(
+                        ProblemKind::UnreadableInput,
+                        format!("cannot read line {line_no}: {e}"),
+                    )),
                 });
             }
         };
@@ -104,10 +121,13 @@ pub fn jsonl(mut reader: impl BufRead) -> impl Iterator<Item = Item> {
             continue;
         }
         let event = serde_json::from_slice::<Value>(&raw).map_err(|e| {
-            format!(
-                "line {line_no} is not valid JSON: {:?} error at column {}",
-                e.classify(),
-                e.column()
+            unreadable(
+                ProblemKind::InvalidJson,
+                format!(
+                    "line {line_no} is not valid JSON: {:?} error at column {}",
+                    e.classify(),
+                    e.column()
+                ),
             )
         });
         return Some(Item {
@@ -198,7 +218,7 @@ pub fn csv(reader: impl std::io::Read) -> impl Iterator<Item = Item> {
         if let Some(e) = header_error.take() {
             return Some(Item {
                 line: 1,
-                event: Err(e),
+                event: Err(unreadable(ProblemKind::InvalidCsv, e)),
             });
         }
         let headers = headers.as_ref().ok()?;
@@ -210,18 +230,24 @@ pub fn csv(reader: impl std::io::Read) -> impl Iterator<Item = Item> {
         n += 1;
         let event = match read {
             Ok(false) => return None,
-            Ok(true) => row_to_event(headers, &record),
+            Ok(true) => Ok(row_to_event(headers, &record)),
             Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
                 broken = true;
-                Err(format!("cannot read row {n}: {e}; the rest is not read"))
+                Err(unreadable(
+                    ProblemKind::UnreadableInput,
+                    format!("cannot read row {n}: {e}; the rest is not read"),
+                ))
             }
-            Err(e) => Err(format!("row {n} is not valid CSV: {e}")),
+            Err(e) => Err(unreadable(
+                ProblemKind::InvalidCsv,
+                format!("row {n} is not valid CSV: {e}"),
+            )),
         };
         Some(Item { line: n, event })
     })
 }
 
-fn row_to_event(headers: &csv::StringRecord, row: &csv::StringRecord) -> Result<Value, String> {
+fn row_to_event(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
     let mut event = Map::new();
     let mut user = Map::new();
     let mut custom = Map::new();
@@ -264,7 +290,7 @@ fn row_to_event(headers: &csv::StringRecord, row: &csv::StringRecord) -> Result<
     if !custom.is_empty() {
         event.insert("custom_data".into(), Value::Object(custom));
     }
-    Ok(Value::Object(event))
+    Value::Object(event)
 }
 
 /// Unix seconds, or an ISO-8601 UTC date-time; anything else is passed on as text (and
@@ -358,11 +384,9 @@ mod tests {
     fn a_semicolon_separated_file_is_named_as_such() {
         let items: Vec<Item> = csv(&b"event_name;em\nPurchase;a@b.co\n"[..]).collect();
         assert_eq!(items.len(), 1);
-        assert!(items[0]
-            .event
-            .as_ref()
-            .unwrap_err()
-            .contains("comma-separated"));
+        let err = items[0].event.as_ref().unwrap_err();
+        assert!(err.msg.contains("comma-separated"), "{err:?}");
+        assert_eq!(err.kind, ProblemKind::InvalidCsv);
     }
 
     #[test]
@@ -377,9 +401,10 @@ mod tests {
         assert!(items[0].event.is_ok());
         let err = items[1].event.as_ref().unwrap_err();
         assert!(
-            err.starts_with("cannot read row 3: ") && err.contains("longer than"),
-            "{err}"
+            err.msg.starts_with("cannot read row 3: ") && err.msg.contains("longer than"),
+            "{err:?}"
         );
+        assert_eq!(err.kind, ProblemKind::UnreadableInput);
         // Records just under the bound, one after another, are all read.
         let cell = "y".repeat(usize::try_from(MAX_RECORD_BYTES).unwrap() - 100);
         let text = format!("event_name,store\nPurchase,{cell}\nPurchase,{cell}\nPurchase,z\n");
@@ -408,7 +433,9 @@ mod tests {
         let items: Vec<Item> = jsonl(&b"{\"a\":1}\n\n{bad\n"[..]).collect();
         assert_eq!(items.len(), 2);
         assert_eq!(items[1].line, 3);
-        assert!(items[1].event.as_ref().unwrap_err().contains("line 3"));
+        let err = items[1].event.as_ref().unwrap_err();
+        assert!(err.msg.contains("line 3"), "{err:?}");
+        assert_eq!(err.kind, ProblemKind::InvalidJson);
     }
 
     fn lines(input: &[u8], max: usize, buffer: usize) -> Vec<Option<Vec<u8>>> {
@@ -443,10 +470,8 @@ mod tests {
         let items: Vec<Item> = jsonl(&b"{\"a\":1}\n\xff\n"[..]).collect();
         assert_eq!(items.len(), 2);
         assert!(items[0].event.is_ok());
-        assert!(items[1]
-            .event
-            .as_ref()
-            .unwrap_err()
-            .starts_with("line 2 is not valid JSON"));
+        let err = items[1].event.as_ref().unwrap_err();
+        assert!(err.msg.starts_with("line 2 is not valid JSON"), "{err:?}");
+        assert_eq!(err.kind, ProblemKind::InvalidJson);
     }
 }

@@ -448,8 +448,8 @@ enum Outcome {
 }
 
 /// Streams JSON Lines events through the preparer, calling `each` with the 1-based line
-/// number and the outcome. Malformed lines are rejected with `invalid_json` and the rest of
-/// the input is processed.
+/// number and the outcome. Malformed lines are rejected (`invalid_json`, `invalid_csv`,
+/// `unreadable_input`) and the rest of the input is processed.
 fn stream_events(
     args: &PrepareArgs,
     mut each: impl FnMut(usize, Outcome) -> Result<(), Fatal>,
@@ -479,14 +479,10 @@ fn stream_events(
 }
 
 /// The rejection of an input line that is not an event at all.
-pub fn unreadable(index: usize, msg: String) -> freight::prepare::Rejection {
+pub fn unreadable(index: usize, why: input::Unreadable) -> freight::prepare::Rejection {
     freight::prepare::Rejection {
         index,
-        errors: vec![Problem::new(
-            freight::ProblemKind::InvalidJson,
-            format!("data[{index}]"),
-            msg,
-        )],
+        errors: vec![Problem::new(why.kind, format!("data[{index}]"), why.msg)],
         warnings: Vec::new(),
     }
 }

@@ -167,9 +167,9 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                             flush_batch(&mut batch, &mut lines)?;
                         }
                     }
-                    Err(msg) => {
+                    Err(why) => {
                         unreadable += 1;
-                        eprintln!("{msg}");
+                        eprintln!("{} [{}]", why.msg, why.kind);
                     }
                 }
             }

@@ -63,6 +63,30 @@ fn prepare_reports_malformed_lines_and_goes_on() {
 }
 
 #[test]
+fn a_malformed_csv_row_is_typed_as_such() {
+    let input = "event_name,event_time,action_source,em\n\
+                 Lead,1795391000,email,a@example.com\n\
+                 Lead,1795391000,email,b@example.com,extra\n\
+                 Lead,1795391000,email,c@example.com\n";
+    let out = freight(&["prepare", "-", "--format", "csv", "--now", NOW], input);
+    assert!(out.status.success());
+    let l = lines(&out);
+    assert_eq!(l.len(), 3, "one line per record");
+    assert!(l[0]["event"].is_object());
+    assert_eq!(l[1]["line"], 3);
+    assert_eq!(l[1]["rejected"][0]["type"], "invalid_csv");
+    assert!(
+        l[1]["rejected"][0]["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("row 3 is not valid CSV"),
+        "{}",
+        l[1]
+    );
+    assert!(l[2]["event"].is_object(), "the rest is read");
+}
+
+#[test]
 fn validate_summarises_and_fails_on_rejection() {
     let bad = r#"{"event_name":"Purchase","event_time":1795391000,"action_source":"email","user_data":{"em":"nope"}}"#;
     let out = freight(&["validate", "--now", NOW], &format!("{GOOD}\n{bad}\n"));

@@ -44,6 +44,10 @@ macro_rules! problem_kinds {
 problem_kinds! {
     /// The input line is not valid JSON.
     InvalidJson = "invalid_json", true;
+    /// A CSV record is malformed (or the header is, or the file is not comma-separated).
+    InvalidCsv = "invalid_csv", true;
+    /// An input line or record could not be read: an I/O error, or longer than the limit.
+    UnreadableInput = "unreadable_input", true;
     /// The event is not a JSON object.
     NotAnObject = "not_an_object", true;
     /// A field has the wrong JSON type.
