@@ -336,18 +336,23 @@ impl Client {
                 g.http_status = Some(status);
                 g
             })?;
-        classify_at(status, &headers, &body, Some(unix_now())).map_err(|mut e| {
-            // Meta's text may quote the token it refuses: never pass it on.
-            let token = req
-                .headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-                .and_then(|(_, v)| v.strip_prefix("Bearer "));
-            if let Some(token) = token {
-                e.redact(token);
+        // Meta's text may quote the token it refuses: never pass it on.
+        let token = req
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            .and_then(|(_, v)| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        match classify_at(status, &headers, &body, Some(unix_now())) {
+            Ok(mut ok) => {
+                ok.redact(token);
+                Ok(ok)
             }
-            e
-        })
+            Err(mut e) => {
+                e.redact(token);
+                Err(e)
+            }
+        }
     }
 
     fn random(&self) -> u64 {
@@ -417,7 +422,7 @@ impl Session<'_> {
             let config = &self.client.config;
             let budget = config.deadline_ms.max(config.timeout_ms);
             let deadline = Instant::now() + Duration::from_millis(budget);
-            self.deliver(batch, deadline, &mut report);
+            self.deliver(batch, deadline, true, &mut report);
         }
         report.update_counts(events.len());
         report
@@ -432,7 +437,14 @@ impl Session<'_> {
         }));
     }
 
-    fn deliver(&mut self, events: &[PreparedEvent], deadline: Instant, report: &mut Report) {
+    /// Sends `events` (a batch, or a bisected half when `whole` is false) by `deadline`.
+    fn deliver(
+        &mut self,
+        events: &[PreparedEvent],
+        deadline: Instant,
+        whole: bool,
+        report: &mut Report,
+    ) {
         if events.is_empty() {
             return;
         }
@@ -441,8 +453,9 @@ impl Session<'_> {
             return;
         }
         let timeout = Duration::from_millis(self.client.config.timeout_ms);
-        if Instant::now() + timeout > deadline {
-            // A bisected half whose batch's time is spent: handed back unsent.
+        if !whole && Instant::now() + timeout > deadline {
+            // A bisected half whose batch's time is spent: handed back unsent (a batch always
+            // gets its first attempt, even when `timeout_ms` is its whole budget).
             let err = GraphError::network("the batch's time budget (deadline_ms) ran out");
             Self::fail_all(events, &err, 0, report);
             return;
@@ -538,8 +551,8 @@ impl Session<'_> {
                 // halve until the bad ones stand alone, delivering the rest.
                 self.splits_left -= 1;
                 let (a, b) = events.split_at(events.len() / 2);
-                self.deliver(a, deadline, report);
-                self.deliver(b, deadline, report);
+                self.deliver(a, deadline, false, report);
+                self.deliver(b, deadline, false, report);
             }
             // The destination cannot take events (credentials, permissions, configuration),
             // or its retries are spent (an outage, a rate limit, or a wait Meta asked for

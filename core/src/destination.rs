@@ -66,6 +66,15 @@ fn check_secret(name: &str, value: &str) -> Result<(), DestinationError> {
             "{name} contains whitespace or control characters; copy it again without them"
         )));
     }
+    // Meta's tokens and secrets are ASCII letters, digits and a few marks; anything else
+    // (a typographic quote, a look-alike letter) is a copying error, and an HTTP header
+    // cannot carry it: it would fail every attempt as if Meta were unreachable.
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(DestinationError(format!(
+            "{name} contains a character other than ASCII letters, digits and punctuation; \
+             copy it again from Meta"
+        )));
+    }
     Ok(())
 }
 
@@ -232,6 +241,22 @@ mod tests {
         assert!(dbg.contains("TEST1"));
         let e = Destination::new("123", "EAAB token").unwrap_err();
         assert!(!e.to_string().contains("EAAB"));
+        // A token or secret copied with a typographic quote or a look-alike letter.
+        for bad in [
+            "EAABtok\u{e9}n",
+            "\u{201c}EAABtoken\u{201d}",
+            "EAAB\u{0430}token",
+        ] {
+            let e = Destination::new("123", bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("access_token contains a character other than ASCII"),
+                "{e}"
+            );
+            assert!(!e.contains("EAAB"), "{e}");
+            let d = Destination::new("123", "EAABtoken").unwrap();
+            let e = d.with_app_secret(bad).unwrap_err().to_string();
+            assert!(e.starts_with("app_secret contains a character"), "{e}");
+        }
         let e =
             serde_json::from_str::<Destination>(r#"{"pixel_id": "1", "access_token": 987654321}"#)
                 .unwrap_err();

@@ -124,17 +124,24 @@ impl GraphError {
     /// Replaces `secret` (the request's token or app secret) wherever Meta's text quotes it:
     /// Graph's answer to a malformed token can repeat the token.
     pub fn redact(&mut self, secret: &str) {
-        if secret.is_empty() {
-            return;
-        }
-        for text in [&mut self.message, &mut self.user_title]
-            .into_iter()
-            .flatten()
+        for text in [
+            &mut self.message,
+            &mut self.user_title,
+            &mut self.error_type,
+            &mut self.fbtrace_id,
+        ]
+        .into_iter()
+        .flatten()
         {
-            if text.contains(secret) {
-                *text = text.replace(secret, "<redacted>");
-            }
+            redact_in(text, secret);
         }
+    }
+}
+
+/// `text` with every occurrence of `secret` replaced by `<redacted>`.
+fn redact_in(text: &mut String, secret: &str) {
+    if !secret.is_empty() && text.contains(secret) {
+        *text = text.replace(secret, "<redacted>");
     }
 }
 
@@ -171,6 +178,15 @@ pub struct Success {
     pub messages: Vec<String>,
     /// The trace id.
     pub fbtrace_id: Option<String>,
+}
+
+impl Success {
+    /// Replaces `secret` wherever the answer quotes it (see [`GraphError::redact`]).
+    pub fn redact(&mut self, secret: &str) {
+        for text in self.messages.iter_mut().chain(&mut self.fbtrace_id) {
+            redact_in(text, secret);
+        }
+    }
 }
 
 #[derive(Deserialize)]

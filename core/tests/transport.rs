@@ -773,6 +773,25 @@ fn the_deadline_bounds_every_attempt() {
 }
 
 #[test]
+fn a_timeout_as_long_as_the_deadline_still_sends() {
+    // The budget is then one attempt's time: the batch gets that attempt (it was handed back
+    // unsent, attempts 0, whenever timeout_ms reached deadline_ms).
+    let sb = sandbox(|_| {});
+    for (timeout_ms, deadline_ms) in [(900_000, 900_000), (1_000_000, 900_000), (5_000, 1)] {
+        let c = client(&sb, |c| {
+            c.timeout_ms = timeout_ms;
+            c.deadline_ms = deadline_ms;
+        });
+        let r = c.send(&dest(), &events(2));
+        assert_eq!(
+            r.counts.delivered, 2,
+            "timeout {timeout_ms}, deadline {deadline_ms}"
+        );
+        assert_eq!(r.requests[0].attempts, 1);
+    }
+}
+
+#[test]
 fn a_token_quoted_by_meta_is_redacted() {
     // Graph's answer to a malformed token can repeat it.
     let sb = sandbox(|_| {});
@@ -791,6 +810,33 @@ fn a_token_quoted_by_meta_is_redacted() {
     let all = format!("{e} {e:?} {}", serde_json::to_string(&r).unwrap());
     assert!(!all.contains(TOKEN), "{all}");
     assert!(all.contains("Malformed access token <redacted>"));
+    // In an answer that succeeds too, and in every text field of an error.
+    sb.push_fault(Fault::once(FaultKind::Raw {
+        status: 200,
+        headers: vec![],
+        body: format!(
+            r#"{{"events_received":1,"messages":["hello {TOKEN}"],"fbtrace_id":"T{TOKEN}"}}"#
+        ),
+    }));
+    let r = c.send(&dest(), &events(1));
+    assert_eq!(r.counts.delivered, 1);
+    let log = &r.requests[0];
+    assert_eq!(log.messages, ["hello <redacted>"]);
+    assert_eq!(log.fbtrace_id.as_deref(), Some("T<redacted>"));
+    sb.push_fault(Fault::once(FaultKind::Raw {
+        status: 400,
+        headers: vec![],
+        body: format!(
+            r#"{{"error":{{"message":"m","type":"{TOKEN}","code":190,"fbtrace_id":"{TOKEN}"}}}}"#
+        ),
+    }));
+    let r = c.send(&dest(), &events(1));
+    let all = format!(
+        "{:?} {}",
+        r.failed[0].error,
+        serde_json::to_string(&r).unwrap()
+    );
+    assert!(!all.contains(TOKEN), "{all}");
 }
 
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) of Unix seconds `t`.
