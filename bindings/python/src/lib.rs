@@ -77,8 +77,17 @@ fn invalid(py: Python<'_>, kind: &str, loc: &str, msg: &str) -> PyErr {
     raise(
         py,
         "ValidationError",
-        (format!("{loc}: {msg}"), vec![(kind, loc, msg)]),
+        (located(loc, msg), vec![(kind, loc, msg)]),
     )
+}
+
+/// `<loc>: <msg>`, or the message alone for the value itself (an empty `loc`).
+fn located(loc: &str, msg: &str) -> String {
+    if loc.is_empty() {
+        msg.to_owned()
+    } else {
+        format!("{loc}: {msg}")
+    }
 }
 
 impl ConvError {
@@ -159,18 +168,29 @@ fn to_value(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> Result<V
     // Money as `Decimal`; aware datetimes → Unix seconds.
     let py = obj.py();
     if obj.is_instance(DATETIME.import(py, "datetime", "datetime")?)? {
-        if obj.getattr("tzinfo")?.is_none() {
+        // Naive as Python defines it: no tzinfo, or one that gives no offset for this time.
+        let offset = obj
+            .call_method0("utcoffset")
+            .map_err(|e| value_error(py, e, path))?;
+        if offset.is_none() {
             return refused(
                 path,
                 "invalid_value",
                 "a timezone-naive datetime is ambiguous; use an aware datetime or Unix seconds",
             );
         }
-        let ts = obj.call_method0("timestamp")?.extract::<f64>()?;
+        let ts = obj
+            .call_method0("timestamp")
+            .and_then(|t| t.extract::<f64>())
+            .map_err(|e| value_error(py, e, path))?;
         return Ok(Value::Number((ts.floor() as i64).into()));
     }
     if obj.is_instance(DECIMAL.import(py, "decimal", "Decimal")?)? {
-        let f = obj.call_method0("__float__")?.extract::<f64>()?;
+        // A signaling NaN refuses the conversion with a ValueError.
+        let f = obj
+            .call_method0("__float__")
+            .and_then(|f| f.extract::<f64>())
+            .map_err(|e| value_error(py, e, path))?;
         return finite(f, path);
     }
     let type_name = obj.get_type().name()?.to_cow()?.into_owned();
@@ -179,6 +199,28 @@ fn to_value(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> Result<V
         "invalid_type",
         format!("{type_name} values cannot be sent; use str, int, float, bool, None, dict or list"),
     )
+}
+
+/// An exception raised while converting a `datetime` or a `Decimal`: a `ValueError`,
+/// `TypeError` or `ArithmeticError` says the value has no JSON meaning (a signaling NaN, a
+/// timezone that gives no usable offset) and is refused like any other such value; anything
+/// else (a bug in the caller's subclass) is raised as it is.
+fn value_error(py: Python<'_>, e: PyErr, path: &str) -> ConvError {
+    use pyo3::exceptions::{PyArithmeticError, PyTypeError};
+    if e.is_instance_of::<PyValueError>(py)
+        || e.is_instance_of::<PyTypeError>(py)
+        || e.is_instance_of::<PyArithmeticError>(py)
+    {
+        ConvError::Refused(Refused {
+            loc: path.to_owned(),
+            kind: "invalid_value",
+            msg: "has no JSON value (not a finite number, or a time without a usable UTC \
+                  offset)"
+                .into(),
+        })
+    } else {
+        ConvError::Py(e)
+    }
 }
 
 fn finite(f: f64, path: &str) -> Result<Value, ConvError> {
@@ -251,7 +293,8 @@ fn to_py_json<'py, T: serde::Serialize>(py: Python<'py>, v: &T) -> PyResult<Boun
 
 /// The list of events given to prepare or send.
 fn events_in(py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<Vec<Value>> {
-    let mut path = String::from("events");
+    // The place of a value as the validation names it: `data[1].custom_data.value`.
+    let mut path = String::from("data");
     match to_value(events, &mut path, 0) {
         Ok(Value::Array(a)) => Ok(a),
         Ok(_) => Err(not_a_list(py)),
@@ -483,10 +526,10 @@ fn prepare<'py>(
     py: Python<'py>,
     events: &Bound<'py, PyAny>,
     options_json: Option<&str>,
-    now: Option<i64>,
+    now: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let normalize = options_from(py, options_json)?;
-    let now = now.unwrap_or_else(unix_now);
+    let now = clock(py, now)?;
     let mut sink = PrepareSink {
         preparer: Preparer::new(&PrepareOptions { normalize }, now),
         out: Prepared::default(),
@@ -511,9 +554,10 @@ fn request_body<'py>(
     py: Python<'py>,
     events: &Bound<'py, PyAny>,
     options_json: Option<&str>,
-    now: Option<i64>,
+    now: Option<&Bound<'py, PyAny>>,
     fields_json: Option<&str>,
 ) -> PyResult<BodyParts<'py>> {
+    let now = clock(py, now)?;
     let normalize = options_from(py, options_json)?;
     let fields: RequestFields = match fields_json {
         Some(f) => serde_json::from_str(f)
@@ -535,7 +579,6 @@ fn request_body<'py>(
             "a request holds at most 1000 events; split the list",
         ));
     }
-    let now = now.unwrap_or_else(unix_now);
     let mut sink = BodySink {
         preparer: Preparer::new(&PrepareOptions { normalize }, now),
         slot: PreparedEvent::default(),
@@ -615,6 +658,15 @@ fn event_id_random(py: Python<'_>) -> PyResult<String> {
 
 /// A whole number from 0 to `max`, or `None`; anything else is a `ValidationError` (as the C
 /// ABI's `invalid_argument`), not an `OverflowError`/`TypeError` from the conversion.
+/// The clock of a call: `now` (Unix seconds, as the CLI's `--now`), or the system's.
+fn clock(py: Python<'_>, now: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
+    let max = i64::MAX.unsigned_abs();
+    Ok(match whole(py, now, "now", max)? {
+        Some(n) => i64::try_from(n).unwrap_or(i64::MAX),
+        None => unix_now(),
+    })
+}
+
 fn whole(
     py: Python<'_>,
     v: Option<&Bound<'_, PyAny>>,
@@ -684,7 +736,8 @@ fn segment<'py>(
     call: &Bound<'py, PyAny>,
     options_json: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let mut path = String::from("call");
+    // Places relative to the call, as the mapping names them: `properties.revenue`.
+    let mut path = String::new();
     let call = to_value(call, &mut path, 0).map_err(|e| e.into_py(py))?;
     let opts: freight::segment::SegmentOptions = match options_json {
         Some(o) => serde_json::from_str(o)
@@ -695,7 +748,11 @@ fn segment<'py>(
         Ok(event) => to_py(py, &event),
         Err(problems) => {
             let first = &problems[0];
-            let message = format!("{}: {} ({})", first.loc, first.msg, first.kind.as_str());
+            let message = format!(
+                "{} ({})",
+                located(&first.loc, &first.msg),
+                first.kind.as_str()
+            );
             Err(raise(
                 py,
                 "ValidationError",
@@ -799,32 +856,38 @@ impl NativeOutbox {
         to_py_json(py, &report)
     }
 
-    /// destinations: {key: (pixel_id, access_token, test_event_code, app_secret)}; a key
-    /// whose credentials cannot be used holds back only its own events (`invalid`).
-    #[allow(clippy::type_complexity)]
+    /// destinations: {key: (pixel_id, access_token, test_event_code, app_secret) or the
+    /// reason (a `str`) the caller's entry cannot be used}; a key whose credentials cannot be
+    /// used holds back only its own events (`invalid`).
     fn flush<'py>(
         &self,
         py: Python<'py>,
         client: &NativeClient,
-        destinations: std::collections::HashMap<
-            String,
-            (
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-            ),
-        >,
+        destinations: std::collections::HashMap<String, Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        type Entry = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
         let resolved: std::collections::HashMap<String, Result<Destination, String>> = destinations
             .into_iter()
-            .map(|(key, (pixel, token, code, secret))| {
-                let d = match (pixel, token) {
-                    (Some(p), Some(t)) => {
-                        build_destination(&p, &t, code.as_deref(), secret.as_deref())
-                            .map_err(|e| e.0)
+            .map(|(key, entry)| {
+                let d = if let Ok(why) = entry.extract::<String>() {
+                    Err(why)
+                } else {
+                    // Never the value in the reason: it may be a token.
+                    match entry.extract::<Entry>() {
+                        Ok((Some(p), Some(t), code, secret)) => {
+                            build_destination(&p, &t, code.as_deref(), secret.as_deref())
+                                .map_err(|e| e.0)
+                        }
+                        Ok(_) => Err("pixel_id and access_token are required".to_owned()),
+                        Err(_) => Err("pixel_id, access_token, test_event_code and app_secret \
+                                       must be text"
+                            .to_owned()),
                     }
-                    _ => Err("pixel_id and access_token are required".to_owned()),
                 };
                 (key, d)
             })
@@ -864,7 +927,22 @@ impl NativeOutbox {
             .map_err(|e| raise(py, "FreightError", (e.0,)))
     }
 
-    fn list<'py>(&self, py: Python<'py>, state: &str, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+    fn list<'py>(
+        &self,
+        py: Python<'py>,
+        state: &str,
+        limit: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let max = u64::try_from(usize::MAX).unwrap_or(u64::MAX);
+        let Some(limit) = whole(py, Some(limit), "limit", max)? else {
+            return Err(invalid(
+                py,
+                "invalid_value",
+                "limit",
+                "must be a whole number",
+            ));
+        };
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let Some(state) = freight_outbox::State::parse(state) else {
             return Err(invalid(
                 py,

@@ -166,7 +166,8 @@ def test_values_without_json_meaning_name_their_place(string_reading: str) -> No
         for call in (lambda: freight.prepare(good), lambda: freight.request_body(good)):
             with pytest.raises(freight.ValidationError, match=message) as e:
                 call()
-            assert str(e.value).startswith("events[1].")
+            # Named as the validation names places: `data[<index>].<field>`.
+            assert str(e.value).startswith("data[1].")
 
 
 def test_values_without_json_meaning_raise_in_events_not_sent_too() -> None:
@@ -178,7 +179,7 @@ def test_values_without_json_meaning_raise_in_events_not_sent_too() -> None:
     not_an_event: Any = [{"x": object()}]
     for bad in (denied, ldu, not_an_event):
         for call in (freight.prepare, freight.request_body):
-            with pytest.raises(freight.ValidationError, match=r"^events\[1\]"):
+            with pytest.raises(freight.ValidationError, match=r"^data\[1\]"):
                 call(events(1) + [bad])
 
 
@@ -489,6 +490,51 @@ def test_error_classes(sandbox: Sandbox) -> None:
     assert pickle.loads(pickle.dumps(invalid)).errors() == invalid.errors()
 
 
+def test_credentials_are_checked_up_front_and_never_echoed(sandbox: Sandbox) -> None:
+    c = client(sandbox)
+    secret = "EAAB-SECRET-py"
+    for kwargs in [
+        {"access_token": secret + "\ud800"},  # a lone surrogate: no UTF-8 form
+        {"access_token": secret + "\u00e9"},  # not ASCII: no HTTP header can carry it
+        {"access_token": "\u201c" + secret + "\u201d"},  # typographic quotes, pasted
+        {"access_token": TOKEN, "app_secret": secret + "\ud800"},
+        {"access_token": TOKEN, "app_secret": secret + "\u0430"},  # a Cyrillic look-alike
+        {"access_token": 12345},
+        {"access_token": TOKEN, "test_event_code": " "},
+    ]:
+        for call in (lambda: c.send(events(1), pixel_id="1", **kwargs),
+                     lambda: c.test_connection(pixel_id="1", **kwargs)):
+            with pytest.raises(freight.ConfigError) as e:
+                call()
+            chained = [e.value.__cause__, e.value.__context__]
+            shown = repr(e.value) + str(e.value) + repr(e.value.args) + repr(chained)
+            assert "SECRET" not in shown, shown
+    assert sandbox.get("/__sandbox/requests") == [], "nothing was sent"
+
+
+def test_a_long_timeout_still_sends(sandbox: Sandbox) -> None:
+    # Seconds as long as the batch's budget (15 min): the batch still gets its attempt.
+    for timeout in (900, 3600):
+        r = freight.Client(graph_url=sandbox.url, timeout=timeout).send(
+            events(1), pixel_id="1", access_token=TOKEN)
+        assert r.counts["delivered"] == 1, r.failed
+
+
+def test_report_ok_means_nothing_rejected_or_failed(sandbox: Sandbox) -> None:
+    c = client(sandbox)
+    denied = events(2)
+    denied[1]["consent"] = "denied"
+    r = c.send(denied, pixel_id="1", access_token=TOKEN)
+    assert r.counts["skipped"] == 1 and r.ok
+    r.raise_for_status()
+    bad = events(1) + [{"event_name": "Lead", "event_time": int(time.time()),
+                        "action_source": "email", "user_data": {"em": "nope"}}]
+    r = c.send(bad, pixel_id="1", access_token=TOKEN)
+    assert not r.ok
+    with pytest.raises(freight.ValidationError):
+        r.raise_for_status()
+
+
 def test_every_validation_error_lists_its_problems() -> None:
     """`errors()` is never empty: each ValidationError names its place and problem in data,
     not only in its message; none shows the value."""
@@ -502,9 +548,9 @@ def test_every_validation_error_lists_its_problems() -> None:
     bad_set[1]["custom_data"]["tags"] = {"a"}
     secret_value = "jane.doe.private\ud800@example.com"
     cases: List[Any] = [
-        (lambda: freight.prepare(bad_set), "invalid_type", "events[1].custom_data.tags"),
+        (lambda: freight.prepare(bad_set), "invalid_type", "data[1].custom_data.tags"),
         (lambda: freight.prepare([{"event_time": float("nan")}]), "invalid_value",
-         "events[0].event_time"),
+         "data[0].event_time"),
         (lambda: freight.prepare({"event_name": "Lead"}), "invalid_type", "events"),
         (lambda: freight.prepare("events"), "invalid_type", "events"),
         (lambda: freight.prepare(42), "invalid_type", "events"),  # type: ignore[arg-type]
@@ -526,7 +572,14 @@ def test_every_validation_error_lists_its_problems() -> None:
         (lambda: freight.click_ids("a.example", now_ms=1.5),  # type: ignore[arg-type]
          "invalid_value", "now_ms"),
         (lambda: freight.segment({"event": "Order Completed", "properties": {"x": {1}}}),
-         "invalid_type", "call.properties.x"),
+         "invalid_type", "properties.x"),
+        (lambda: freight.segment("Order Completed"),  # type: ignore[arg-type]
+         "not_an_object", ""),
+        (lambda: freight.prepare(events(1), now=-1), "invalid_value", "now"),
+        (lambda: freight.prepare(events(1), now=10**30), "invalid_value", "now"),
+        (lambda: freight.request_body(events(1), now=1.5),  # type: ignore[arg-type]
+         "invalid_value", "now"),
+        (lambda: freight.prepare(events(1), now=True), "invalid_value", "now"),
     ]
     for call, kind, loc in cases:
         with pytest.raises(freight.ValidationError) as e:
@@ -570,6 +623,14 @@ def test_python_code_run_by_the_strict_converter_cannot_break_it() -> None:
         def __float__(self) -> float:
             raise RuntimeError("from __float__")
 
+    class NoOffset(datetime.tzinfo):
+        def utcoffset(self, dt: Any) -> None:
+            return None
+
+    class BadOffset(datetime.tzinfo):
+        def utcoffset(self, dt: Any) -> Any:
+            return "one hour"
+
     e = events(1)[0]
     Sneaky.target = e["custom_data"]
     e["custom_data"]["value"] = Sneaky("1")
@@ -579,6 +640,20 @@ def test_python_code_run_by_the_strict_converter_cannot_break_it() -> None:
     e["custom_data"]["value"] = Raising("1")
     with pytest.raises(RuntimeError, match="from __float__"):
         freight.prepare([e])
+    # A value that Python itself cannot convert is refused where it is, like any other.
+    for path, value in [
+        (("custom_data", "value"), decimal.Decimal("sNaN")),
+        (("event_time",), datetime.datetime(2026, 1, 1, tzinfo=NoOffset())),
+        (("event_time",), datetime.datetime(2026, 1, 1, tzinfo=BadOffset())),
+    ]:
+        e = events(1)[0]
+        target = e
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        with pytest.raises(freight.ValidationError) as err:
+            freight.prepare([e])
+        assert err.value.errors()[0]["loc"] == "data[0]." + ".".join(path), err.value.errors()
 
 
 def test_the_length_checked_is_the_length_read() -> None:
@@ -728,6 +803,18 @@ def test_outbox(sandbox: Sandbox, tmp_path: Any) -> None:
     assert f["unresolved"] == ["other"] and [k for k, _ in f["invalid"]] == ["other"]
     f = outbox.flush(client(sandbox), {"other": {"access_token": "x"}})
     assert f["invalid"] == [["other", "pixel_id and access_token are required"]]
+    # Entries that are not text, or not a mapping, are that key's problem alone.
+    for bad in [{"pixel_id": "1", "access_token": 123}, ("1", "token"),
+                {"pixel_id": "1", "access_token": "EAAB-SECRET\ud800"},
+                {"pixel_id": "1", "access_token": TOKEN, "test_event_code": 5}]:
+        assert outbox.enqueue("more", events(1, f"more-{len(repr(bad))}"))["stored"] == 1
+        f = outbox.flush(client(sandbox), {"more": {"pixel_id": "888", "access_token": TOKEN},
+                                           "other": bad})
+        assert f["delivered"] == 1, f
+        assert [k for k, _ in f["invalid"]] == ["other"], f
+        assert "SECRET" not in repr(f)
+    with pytest.raises(freight.ValidationError):
+        outbox.list("failed", -1)
     assert outbox.stats()["pending"] == 2
     held = outbox.list("pending")
     assert [e["dest_key"] for e in held] == ["other", "other"]
@@ -736,5 +823,5 @@ def test_outbox(sandbox: Sandbox, tmp_path: Any) -> None:
     assert outbox.requeue() == 0
     with pytest.raises(freight.ValidationError):
         outbox.list("lost")
-    assert len(sandbox.get("/__sandbox/events")) == 3
+    assert len(sandbox.get("/__sandbox/events")) == 7
     assert "sandbox-token" not in repr(outbox)

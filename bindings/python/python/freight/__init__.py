@@ -49,7 +49,9 @@ __all__ = [
 
 __version__: str = _freight.__version__
 
-Event = Mapping[str, Any]
+#: An event: a ``dict`` in the Conversions API's JSON shape (other mappings are refused, with
+#: a :class:`ValidationError` naming the place).
+Event = Dict[str, Any]
 
 
 def _event_list(events: Iterable[Event]) -> Union[List[Event], Tuple[Event, ...]]:
@@ -68,6 +70,36 @@ def _event_list(events: Iterable[Event]) -> Union[List[Event], Tuple[Event, ...]
         [("invalid_type", "events", "must be a list of event dicts")],
     )
 Problem = Dict[str, str]
+
+
+def _text(name: str, value: Any) -> Optional[str]:
+    """``value`` if it is ``None`` or text UTF-8 can carry; otherwise :class:`ConfigError`,
+    which never holds the value (it may be a token): the check is made outside any handler, so
+    no exception holding it is chained either."""
+    if value is None:
+        return None
+    usable = isinstance(value, str)
+    if usable:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            usable = False
+    if not usable:
+        raise ConfigError(f"{name} must be text (a str without lone surrogates)")
+    return str(value)
+
+
+def _destination(
+    pixel_id: Any, access_token: Any, test_event_code: Any, app_secret: Any
+) -> Tuple[str, str, Optional[str], Optional[str]]:
+    """The checked arguments of a send or a connection test."""
+    token = _text("access_token", access_token)
+    if token is None:
+        raise ConfigError("access_token must be text (a str without lone surrogates)")
+    code = _text("test_event_code", test_event_code)
+    if code is not None and not code.strip():
+        raise ConfigError("test_event_code must be a non-blank string; leave it out for production")
+    return str(pixel_id), token, code, _text("app_secret", app_secret)
 
 _AUTH_KINDS = {"invalid_token", "no_permission", "pixel_not_found"}
 
@@ -211,7 +243,7 @@ def click_ids(
 
 
 def segment(
-    call: Mapping[str, Any],
+    call: Dict[str, Any],
     *,
     event_map: Optional[Mapping[str, str]] = None,
     category_map: Optional[Mapping[str, str]] = None,
@@ -319,9 +351,10 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """True when every event was delivered."""
+        """True when nothing was rejected or failed: every event was delivered, or skipped as
+        asked (consent denied). :meth:`raise_for_status` raises exactly when this is false."""
         c = self.data["counts"]
-        return bool(c["delivered"] == c["input"])
+        return bool(c["delivered"] + c["skipped"] == c["input"])
 
     def to_dict(self) -> Dict[str, Any]:
         copy: Dict[str, Any] = json.loads(json.dumps(self.data))  # a deep copy
@@ -426,9 +459,8 @@ class Client:
     ) -> Report:
         """Prepares and sends ``events`` to one pixel; blocks until every event is delivered,
         rejected, failed or skipped, and says which in the :class:`Report`."""
-        return Report(
-            self._native.send(_event_list(events), str(pixel_id), access_token, test_event_code, app_secret)
-        )
+        dest = _destination(pixel_id, access_token, test_event_code, app_secret)
+        return Report(self._native.send(_event_list(events), *dest))
 
     def test_connection(
         self,
@@ -440,7 +472,9 @@ class Client:
     ) -> ConnectionTest:
         """Sends one test event and says whether the connection works."""
         return ConnectionTest(
-            self._native.test_connection(str(pixel_id), access_token, test_event_code, app_secret)
+            self._native.test_connection(
+                *_destination(pixel_id, access_token, test_event_code, app_secret)
+            )
         )
 
     def __repr__(self) -> str:
@@ -467,20 +501,26 @@ class Outbox:
     def flush(self, client: Client, destinations: Mapping[str, Mapping[str, str]]) -> Dict[str, Any]:
         """Sends due events. ``destinations`` maps keys to ``{"pixel_id", "access_token",
         "test_event_code"?, "app_secret"?}``; other keys stay pending (``unresolved``). A key
-        whose credentials cannot be used (missing, an empty token…) holds back only its own
-        events: it is listed in ``invalid`` with the reason. The report: ``{"requests",
+        whose credentials cannot be used (missing, an empty token, not text…) holds back only
+        its own events: it is listed in ``unresolved`` too, and in ``invalid`` with the reason
+        (never the value). The report: ``{"requests",
         "delivered", "failed", "retried", "expired", "pruned", "paused", "unresolved",
         "invalid", "stopped"}``: ``stopped`` is the storage error that ended the flush early,
         if one did (the counts are what it did before)."""
-        table = {
-            k: (
-                None if d.get("pixel_id") is None else str(d["pixel_id"]),
-                d.get("access_token"),
-                d.get("test_event_code"),
-                d.get("app_secret"),
-            )
-            for k, d in destinations.items()
-        }
+        table: Dict[str, Any] = {}
+        for key, d in destinations.items():
+            if not isinstance(d, Mapping):
+                table[key] = "must be a mapping of pixel_id, access_token, test_event_code and app_secret"
+                continue
+            try:
+                table[key] = (
+                    None if d.get("pixel_id") is None else str(d["pixel_id"]),
+                    _text("access_token", d.get("access_token")),
+                    _text("test_event_code", d.get("test_event_code")),
+                    _text("app_secret", d.get("app_secret")),
+                )
+            except ConfigError as e:
+                table[key] = str(e)
         return self._native.flush(client._native, table)
 
     def stats(self) -> Dict[str, Any]:

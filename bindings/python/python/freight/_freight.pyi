@@ -3,7 +3,7 @@
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 # The native functions read a list or a tuple (freight.__init__ turns other iterables into one).
-_Events = Union[List[Mapping[str, Any]], Tuple[Mapping[str, Any], ...]]
+_Events = Union[List[Dict[str, Any]], Tuple[Dict[str, Any], ...]]
 
 __version__: str
 
@@ -35,7 +35,7 @@ def click_ids(
     random: Optional[int] = None,
 ) -> Dict[str, Any]: ...
 
-def segment(call: Mapping[str, Any], options_json: Optional[str] = None) -> Dict[str, Any]: ...
+def segment(call: Dict[str, Any], options_json: Optional[str] = None) -> Dict[str, Any]: ...
 def _copy_strings(on: bool) -> bool: ...  # tests: read strings as on Python 3.9
 
 class _Client:
@@ -63,7 +63,8 @@ class _Outbox:
         self,
         client: _Client,
         destinations: Mapping[
-            str, Tuple[Optional[str], Optional[str], Optional[str], Optional[str]]
+            str,
+            Union[str, Tuple[Optional[str], Optional[str], Optional[str], Optional[str]]],
         ],
     ) -> Dict[str, Any]: ...
     def stats(self) -> Dict[str, Any]: ...
