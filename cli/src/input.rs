@@ -148,8 +148,31 @@ const EVENT: &[&str] = &[
     "opt_out",
     "messaging_channel",
     "customer_segmentation",
+    "consent",
 ];
 const NUMBERS: &[&str] = &["value", "predicted_ltv", "net_revenue", "num_items"];
+/// Columns holding customer information under another name (`email` for `em`): they go to
+/// `user_data`, whose validation names the right key, never to `custom_data`, which Meta
+/// would receive unhashed. (`custom_data.email` is a custom property, as asked.)
+const CUSTOMER_ALIASES: &[&str] = &[
+    "email",
+    "emails",
+    "phone",
+    "phone_number",
+    "first_name",
+    "last_name",
+    "city",
+    "state",
+    "zip",
+    "zip_code",
+    "postal_code",
+    "gender",
+    "date_of_birth",
+    "birthday",
+    "ip",
+    "ip_address",
+    "user_agent",
+];
 
 /// The longest CSV record read, in bytes (as [`MAX_LINE_BYTES`] for a JSON line). A record
 /// may span lines (a quoted cell can hold newlines), so the bound is on the bytes read since
@@ -256,7 +279,9 @@ fn row_to_event(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
         if cell.is_empty() {
             continue;
         }
-        if USER_DATA.contains(&name) {
+        let user_column = name.strip_prefix("user_data.");
+        let name = user_column.unwrap_or(name);
+        if user_column.is_some() || USER_DATA.contains(&name) || CUSTOMER_ALIASES.contains(&name) {
             let values: Vec<Value> = cell.split('|').map(|v| json!(v.trim())).collect();
             user.insert(
                 name.to_owned(),
@@ -270,6 +295,17 @@ fn row_to_event(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
             event.insert(name.to_owned(), parse_time(cell));
         } else if name == "opt_out" {
             event.insert(name.to_owned(), json!(matches!(cell, "true" | "1" | "yes")));
+        } else if name == "data_processing_options" {
+            // `LDU` (or `[]`'s empty cell, skipped above); several values separated by `|`.
+            let options: Vec<Value> = cell.split('|').map(|v| json!(v.trim())).collect();
+            event.insert(name.to_owned(), Value::Array(options));
+        } else if name == "data_processing_options_country"
+            || name == "data_processing_options_state"
+        {
+            // Meta's codes are numbers (1 for the US, 1000 for California); anything else is
+            // passed on as text, for the validation to name.
+            let code = cell.parse::<i64>().map_or(json!(cell), |n| json!(n));
+            event.insert(name.to_owned(), code);
         } else if EVENT.contains(&name) {
             event.insert(name.to_owned(), json!(cell));
         } else {
@@ -378,6 +414,26 @@ mod tests {
             assert_eq!(parse_time(bad), json!(bad), "{bad}");
         }
         assert_eq!(parse_time("2026-12-31 23:59:59"), json!(1_798_761_599));
+    }
+
+    #[test]
+    fn csv_columns_go_where_the_event_takes_them() {
+        let text = "event_name,consent,data_processing_options,data_processing_options_country,\
+                    data_processing_options_state,email,user_data.ph,custom_data.email,colour\n\
+                    Lead,denied,LDU,1,1000,jane@example.com,+1 650 555 1234,x@y.z,red\n";
+        let items: Vec<Item> = csv(text.as_bytes()).collect();
+        let e = items[0].event.as_ref().unwrap();
+        assert_eq!(
+            e["consent"], "denied",
+            "consent is the event's, not a custom property"
+        );
+        assert_eq!(e["data_processing_options"], json!(["LDU"]));
+        assert_eq!(e["data_processing_options_country"], 1);
+        assert_eq!(e["data_processing_options_state"], 1000);
+        // Customer information never lands in custom_data, which Meta gets unhashed.
+        assert_eq!(e["user_data"]["email"], "jane@example.com");
+        assert_eq!(e["user_data"]["ph"], "+1 650 555 1234");
+        assert_eq!(e["custom_data"], json!({"email": "x@y.z", "colour": "red"}));
     }
 
     #[test]

@@ -84,6 +84,31 @@ fn a_malformed_csv_row_is_typed_as_such() {
         l[1]
     );
     assert!(l[2]["event"].is_object(), "the rest is read");
+    // Consent, Limited Data Use and customer information under another name: taken as the
+    // event's, never sent to Meta as plain-text custom properties.
+    let input = "event_name,event_time,action_source,em,consent,email,\
+                 data_processing_options,data_processing_options_country,\
+                 data_processing_options_state\n\
+                 Lead,1795391000,email,a@example.com,denied,,,,\n\
+                 Lead,1795391000,email,a@example.com,,b@example.com,,,\n\
+                 Lead,1795391000,email,a@example.com,,,LDU,1,1000\n";
+    let out = freight(&["prepare", "-", "--format", "csv", "--now", NOW], input);
+    let l = lines(&out);
+    assert_eq!(l[0]["skipped"], "consent_denied", "{}", l[0]);
+    assert_eq!(l[1]["rejected"][0]["loc"], "data[1].user_data.email");
+    assert!(
+        l[1]["rejected"][0]["msg"]
+            .as_str()
+            .unwrap()
+            .ends_with("did you mean em?"),
+        "{}",
+        l[1]
+    );
+    assert_eq!(
+        l[2]["event"]["data_processing_options"],
+        serde_json::json!(["LDU"])
+    );
+    assert_eq!(l[2]["event"]["data_processing_options_state"], 1000);
 }
 
 #[test]
