@@ -52,12 +52,14 @@ fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// True for a parameter-builder appendix: a legacy 2-character language token or an
-/// 8-character base64url token (`AQICAQMC`).
+/// True for a parameter-builder appendix: one of the legacy 2-character language tokens
+/// (`AQ`, `Ag`, `Aw`, `BA`, `BQ`, `Bg`) or an 8-character base64url token (`AQICAQMC`).
+/// (Any two characters would make `203.0.113.5.77`, five octets, an address.)
 pub fn is_appendix(s: &str) -> bool {
-    (s.len() == 2 || s.len() == 8)
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    matches!(s, "AQ" | "Ag" | "Aw" | "BA" | "BQ" | "Bg")
+        || (s.len() == 8
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 /// If `value` (already trimmed) is a SHA-256 digest — 64 hex digits in any case, optionally

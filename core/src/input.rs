@@ -45,7 +45,9 @@ impl<I: Input> View<'_, I> {
     /// The text of a number given for a text field (a phone number, a postal code, an id):
     /// an integer, or a float holding a whole number (a spreadsheet's `16505550142.0`, PHP's
     /// floats), in digits (`16505550142`); other floats in serde_json's decimal form
-    /// (`94025.5`). `None` for other values.
+    /// (`94025.5`). `None` for other values, and for a float of 2^53 or more: its digits
+    /// are not exact (JSON's `12345678901234567890123` reads as `1.2345678901234568e22`), and a
+    /// hashed id must not silently become another one.
     pub fn number_text(&self) -> Option<String> {
         /// 2^53: every whole float below it is exactly an integer.
         const EXACT: f64 = 9_007_199_254_740_992.0;
@@ -53,7 +55,7 @@ impl<I: Input> View<'_, I> {
             View::Int(i) => Some(i.to_string()),
             View::UInt(u) => Some(u.to_string()),
             View::Float(f) if f.fract() == 0.0 && f.abs() < EXACT => Some((*f as i64).to_string()),
-            View::Float(f) => Number::from_f64(*f).map(|n| n.to_string()),
+            View::Float(f) if f.abs() < EXACT => Number::from_f64(*f).map(|n| n.to_string()),
             _ => None,
         }
     }
@@ -193,7 +195,6 @@ mod tests {
             json!(-7),
             json!(18446744073709551615u64),
             json!(94025.5),
-            json!(1e300),
         ] {
             assert_eq!((&n).view().number_text().unwrap(), n.to_string());
         }
@@ -206,6 +207,9 @@ mod tests {
             assert_eq!((&n).view().number_text().unwrap(), text);
         }
         assert_eq!((&json!("42")).view().number_text(), None);
+        for inexact in [json!(1e300), json!(9007199254740992.0), json!(-1.5e22)] {
+            assert_eq!((&inexact).view().number_text(), None, "{inexact}");
+        }
         assert_eq!((&json!({})).view().type_name(), "an object");
     }
 }

@@ -1065,6 +1065,13 @@ impl Preparer {
         let raw: Cow<'_, str> = match (v, number) {
             (View::Str(s), _) => s,
             (_, Some(n)) => Cow::Owned(n),
+            (View::Float(_), None) if numeric_ok(field) => {
+                p.wrong_type(
+                    loc,
+                    "a string: a number this large has no exact digits in JSON (send it as text)",
+                );
+                return None;
+            }
             _ => {
                 p.wrong_type(
                     loc,
@@ -1663,6 +1670,14 @@ fn check_ldu(
             "is required with data_processing_options_country (0 lets Meta geolocate)",
         );
     }
+    if ldu && state.is_some() && country.is_none() {
+        p.push(
+            ProblemKind::InvalidLduLocation,
+            &root.key("data_processing_options_country"),
+            "is required with data_processing_options_state (1 for a US state, 0 lets Meta \
+             geolocate)",
+        );
+    }
 }
 
 fn check_app_data(app: &AppData, root: &Loc<'_>, p: &mut Problems) {
@@ -2002,7 +2017,8 @@ mod tests {
             ("fb.1.1795300000000.ab c", true, "bad"),
             ("fb.2.1795200000000.1234567890", false, "ok"),
             ("fb.2.1795200000000.12345abc", false, "bad"),
-            ("fb.2.1795200000.1234567890.zz", false, "seconds"),
+            ("fb.2.1795200000.1234567890.Ag", false, "seconds"),
+            ("fb.2.1795200000000.1234567890.zz", false, "bad"),
             ("", false, "bad"),
         ] {
             let got = match check_cookie(cookie, is_fbc) {

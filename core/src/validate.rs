@@ -84,6 +84,9 @@ problem_kinds! {
     InsufficientUserData = "insufficient_user_data", true;
     /// A value was empty or whitespace only; it was dropped, not hashed.
     EmptyValue = "empty_value", false;
+    /// A value that looks like a digest other than SHA-256 (MD5 without `md5_passthrough`,
+    /// SHA-1, a SHA-256 missing a digit): normalized and hashed again, it would match nobody.
+    UnrecognizedDigest = "unrecognized_digest", true;
     /// Not a plausible email address.
     InvalidEmail = "invalid_email", true;
     /// Not a usable phone number.

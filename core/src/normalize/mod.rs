@@ -254,6 +254,18 @@ fn err(kind: ProblemKind, msg: &'static str) -> NormalizeError {
     NormalizeError { kind, msg }
 }
 
+const DIGEST_MSG: &str = "looks like a digest other than SHA-256 (MD5, SHA-1, or a SHA-256 \
+     missing a digit): send the plain value, or its SHA-256 as 64 hex digits (for MD5, set \
+     md5_passthrough)";
+
+/// True for hex digits only, as many as a digest other than SHA-256 has (MD5 32, SHA-1 40,
+/// SHA-224 56, SHA-384 96, SHA-512 128) or a SHA-256 with a digit missing or added. No
+/// customer value of a hashed key but an external id (which may be any id) looks like that:
+/// normalized as a name or a phone number, it would be mangled and hashed into garbage.
+fn other_digest(s: &str) -> bool {
+    matches!(s.len(), 32 | 40 | 56 | 63 | 65 | 96 | 128) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Normalizes one value of `field`.
 ///
 /// `Ok(None)` means the value is empty or whitespace only: it is dropped (with an
@@ -310,8 +322,16 @@ pub(crate) fn normalize_into(
     if s.is_empty() {
         return Ok(Out::Empty);
     }
-    if let Some(h) = hash::already_hashed(s, opts.md5_passthrough) {
-        return Ok(Out::Hashed(h));
+    // An external id sent unhashed goes as given (it must match the browser's): a digest
+    // among external ids is an id like any other.
+    let as_given = field == Field::ExternalId && !opts.hash_external_id;
+    if !as_given {
+        if let Some(h) = hash::already_hashed(s, opts.md5_passthrough) {
+            return Ok(Out::Hashed(h));
+        }
+    }
+    if field != Field::ExternalId && other_digest(s) {
+        return Err(err(ProblemKind::UnrecognizedDigest, DIGEST_MSG));
     }
     let warning = match field {
         Field::Em => email(s, buf)?,
@@ -888,11 +908,11 @@ fn zip(s: &str, buf: &mut String) -> Step {
     let b = s.as_bytes();
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
     // US ZIP+4: only the 5-digit ZIP is matched by Meta. The separator may be a no-break
-    // space or an en dash (3 bytes at most), as word processors write them.
+    // space or an en dash, as word processors write them, or a dash between spaces.
     let zip4 = (b.len() >= 10
         && digits(0..5)
         && digits(b.len() - 4..b.len())
-        && s[5..b.len() - 4].chars().count() == 1
+        && s[5..b.len() - 4].chars().count() <= 3
         && s[5..b.len() - 4].chars().all(zip_separator))
         || (b.len() == 9 && digits(0..9));
     if zip4 {
