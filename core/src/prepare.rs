@@ -357,6 +357,24 @@ fn empty_event() -> ServerEvent {
     ServerEvent::new(String::new(), 0, ActionSource::Other)
 }
 
+/// The kinds that say a field is absent.
+fn is_missing(kind: ProblemKind) -> bool {
+    matches!(
+        kind,
+        ProblemKind::MissingEventName
+            | ProblemKind::MissingEventTime
+            | ProblemKind::MissingActionSource
+            | ProblemKind::MissingClientUserAgent
+            | ProblemKind::MissingEventSourceUrl
+            | ProblemKind::MissingEventId
+            | ProblemKind::MissingValue
+            | ProblemKind::MissingCurrency
+            | ProblemKind::MissingContentId
+            | ProblemKind::MissingAppData
+            | ProblemKind::MissingMessagingChannel
+    )
+}
+
 /// Accumulates the problems of one event, and holds the spare allocations it may fill.
 #[derive(Default)]
 struct Problems {
@@ -374,6 +392,10 @@ impl Problems {
 
     fn push(&mut self, kind: ProblemKind, loc: &Loc<'_>, msg: impl Into<String>) {
         let p = Problem::new(kind, loc.to_string(), msg);
+        // A field given with the wrong type is reported as such, not also as missing.
+        if is_missing(kind) && self.errors.iter().any(|e| e.loc == p.loc) {
+            return;
+        }
         if kind.is_error() {
             self.errors.push(p);
         } else {
