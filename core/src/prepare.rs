@@ -733,7 +733,12 @@ impl Preparer {
                 "data_processing_options_country" => dpo_country = integer(v, &root.key(k), p),
                 "data_processing_options_state" => dpo_state = integer(v, &root.key(k), p),
                 "original_event_data" => {
-                    original_event_data = nested::<OriginalEventData, I>(&node, k, root, p)
+                    original_event_data = nested::<OriginalEventData, I>(&node, k, root, p);
+                    // The time of the original event: seconds, not in the future, as ours.
+                    if let Some(t) = original_event_data.as_ref().and_then(|o| o.event_time) {
+                        let loc = root.key("original_event_data.event_time");
+                        self.event_time(View::<I>::Int(t), &loc, p);
+                    }
                 }
                 "attribution_data" => {
                     attribution_data = nested::<AttributionData, I>(&node, k, root, p).map(Box::new)
@@ -774,6 +779,12 @@ impl Preparer {
                         );
                     }
                 }
+                // The Node SDK's legacy place for it.
+                "advertiser_tracking_enabled" => p.push(
+                    ProblemKind::UnknownField,
+                    &root.key(k),
+                    "belongs in app_data (app_data.advertiser_tracking_enabled)",
+                ),
                 _ => p.push(
                     ProblemKind::UnknownField,
                     &root.key(k),
