@@ -1055,7 +1055,7 @@ impl Preparer {
                 continue;
             }
             if let Some(slot) = ud.single_mut(k) {
-                *slot = plain_value(k, v, loc, p);
+                *slot = plain_value(k, v, loc, self.now, p);
                 continue;
             }
             let hint = match k {
@@ -1304,6 +1304,7 @@ fn plain_value<I: Input>(
     key: &str,
     v: View<'_, I>,
     loc: &Loc<'_>,
+    now: i64,
     p: &mut Problems,
 ) -> Option<String> {
     let numeric = key != "client_user_agent";
@@ -1340,14 +1341,18 @@ fn plain_value<I: Input>(
         "fbc" | "fbp" => {
             let fbc = key == "fbc";
             match check_cookie(&s, fbc) {
-                Cookie::Ok => Some(s),
-                Cookie::Seconds => {
+                Cookie::Ok(ms) => {
+                    cookie_time(ms, now, fbc, loc, p);
+                    Some(s)
+                }
+                Cookie::Seconds(secs) => {
                     p.push(
                         ProblemKind::CookieTimeInSeconds,
                         loc,
                         "creation time is in seconds; Meta documents milliseconds \
                          (fb.1.<13-digit ms>.<id>)",
                     );
+                    cookie_time(secs.saturating_mul(1000), now, fbc, loc, p);
                     Some(s)
                 }
                 Cookie::Bad => {
@@ -1386,8 +1391,10 @@ fn is_ip(s: &str) -> bool {
 }
 
 enum Cookie {
-    Ok,
-    Seconds,
+    /// Well formed; its creation time in milliseconds.
+    Ok(i64),
+    /// Well formed but for its creation time, in seconds.
+    Seconds(i64),
     Bad,
 }
 
@@ -1433,10 +1440,35 @@ fn check_cookie(s: &str, fbc: bool) -> Cookie {
     if !payload_ok || !appendix_ok {
         return Cookie::Bad;
     }
+    // At most 13 ASCII digits: the number fits.
+    let number = || time.iter().fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
     match time.len() {
-        13 => Cookie::Ok,
-        10 => Cookie::Seconds,
+        13 => Cookie::Ok(number()),
+        10 => Cookie::Seconds(number()),
         _ => Cookie::Bad,
+    }
+}
+
+/// Warns of a cookie created more than a day after `now`, or of a click id older than the
+/// 90 days an `_fbc` cookie lives (wire-contract §5.3): the event is sent, but the cookie was
+/// built wrong or kept too long, and Meta may not attribute it.
+fn cookie_time(ms: i64, now: i64, fbc: bool, loc: &Loc<'_>, p: &mut Problems) {
+    const DAY_MS: i64 = 86_400_000;
+    let now_ms = now.saturating_mul(1000);
+    if ms > now_ms.saturating_add(DAY_MS) {
+        p.push(
+            ProblemKind::CookieTimeImplausible,
+            loc,
+            "creation time is more than a day in the future; check how the cookie was built \
+             (milliseconds since 1970)",
+        );
+    } else if fbc && ms < now_ms.saturating_sub(90 * DAY_MS) {
+        p.push(
+            ProblemKind::CookieTimeImplausible,
+            loc,
+            "the click is more than 90 days old (an _fbc cookie lives 90 days); Meta may not \
+             attribute it",
+        );
     }
 }
 
@@ -2055,8 +2087,8 @@ mod tests {
             ("", false, "bad"),
         ] {
             let got = match check_cookie(cookie, is_fbc) {
-                Cookie::Ok => "ok",
-                Cookie::Seconds => "seconds",
+                Cookie::Ok(_) => "ok",
+                Cookie::Seconds(_) => "seconds",
                 Cookie::Bad => "bad",
             };
             assert_eq!(got, ok, "{cookie}");

@@ -123,6 +123,9 @@ problem_kinds! {
     InvalidFbp = "invalid_fbp", true;
     /// The creation time in `fbc`/`fbp` is in seconds; Meta documents milliseconds.
     CookieTimeInSeconds = "cookie_time_in_seconds", false;
+    /// The creation time in `fbc`/`fbp` is more than a day ahead, or an `fbc` is older than
+    /// the 90 days its cookie lives.
+    CookieTimeImplausible = "cookie_time_implausible", false;
     /// A `Purchase` without `custom_data.value`.
     MissingValue = "missing_value", true;
     /// A monetary value that is not a finite number.
