@@ -309,9 +309,10 @@ enum freight_result freight_outbox_flush(const struct freight_outbox *outbox, co
 enum freight_result freight_outbox_stats(const struct freight_outbox *outbox, char **json_out);
 
 /*
- Re-queues the failed events of the destination `key` (NULL: of every destination), and with
- `expired` non-zero the expired ones still inside Meta's window; `*count_out` receives how
- many.
+ Re-queues the failed events of the destination `key` (NULL: of every destination; an empty
+ key is refused, as a plugin's unset setting, not a request for every tenant's events), and
+ with `expired` non-zero the expired ones still inside Meta's window; `*count_out` receives
+ how many.
 
  # Safety
  `outbox` must be a live outbox; `key` NULL or readable; `count_out` writable.

@@ -392,7 +392,7 @@ pub unsafe extern "C" fn freight_normalize(
         let field = Field::from_key(field).ok_or_else(|| {
             fail(
                 freight_result::InvalidArgument,
-                format!("unknown field {field:?}; expected a user_data key such as em or ph"),
+                freight_core::normalize::not_a_field(field),
             )
         })?;
         let mut opts: NormalizeOptions = options_from(options)?;
@@ -579,8 +579,7 @@ pub unsafe extern "C" fn freight_event_id(
             if secret_len == 0 || secret_len > isize::MAX as usize {
                 return Err(fail(
                     freight_result::InvalidArgument,
-                    "secret: a deterministic event id needs the platform's secret, \
-                     1 to isize::MAX bytes",
+                    "secret is empty: a deterministic event id needs the platform's secret",
                 ));
             }
             // SAFETY: the caller's contract on each (pointer, length) pair; `secret` is
@@ -994,9 +993,10 @@ pub unsafe extern "C" fn freight_outbox_stats(
     })
 }
 
-/// Re-queues the failed events of the destination `key` (NULL: of every destination), and with
-/// `expired` non-zero the expired ones still inside Meta's window; `*count_out` receives how
-/// many.
+/// Re-queues the failed events of the destination `key` (NULL: of every destination; an empty
+/// key is refused, as a plugin's unset setting, not a request for every tenant's events), and
+/// with `expired` non-zero the expired ones still inside Meta's window; `*count_out` receives
+/// how many.
 ///
 /// # Safety
 /// `outbox` must be a live outbox; `key` NULL or readable; `count_out` writable.
@@ -1013,7 +1013,20 @@ pub unsafe extern "C" fn freight_outbox_requeue(
             return Err(fail(freight_result::NullArgument, "count_out is NULL"));
         }
         // SAFETY: the caller's contract.
-        let (outbox, key) = unsafe { (outbox_ref(outbox)?, str_in(key, key_len, "key", true)?) };
+        let outbox = unsafe { outbox_ref(outbox)? };
+        let key = if key.is_null() {
+            None
+        } else {
+            // SAFETY: the caller's contract.
+            let key = unsafe { required(key, key_len, "key")? };
+            if key.is_empty() {
+                return Err(fail(
+                    freight_result::InvalidArgument,
+                    "key is empty; pass NULL to re-queue the events of every destination",
+                ));
+            }
+            Some(key)
+        };
         let n = outbox
             .requeue(key, expired != 0, unix_now())
             .map_err(|e| fail(freight_result::Storage, e.0))?;

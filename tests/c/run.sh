@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The C suite: compile tests/c/test_freight.c with strict flags against include/freight.h,
+# The C suite: compile tests/c/test_freight.c with strict flags against include/freight.h
+# (and tests/c/test_cpp.cpp against include/freight.hpp, for C++ callers),
 # link it once with the shared and once with the static library, and run both under valgrind
 # (errors and leaks fail) against a `freight sandbox`. Expects `cargo build -p freight-ffi
 # -p freight-cli` to have run (scripts/test does it).
@@ -24,6 +25,11 @@ cc "${CFLAGS[@]}" tests/c/test_freight.c -o "$WORK/test_shared" \
   -L"$TARGET" -lfreight -Wl,-rpath,"$PWD/$TARGET" -pthread
 cc "${CFLAGS[@]}" tests/c/test_freight.c -o "$WORK/test_static" \
   "$TARGET/libfreight.a" -pthread -ldl -lm
+
+# C++ callers include freight.hpp (C linkage); it must compile strictly and link.
+c++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude tests/c/test_cpp.cpp -o "$WORK/test_cpp" \
+  -L"$TARGET" -lfreight -Wl,-rpath,"$PWD/$TARGET" -pthread
+"$WORK/test_cpp"
 
 VALGRIND=(valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
 echo "== C suite, shared library, under valgrind"

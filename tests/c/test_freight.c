@@ -431,6 +431,10 @@ static void test_outbox(const char *url) {
     CHECK(r == FREIGHT_RESULT_OK && requeued == 0, "requeue: %s", last_error());
     CHECK(freight_outbox_requeue(outbox, "shop", 4, 0, NULL) == FREIGHT_RESULT_NULL_ARGUMENT,
           "requeue without count_out");
+    /* An empty key is a setting left unset, not every destination (that is NULL). */
+    requeued = 99;
+    r = freight_outbox_requeue(outbox, "", 0, 0, &requeued);
+    CHECK(r == FREIGHT_RESULT_INVALID_ARGUMENT && requeued == 99, "requeue of an empty key");
     freight_client_free(client);
     freight_outbox_free(outbox);
     freight_outbox_free(NULL);

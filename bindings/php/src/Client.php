@@ -100,14 +100,32 @@ final class Client
     }
 
     /**
-     * Throws for the first failed event of a report: TransportException when Meta was not
-     * reached, ApiException when it answered with an error.
+     * Throws for the first problem of a report, as Python's raise_for_status():
+     * ValidationException (with errors()) when events were rejected locally, TransportException
+     * when Meta was not reached, ApiException when it answered with an error. Returns when
+     * every event was delivered or skipped as asked (consent denied).
      *
      * @param array<string, mixed> $report
-     * @throws TransportException|ApiException
+     * @throws ValidationException|TransportException|ApiException
      */
     public static function throwIfFailed(array $report): void
     {
+        $rejected = $report['rejected'] ?? [];
+        if ($rejected !== []) {
+            $errors = [];
+            foreach ($rejected as $r) {
+                foreach ($r['errors'] as $e) {
+                    $errors[] = $e;
+                }
+            }
+            $first = $errors[0] ?? ['loc' => '', 'msg' => 'rejected', 'type' => 'invalid_value'];
+            throw new ValidationException(
+                count($rejected) . " event(s) rejected: {$first['loc']}: {$first['msg']}",
+                'FREIGHT_RESULT_INVALID_VALUE',
+                null,
+                $errors
+            );
+        }
         $failure = $report['failed'][0] ?? null;
         if ($failure === null) {
             return;

@@ -74,7 +74,10 @@ final class Library
                 if (!is_array($event) && !is_object($event)) {
                     throw new ValidationException(
                         'invalid_type: events must be a list of events; wrap a single event in [ ]',
-                        'FREIGHT_RESULT_INVALID_ARGUMENT'
+                        'FREIGHT_RESULT_INVALID_ARGUMENT',
+                        null,
+                        [],
+                        'invalid_type'
                     );
                 }
             }
@@ -122,7 +125,13 @@ final class Library
             case 'FREIGHT_RESULT_INVALID_JSON':
             case 'FREIGHT_RESULT_INVALID_ARGUMENT':
             case 'FREIGHT_RESULT_INVALID_VALUE':
-                throw new ValidationException($message, $name);
+                // A value's problem reads "<slug>: <what to fix>"; the others name an argument.
+                $type = null;
+                if ($name === 'FREIGHT_RESULT_INVALID_VALUE'
+                    && preg_match('/^([a-z]+(?:_[a-z]+)+): /', $message, $m) === 1) {
+                    $type = $m[1];
+                }
+                throw new ValidationException($message, $name, null, [], $type);
             default:
                 throw new FreightException($message, $name);
         }

@@ -88,7 +88,7 @@ final class Outbox
      */
     public function requeue(?string $key = null, bool $expired = false): int
     {
-        $count = FFI::new('uint64_t');
+        $count = Library::ffi()->new('uint64_t');
         Library::check(Library::ffi()->freight_outbox_requeue(
             $this->handle,
             $key,

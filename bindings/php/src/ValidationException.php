@@ -13,24 +13,33 @@ class ValidationException extends FreightException
     /** @var list<array{type: string, loc: string, msg: string}> */
     private array $errors;
 
+    private ?string $type;
+
     /**
      * @param list<array{type: string, loc: string, msg: string}> $errors every problem, when
      *        the call reports them one by one (segment()); last, so that the parameters of
      *        FreightException keep their places
+     * @param string|null $type the problem slug, when the message does not start with it
      */
-    public function __construct(string $message, string $result = '', ?\Throwable $previous = null, array $errors = [])
-    {
+    public function __construct(
+        string $message,
+        string $result = '',
+        ?\Throwable $previous = null,
+        array $errors = [],
+        ?string $type = null
+    ) {
         parent::__construct($message, $result, $previous);
         $this->errors = $errors;
+        $this->type = $type ?? ($errors[0]['type'] ?? null);
     }
 
-    /** The type of the (first) problem, e.g. "invalid_type"; null when the message has none. */
+    /**
+     * The type of the (first) problem, e.g. "invalid_email"; null when it has none (a bad
+     * argument: the message names it).
+     */
     public function getType(): ?string
     {
-        if (preg_match('/^([a-z_]+): /', $this->getMessage(), $m) === 1) {
-            return $m[1];
-        }
-        return null;
+        return $this->type;
     }
 
     /**

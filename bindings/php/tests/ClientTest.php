@@ -56,7 +56,15 @@ final class ClientTest extends TestCase
         $this->assertSame('TEST_PHP', $requests[0]['test_event_code']);
         $this->assertSame('plfreight-php-1', $requests[0]['partner_agent']);
         $this->assertSame(hash('sha256', 'customer0@example.com'), $requests[0]['events'][0]['user_data']['em'][0]);
-        Client::throwIfFailed($report);
+        // A rejected event is a problem too, as for Python's raise_for_status().
+        try {
+            Client::throwIfFailed($report);
+            $this->fail('no exception');
+        } catch (\Freight\ValidationException $e) {
+            $this->assertSame('invalid_email', $e->getType());
+            $this->assertSame('data[3].user_data.em', $e->errors()[0]['loc']);
+        }
+        Client::throwIfFailed($this->client()->send(self::events(2, 'ok'), '1234567890', self::TOKEN));
     }
 
     public function testFailuresBecomeTypedExceptions(): void

@@ -95,6 +95,21 @@ final class FreightTest extends TestCase
             $this->fail('no exception');
         } catch (ValidationException $e) {
             $this->assertStringNotContainsString('private-person-name', $e->getMessage());
+            $this->assertSame('invalid_email', $e->getType());
+        }
+        // A bad argument has no problem type: the message names the argument.
+        try {
+            Freight::normalize('ph', '020 7946 0958', ['default_contry' => 'gb']);
+            $this->fail('no exception');
+        } catch (ValidationException $e) {
+            $this->assertNull($e->getType(), $e->getMessage());
+            $this->assertStringContainsString('default_contry', $e->getMessage());
+        }
+        try {
+            Freight::normalize('client_ip_address', '203.0.113.7');
+            $this->fail('no exception');
+        } catch (ValidationException $e) {
+            $this->assertStringContainsString('sent as given', $e->getMessage());
         }
     }
 }

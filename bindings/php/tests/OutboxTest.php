@@ -40,6 +40,14 @@ final class OutboxTest extends TestCase
         $this->assertSame('delivered', $delivered[0]['state']);
         $this->assertSame(0, $outbox->requeue());
         $this->assertSame(0, $outbox->requeue('shop-1', true));
+        // An empty key (a plugin's unset setting) is no request for every tenant's events.
+        try {
+            $outbox->requeue('');
+            $this->fail('an empty key was taken for every destination');
+        } catch (\Freight\ValidationException $e) {
+            $this->assertStringContainsString('key is empty', $e->getMessage());
+            $this->assertNull($e->getType());
+        }
         try {
             $outbox->list('lost');
             $this->fail('an unknown state was accepted');

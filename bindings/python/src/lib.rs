@@ -475,7 +475,7 @@ fn normalize(
             py,
             "unknown_field",
             "field",
-            &format!("unknown field {field:?}; expected a user_data key such as em or ph"),
+            &freight::normalize::not_a_field(field),
         ));
     };
     let loc = field.key();

@@ -266,6 +266,25 @@ fn other_digest(s: &str) -> bool {
     matches!(s.len(), 32 | 40 | 56 | 63 | 65 | 96 | 128) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Why `key` is no field to normalize, for a caller that named one: a `user_data` key sent as
+/// given (`client_ip_address`, `fbc`…), or no customer-information key at all.
+///
+/// ```
+/// use freight::normalize::not_a_field;
+/// assert!(not_a_field("fbc").contains("sent as given"));
+/// assert!(not_a_field("email").starts_with("unknown field"));
+/// ```
+pub fn not_a_field(key: &str) -> String {
+    if crate::model::PLAIN_USER_DATA_KEYS.contains(&key) {
+        format!(
+            "{key:?} is sent as given, never normalized or hashed; only the hashed user_data \
+             keys (em, ph, fn, ln, ge, db, ct, st, zp, country, external_id…) are normalized"
+        )
+    } else {
+        format!("unknown field {key:?}; expected a user_data key such as em or ph")
+    }
+}
+
 /// Normalizes one value of `field`.
 ///
 /// `Ok(None)` means the value is empty or whitespace only: it is dropped (with an
