@@ -3,67 +3,50 @@
  * Plugin Name: Freight Conversions API (example)
  * Description: Sends WooCommerce purchases to Meta's Conversions API through Freight.
  *
- * A sketch of a plugin: the pixel id and token come from the plugin's settings; the order
- * number is the event_id, which the browser pixel must use too:
- *   fbq('track', 'Purchase', {value: 129.90, currency: 'EUR'}, {eventID: 'order-10423'});
+ * A sketch of a plugin: the pixel id and token come from the plugin's settings. The purchase
+ * is sent while the payment request waits, so the send has a short budget (5 s, one retry);
+ * an event that is not delivered is kept on the order for a later try. To send without making
+ * the customer wait, enqueue to an outbox instead (wp-cron-outbox.php).
  */
 
 declare(strict_types=1);
 
 use Freight\Client;
 
+require_once __DIR__ . '/purchase-event.php';
+
+function freight_client(): Client
+{
+    static $client = null;
+    // One per PHP process: it keeps its connections to Meta between requests of the worker.
+    return $client ??= new Client(apply_filters('freight_client_config', [
+        'partner_agent' => 'plwoocommerce-' . WC()->version . '-1.0',
+        'deadline_ms' => 5000,               // the default (15 min) suits a worker, not a page
+        'retry' => ['max_attempts' => 2],
+    ]));
+}
+
 add_action('woocommerce_payment_complete', static function (int $orderId): void {
     $order = wc_get_order($orderId);
     if (!$order) {
         return;
     }
-    static $client = null;
-    $client ??= new Client(['partner_agent' => 'plwoocommerce-' . WC()->version . '-1.0']);
-
-    $contents = [];
-    foreach ($order->get_items() as $item) {
-        $contents[] = [
-            'id' => (string) ($item->get_product()?->get_sku() ?: $item->get_product_id()),
-            'quantity' => $item->get_quantity(),
-            'item_price' => (float) $order->get_item_total($item),
-        ];
+    $event = freight_purchase_event($order);
+    try {
+        $report = freight_client()->send(
+            [$event],
+            pixelId: (string) get_option('freight_pixel_id', ''),
+            accessToken: (string) get_option('freight_access_token', ''),
+            testEventCode: ((string) get_option('freight_test_event_code', '')) ?: null,
+        );
+    } catch (\Throwable $e) {
+        // Never break the payment: the plugin is not configured yet (an empty token), or
+        // libfreight cannot be loaded. The messages never hold the token.
+        error_log("Freight: order $orderId not sent: " . $e->getMessage());
+        $order->update_meta_data('_freight_pending_event', wp_json_encode($event));
+        $order->save();
+        return;
     }
-    $event = [
-        'event_name' => 'Purchase',
-        'event_time' => time(),
-        'action_source' => 'website',
-        'event_id' => 'order-' . $order->get_order_number(),
-        'event_source_url' => $order->get_checkout_order_received_url(),
-        'user_data' => array_filter([
-            'em' => $order->get_billing_email(),
-            'ph' => $order->get_billing_phone(),
-            'fn' => $order->get_billing_first_name(),
-            'ln' => $order->get_billing_last_name(),
-            'ct' => $order->get_billing_city(),
-            'st' => $order->get_billing_state(),
-            'zp' => $order->get_billing_postcode(),
-            'country' => $order->get_billing_country(),
-            'external_id' => (string) $order->get_customer_id(),
-            'client_ip_address' => $order->get_customer_ip_address(),
-            'client_user_agent' => $order->get_customer_user_agent(),
-            'fbp' => $_COOKIE['_fbp'] ?? null,
-            'fbc' => $_COOKIE['_fbc'] ?? null,
-        ]),
-        'custom_data' => [
-            'value' => (float) $order->get_total(),
-            'currency' => $order->get_currency(),
-            'order_id' => (string) $order->get_order_number(),
-            'contents' => $contents,
-            'num_items' => $order->get_item_count(),
-        ],
-    ];
-
-    $report = $client->send(
-        [$event],
-        pixelId: get_option('freight_pixel_id'),
-        accessToken: get_option('freight_access_token'),
-        testEventCode: get_option('freight_test_event_code') ?: null,
-    );
     foreach ($report['rejected'] as $r) {
         foreach ($r['errors'] as $p) {
             error_log("Freight: order $orderId: {$p['loc']}: {$p['msg']}");   // never the value

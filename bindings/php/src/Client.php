@@ -53,7 +53,10 @@ final class Client
      * in exactly one of 'delivered', 'rejected' (local problems), 'failed' (with 'error' and
      * the wire 'event' to store and resend later) or 'skipped'; 'counts' sums them up.
      * Failed events are data: call Client::throwIfFailed($report) to turn them into an
-     * exception instead.
+     * exception instead. It blocks until every event is accounted for: retries of a throttled
+     * batch may take up to 'deadline_ms' (15 minutes by default), so a web request that sends
+     * itself wants a short one (['deadline_ms' => 5000, 'retry' => ['max_attempts' => 2]]),
+     * or an Outbox.
      *
      * @param list<array<string, mixed>> $events
      * @return array<string, mixed>

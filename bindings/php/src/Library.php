@@ -30,7 +30,16 @@ final class Library
             try {
                 return self::$ffi = self::checked(FFI::scope('freight'));
             } catch (\FFI\Exception $e) {
-                // Not preloaded: load it here.
+                // Not preloaded: load it here, where FFI is not restricted to preloaded code.
+                if (ini_get('ffi.enable') === 'preload' && PHP_SAPI !== 'cli') {
+                    throw new FreightException(
+                        'PHP allows FFI only in preloaded code here (ffi.enable=preload): preload '
+                        . 'libfreight and this package, see "ffi.enable" in bindings/php/README.md ('
+                        . $e->getMessage() . ')',
+                        '',
+                        $e
+                    );
+                }
             }
             $root = dirname(__DIR__, 3);
             $header = getenv('FREIGHT_HEADER') ?: $root . '/include/freight.h';
