@@ -13,15 +13,15 @@ use PHPUnit\Framework\TestCase;
  */
 final class ExamplesTest extends TestCase
 {
-    private static string $dir;
+    /** The temporary files' common prefix. */
+    private static string $tmp;
     private string $log;
 
     public static function setUpBeforeClass(): void
     {
         require_once __DIR__ . '/wordpress-stubs.php';
-        self::$dir = sys_get_temp_dir() . '/freight-php-examples-' . getmypid();
-        @mkdir(self::$dir);
-        define('FREIGHT_OUTBOX_PATH', self::$dir . '/outbox.db');
+        self::$tmp = sys_get_temp_dir() . '/freight-php-examples-' . getmypid();
+        define('FREIGHT_OUTBOX_PATH', self::$tmp . '-outbox.db');
         \WpStub::$clientConfig = ['graph_url' => freight_sandbox_url(),
             'retry' => ['max_attempts' => 2, 'base_delay_ms' => 1, 'max_delay_ms' => 2]];
         require_once dirname(__DIR__) . '/examples/woocommerce.php';
@@ -30,8 +30,11 @@ final class ExamplesTest extends TestCase
 
     public static function tearDownAfterClass(): void
     {
-        array_map('unlink', glob(self::$dir . '/*') ?: []);
-        @rmdir(self::$dir);
+        // The outbox stays open until the process ends (Linux removes open files at close).
+        foreach (['', '-wal', '-shm'] as $suffix) {
+            @unlink(FREIGHT_OUTBOX_PATH . $suffix);
+        }
+        @unlink(self::$tmp . '-error.log');
     }
 
     protected function setUp(): void
@@ -39,7 +42,7 @@ final class ExamplesTest extends TestCase
         freight_sandbox_post('/__sandbox/reset');
         \WpStub::$options = ['freight_pixel_id' => '1234567890', 'freight_access_token' => 'sandbox-token'];
         \WpStub::$order = new \WC_Order();
-        $this->log = self::$dir . '/error.log';
+        $this->log = self::$tmp . '-error.log';
         @unlink($this->log);
         ini_set('error_log', $this->log);
     }
@@ -94,7 +97,6 @@ final class ExamplesTest extends TestCase
         do_action('freight_flush');
         $this->assertSame(1, freight_outbox()->stats()['delivered']);
         $this->assertSame('order-10423', freight_sandbox_get('/__sandbox/events')[0]['event']['event_id']);
-        $this->assertSame(self::$dir . '/outbox.db', FREIGHT_OUTBOX_PATH);
         $this->assertFileExists(FREIGHT_OUTBOX_PATH);
     }
 }
