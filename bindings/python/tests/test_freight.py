@@ -14,6 +14,7 @@ import os
 import pickle
 import subprocess
 import threading
+import warnings
 import time
 from typing import Any, Dict, Iterator, List
 
@@ -75,8 +76,13 @@ def test_normalization_fixture(case: Dict[str, Any]) -> None:
         assert e.value.errors()[0]["type"] == case["error"]
         assert case["input"] not in str(e.value) or len(case["input"]) < 3
         return
-    assert freight.normalize(case["field"], case["input"], **opts) == case["normalized"]
-    assert freight.normalize(case["field"], case["input"], hash=True, **opts) == case["wire"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert freight.normalize(case["field"], case["input"], **opts) == case["normalized"]
+        assert freight.normalize(case["field"], case["input"], hash=True, **opts) == case["wire"]
+    said = [str(w.message) for w in caught if issubclass(w.category, freight.FreightWarning)]
+    want = [f"{case['field']}: {case['warning']}"] * 2 if "warning" in case else []
+    assert said == want
 
 
 @pytest.mark.parametrize("case", fixture("events.jsonl"), ids=lambda c: c["name"])
@@ -663,6 +669,17 @@ def test_the_length_checked_is_the_length_read() -> None:
 
     with pytest.raises(freight.ValidationError, match="at most 1000 events"):
         freight.request_body(Short(events(1001)))
+
+
+def test_normalize_warns_of_its_caveats() -> None:
+    with pytest.warns(freight.FreightWarning, match="^ph: phone_missing_country_code$"):
+        assert freight.normalize("ph", "020 7946 0958") == "2079460958"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert freight.normalize("ph", "020 7946 0958", default_country="gb") == "442079460958"
+        assert freight.normalize("em", "   ") is None  # dropped: the None says it
+    with pytest.raises(freight.ValidationError, match="sent as given"):
+        freight.normalize("client_ip_address", "203.0.113.7")
 
 
 def test_normalize_reads_ints_as_numbers() -> None:

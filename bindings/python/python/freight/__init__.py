@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import _freight
@@ -20,6 +21,7 @@ from .errors import (
     AuthError,
     ConfigError,
     FreightError,
+    FreightWarning,
     TransportError,
     ValidationError,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "TransportError",
     "ApiError",
     "AuthError",
+    "FreightWarning",
 ]
 
 __version__: str = _freight.__version__
@@ -134,10 +137,13 @@ def normalize(
 ) -> Optional[str]:
     """Normalizes one value of a ``user_data`` key (``"em"``, ``"ph"``, ``"fn"``, …); with
     ``hash=True`` returns what goes on the wire (the SHA-256). ``None`` when the value is empty
-    (it is dropped, never hashed). Raises :class:`ValidationError` for an unusable value."""
-    normalized, wire, _warning = _freight.normalize(
+    (it is dropped, never hashed). Raises :class:`ValidationError` for an unusable value, and
+    warns (:class:`FreightWarning`, e.g. ``"ph: phone_missing_country_code"``) of a caveat."""
+    normalized, wire, warning = _freight.normalize(
         field, value, _options(default_country, date_order, hash_external_id, md5_passthrough)
     )
+    if warning is not None and normalized is not None:
+        warnings.warn(f"{field}: {warning}", FreightWarning, stacklevel=2)
     return wire if hash else normalized
 
 

@@ -12,6 +12,7 @@ __all__ = [
     "TransportError",
     "ApiError",
     "AuthError",
+    "FreightWarning",
 ]
 
 Problem = Dict[str, str]
@@ -72,3 +73,8 @@ class ApiError(FreightError):
 
 class AuthError(ApiError):
     """The token is invalid or expired, lacks permission, or cannot see the pixel."""
+
+
+class FreightWarning(UserWarning):
+    """A value was used with a caveat, e.g. a phone number without a country code, sent as
+    its digits (:func:`freight.normalize`; events carry theirs in ``warnings``)."""
