@@ -665,8 +665,10 @@ fn min_national_digits(calling_code: u16, country: &str) -> usize {
     }
     match country {
         "in" | "br" | "mx" | "ru" | "kz" | "cn" | "tr" | "ar" | "co" => 10,
+        // Italian mobiles are 3xx xxxxxxx, written without a trunk 0: a 10-digit 393…
+        // is a national number, not +39 and eight digits.
         "gb" | "fr" | "es" | "pt" | "au" | "jp" | "nl" | "pl" | "sa" | "id" | "vn" | "za"
-        | "pk" => 9,
+        | "pk" | "it" | "va" => 9,
         "eg" => 8,
         _ => 7,
     }
