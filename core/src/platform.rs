@@ -6,7 +6,6 @@
 //! randomness are parameters (with the `os-random` feature, [`new_event_id`] draws from the
 //! operating system).
 
-use crate::hash::is_appendix;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
@@ -244,7 +243,7 @@ pub fn click_ids(ctx: &RequestContext<'_>, now_ms: i64, random: u32) -> ClickIds
         .url
         .and_then(|u| query_param(u, "fbclid"))
         .or_else(|| ctx.referrer.and_then(|r| query_param(r, "fbclid")))
-        .filter(|f| !f.is_empty() && f.bytes().all(is_fbclid_byte));
+        .filter(|f| !f.is_empty() && f.bytes().all(crate::prepare::is_fbclid_byte));
     let mut cookies = Vec::new();
     let cookie_fbc = ctx
         .fbc_cookie
@@ -289,24 +288,13 @@ pub fn click_ids(ctx: &RequestContext<'_>, now_ms: i64, random: u32) -> ClickIds
     }
 }
 
-fn is_fbclid_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
-}
-
-/// `fb.<index>.<time>.<payload>[.<appendix>]`.
+/// `fb.<index>.<time>.<payload>[.<appendix>]`, as the validation takes it (a cookie it would
+/// reject is not handed on: the event would be rejected for it).
 fn valid_cookie(c: &str, fbc: bool) -> bool {
-    let p: Vec<&str> = c.split('.').collect();
-    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
-    (4..=5).contains(&p.len())
-        && p[0] == "fb"
-        && digits(p[1])
-        && digits(p[2])
-        && if fbc {
-            !p[3].is_empty() && p[3].bytes().all(is_fbclid_byte)
-        } else {
-            digits(p[3])
-        }
-        && (p.len() == 4 || is_appendix(p[4]))
+    !matches!(
+        crate::prepare::check_cookie(c, fbc),
+        crate::prepare::Cookie::Bad
+    )
 }
 
 /// The value of `name` in a URL's (or a bare) query string, percent-decoded.

@@ -1390,7 +1390,7 @@ fn is_ip(s: &str) -> bool {
     }
 }
 
-enum Cookie {
+pub(crate) enum Cookie {
     /// Well formed; its creation time in milliseconds.
     Ok(i64),
     /// Well formed but for its creation time, in seconds.
@@ -1399,13 +1399,13 @@ enum Cookie {
 }
 
 /// A byte of an fbclid: an ASCII letter, a digit, `_` or `-` (branch-free).
-fn is_fbclid_byte(c: u8) -> bool {
+pub(crate) fn is_fbclid_byte(c: u8) -> bool {
     // `| 0x20` maps A-Z onto a-z and nothing else onto a-z.
     ((c | 0x20).wrapping_sub(b'a') < 26) | (c.wrapping_sub(b'0') < 10) | (c == b'_') | (c == b'-')
 }
 
 /// `fb.<index>.<creation time>.<payload>[.<appendix>]` (wire-contract §5.3).
-fn check_cookie(s: &str, fbc: bool) -> Cookie {
+pub(crate) fn check_cookie(s: &str, fbc: bool) -> Cookie {
     /// The leading ASCII digits of `b` and what follows them.
     fn digits(b: &[u8]) -> (&[u8], &[u8]) {
         let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
@@ -1563,6 +1563,21 @@ fn read_custom_data<I: Input>(
                 }
                 _ => p.wrong_type(loc, "an array of objects"),
             },
+            // Meta takes it here too (wire-contract §2.1), with the same values.
+            "customer_segmentation" => {
+                if let Some(s) = string(v, loc, p) {
+                    if CUSTOMER_SEGMENTATION.contains(&s.as_str()) {
+                        cd.extra.insert(k.to_owned(), Value::String(s));
+                    } else {
+                        p.push(
+                            ProblemKind::InvalidEnumValue,
+                            loc,
+                            "must be one of Meta's customer segmentation values, \
+                             e.g. new_customer_to_business",
+                        );
+                    }
+                }
+            }
             _ => {
                 cd.extra.insert(k.to_owned(), node.to_json());
             }
