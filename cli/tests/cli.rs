@@ -62,6 +62,11 @@ fn prepare_reports_malformed_lines_and_goes_on() {
     assert!(l[3]["event"].is_object());
 }
 
+/// The message of the first problem of a rejected event's output line.
+fn first_msg(line: &Value) -> &str {
+    line["rejected"][0]["msg"].as_str().unwrap_or_default()
+}
+
 #[test]
 fn a_malformed_csv_row_is_typed_as_such() {
     let input = "event_name,event_time,action_source,em\n\
@@ -76,16 +81,16 @@ fn a_malformed_csv_row_is_typed_as_such() {
     assert_eq!(l[1]["line"], 3);
     assert_eq!(l[1]["rejected"][0]["type"], "invalid_csv");
     assert!(
-        l[1]["rejected"][0]["msg"]
-            .as_str()
-            .unwrap()
-            .starts_with("row 3 is not valid CSV"),
+        first_msg(&l[1]).starts_with("row 3 is not valid CSV"),
         "{}",
         l[1]
     );
     assert!(l[2]["event"].is_object(), "the rest is read");
-    // Consent, Limited Data Use and customer information under another name: taken as the
-    // event's, never sent to Meta as plain-text custom properties.
+}
+
+#[test]
+fn csv_consent_ldu_and_customer_columns_are_the_events() {
+    // Never sent to Meta as plain-text custom properties.
     let input = "event_name,event_time,action_source,em,consent,email,\
                  data_processing_options,data_processing_options_country,\
                  data_processing_options_state\n\
@@ -96,14 +101,7 @@ fn a_malformed_csv_row_is_typed_as_such() {
     let l = lines(&out);
     assert_eq!(l[0]["skipped"], "consent_denied", "{}", l[0]);
     assert_eq!(l[1]["rejected"][0]["loc"], "data[1].user_data.email");
-    assert!(
-        l[1]["rejected"][0]["msg"]
-            .as_str()
-            .unwrap()
-            .ends_with("did you mean em?"),
-        "{}",
-        l[1]
-    );
+    assert!(first_msg(&l[1]).ends_with("did you mean em?"), "{}", l[1]);
     assert_eq!(
         l[2]["event"]["data_processing_options"],
         serde_json::json!(["LDU"])
@@ -245,6 +243,20 @@ fn freight_env(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `freight` with `args`, without credentials (the built-in sandbox), its standard streams
+/// piped.
+fn spawned(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_freight"))
+        .args(args)
+        .env_remove("FREIGHT_ACCESS_TOKEN")
+        .env_remove("FREIGHT_APP_SECRET")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn report_lines(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -311,16 +323,18 @@ fn an_interrupted_send_stops_between_requests_and_accounts_for_every_event() {
     let dir = std::env::temp_dir().join(format!("freight-cli-int-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("report.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_freight"))
-        .args(["send", "-", "--now", NOW, "--batch-size", "2"])
-        .args(["--report", report.to_str().unwrap()])
-        .env_remove("FREIGHT_ACCESS_TOKEN")
-        .env_remove("FREIGHT_APP_SECRET")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let report_arg = report.to_str().unwrap();
+    let args = [
+        "send",
+        "-",
+        "--now",
+        NOW,
+        "--batch-size",
+        "2",
+        "--report",
+        report_arg,
+    ];
+    let mut child = spawned(&args);
     let mut stdin = child.stdin.take().unwrap();
     // Lines 1 and 2 fill a batch, which is sent; line 3 waits in the next one for more input.
     stdin
@@ -423,14 +437,7 @@ fn a_reader_that_goes_away_ends_the_command_quietly() {
         &["prepare", "-", "--now", NOW][..],
         &["send", "-", "--now", NOW][..],
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_freight"))
-            .args(args)
-            .env_remove("FREIGHT_ACCESS_TOKEN")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawned(args);
         let mut stdin = child.stdin.take().unwrap();
         let input = input.clone();
         let writer = std::thread::spawn(move || {
