@@ -204,10 +204,13 @@ impl<R: std::io::Read> std::io::Read for Bounded<R> {
 }
 
 /// An iterator over the rows of a CSV stream with a header row. Columns: the event fields
-/// (`event_name`, `event_time` as Unix seconds or `YYYY-MM-DD[ T]HH:MM:SS[Z]` UTC, …), the
-/// `user_data` keys (`em`, `ph`, … — several values separated by `|`), `custom_data` fields
-/// (`value`, `currency`, `order_id`, `content_ids` separated by `|`, …); any other column,
-/// or one prefixed `custom_data.`, becomes a custom property. Empty cells are absent.
+/// (`event_name`, `event_time` as Unix seconds or `YYYY-MM-DD[ T]HH:MM:SS[Z]` UTC, `consent`,
+/// `data_processing_options` (`LDU`) and its country and state codes, …), the `user_data`
+/// keys (`em`, `ph`, … — several values separated by `|`; also prefixed `user_data.`), and the
+/// customer-information aliases (`email`, `phone`, `first_name`, …), which go to `user_data`
+/// for its validation to name the right key; `custom_data` fields (`value`, `currency`,
+/// `order_id`, `content_ids` separated by `|`, …); any other column, or one prefixed
+/// `custom_data.`, becomes a custom property. Empty cells are absent.
 ///
 /// A record longer than [`MAX_RECORD_BYTES`] or a read error ends the stream with an error
 /// item: a CSV stream cannot be resynchronized on the next record.
@@ -226,13 +229,21 @@ pub fn csv(reader: impl std::io::Read) -> impl Iterator<Item = Item> {
     let headers = rdr.headers().cloned();
     let mut n = 1usize; // the header is record 1
     let mut header_error = match &headers {
-        Err(e) => Some(format!("cannot read the CSV header: {e}")),
+        Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => Some(unreadable(
+            ProblemKind::UnreadableInput,
+            format!("cannot read the CSV header: {e}"),
+        )),
+        Err(e) => Some(unreadable(
+            ProblemKind::InvalidCsv,
+            format!("cannot read the CSV header: {e}"),
+        )),
         // A file that a spreadsheet saved with `;` (as it does in many locales).
-        Ok(h) if h.len() == 1 && h.get(0).is_some_and(|c| c.contains(';')) => Some(
+        Ok(h) if h.len() == 1 && h.get(0).is_some_and(|c| c.contains(';')) => Some(unreadable(
+            ProblemKind::InvalidCsv,
             "the CSV header is one column with ';' in it: the file must be comma-separated \
              (save it with ',' as the separator)"
                 .into(),
-        ),
+        )),
         Ok(_) => None,
     };
     let mut record = csv::StringRecord::new();
@@ -241,7 +252,7 @@ pub fn csv(reader: impl std::io::Read) -> impl Iterator<Item = Item> {
         if let Some(e) = header_error.take() {
             return Some(Item {
                 line: 1,
-                event: Err(unreadable(ProblemKind::InvalidCsv, e)),
+                event: Err(e),
             });
         }
         let headers = headers.as_ref().ok()?;

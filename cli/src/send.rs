@@ -16,12 +16,13 @@ use freight::destination::Destination;
 use freight::prepare::{Outcome, PrepareOptions, PreparedEvent, Preparer, Rejection, Skipped};
 use freight::report::Report;
 use freight::request::DEFAULT_API_VERSION;
+use freight::response::ErrorKind;
 use freight_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The pixel id used with the built-in sandbox when none is given.
 const DEMO_PIXEL: &str = "1234567890";
@@ -107,6 +108,17 @@ fn env_secret(name: &str) -> Result<Option<String>, Fatal> {
 }
 
 fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
+    if target
+        .test_event_code
+        .as_deref()
+        .is_some_and(|c| c.trim().is_empty())
+    {
+        return Err(Fatal(
+            "--test-event-code is blank: give the code from Events Manager, or leave the \
+             option out for production"
+                .into(),
+        ));
+    }
     let mut client_config = ClientConfig {
         api_version: target.api_version.clone(),
         partner_agent: target.partner_agent.clone(),
@@ -176,22 +188,28 @@ fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
 /// Interrupts (Ctrl-C's SIGINT, a service manager's SIGTERM) received during `send`.
 static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 
+/// Set by the first interrupt: the session sends nothing more ([`Session::with_cancel`]).
+///
+/// [`Session::with_cancel`]: freight::client::Session::with_cancel
+static STOP: AtomicBool = AtomicBool::new(false);
+
 /// Exit status of a send stopped by an interrupt (128 + SIGINT, as a shell reports it).
 const INTERRUPTED_EXIT: u8 = 130;
 
 fn interrupted() -> bool {
-    INTERRUPTS.load(Ordering::SeqCst) > 0
+    STOP.load(Ordering::SeqCst)
 }
 
-/// The first interrupt stops the send between requests: no new request starts, the one in
-/// flight finishes (its outcome is known only then), the events read but not sent are
-/// reported `unsent`, and the summary says where reading stopped. A second one ends the
-/// process at once (a read of a silent standard input cannot be stopped otherwise).
+/// The first interrupt stops the send between requests: no new request starts (a retry wait
+/// ends), the one in flight finishes (its outcome is known only then), the events read but
+/// not sent are reported `unsent`, and the summary says where reading stopped. A second one
+/// ends the process at once (a read of a silent standard input cannot be stopped otherwise).
 fn stop_on_interrupt(bar: Option<ProgressBar>) -> Result<(), Fatal> {
     ctrlc::set_handler(move || {
         if INTERRUPTS.fetch_add(1, Ordering::SeqCst) > 0 {
             std::process::exit(i32::from(INTERRUPTED_EXIT));
         }
+        STOP.store(true, Ordering::SeqCst);
         let say = || {
             eprintln!(
                 "freight: interrupted: no new request is sent; the one in flight finishes and \
@@ -318,8 +336,13 @@ impl ReportWriter {
             self.line(&v)?;
         }
         for f in &report.failed {
-            let mut v = json!({"index": f.index, "line": line_of(f.index), "outcome": "failed",
-                               "error": f.error, "attempts": f.attempts, "event": f.event});
+            let mut v = if f.error.kind == ErrorKind::Cancelled {
+                json!({"index": f.index, "line": line_of(f.index), "outcome": "unsent",
+                       "reason": "interrupted", "event": f.event})
+            } else {
+                json!({"index": f.index, "line": line_of(f.index), "outcome": "failed",
+                       "error": f.error, "attempts": f.attempts, "event": f.event})
+            };
             if let Some(w) = warnings_of(f.index) {
                 v["warnings"] = w;
             }
@@ -386,7 +409,10 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     }
     let now = args.now.unwrap_or_else(unix_now);
     let preparer = Preparer::new(&PrepareOptions { normalize: options }, now);
-    let mut session = client.session(&dest).with_fields(RequestFields::default());
+    let mut session = client
+        .session(&dest)
+        .with_fields(RequestFields::default())
+        .with_cancel(&STOP);
     let bar = if io::stderr().is_terminal() {
         let bar = ProgressBar::new(0);
         bar.set_style(
@@ -426,10 +452,21 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
                     }
                     Message::Batch(batch, lines) => {
                         let r = session.send_prepared(&batch);
+                        // Not sent because of the interrupt: unsent, not failed.
+                        let cancelled = r
+                            .failed
+                            .iter()
+                            .filter(|f| f.error.kind == ErrorKind::Cancelled)
+                            .count();
                         t.delivered += r.counts.delivered;
-                        t.failed += r.counts.failed;
+                        t.failed += r.counts.failed - cancelled;
+                        t.unsent += cancelled;
                         t.requests += r.requests.len();
-                        if let (None, Some(f)) = (&t.first_failure, r.failed.first()) {
+                        let failure = r
+                            .failed
+                            .iter()
+                            .find(|f| f.error.kind != ErrorKind::Cancelled);
+                        if let (None, Some(f)) = (&t.first_failure, failure) {
                             t.first_failure = Some(f.error.to_string());
                         }
                         report.batch(&r, &lines)?;
@@ -449,12 +486,17 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         let mut batch: Vec<PreparedEvent> = Vec::with_capacity(args.batch_size);
         let mut lines: Vec<(usize, usize)> = Vec::with_capacity(args.batch_size);
         let mut last_line = 0;
-        for (index, item) in items.enumerate() {
+        let mut items = items.enumerate();
+        loop {
+            // Before reading on: an item read (even one a read blocked for) is processed, and
+            // the summary names the last line of those.
             if interrupted() {
-                // This item is dropped unread: the summary names the last line read.
                 totals.read_up_to = Some(last_line);
                 break;
             }
+            let Some((index, item)) = items.next() else {
+                break;
+            };
             last_line = item.line;
             totals.input += 1;
             let event = item
@@ -520,7 +562,8 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     totals.failed = t.failed;
     totals.unsent = t.unsent;
     totals.requests = t.requests;
-    let stopped = interrupted();
+    // An interrupt that came when all was done changed nothing.
+    let stopped = interrupted() && (totals.unsent > 0 || totals.read_up_to.is_some());
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -552,7 +595,8 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     ))?;
     if stopped {
         let unread = match totals.read_up_to {
-            Some(line) => format!("the input after line {line} was not read"),
+            Some(0) => "no input line was processed".to_owned(),
+            Some(line) => format!("events after input line {line} were not processed"),
             None => "the input was read to its end".into(),
         };
         let kept = if args.report.is_some() {

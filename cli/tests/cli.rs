@@ -358,35 +358,123 @@ fn an_interrupted_send_stops_between_requests_and_accounts_for_every_event() {
     let mut said = String::new();
     stderr.read_line(&mut said).unwrap();
     assert!(said.starts_with("freight: interrupted: "), "{said}");
-    // Arrives after the interrupt: not read, and the summary says where reading stopped.
-    stdin.write_all(format!("{GOOD}\n").as_bytes()).unwrap();
+    // The read the interrupt found waiting gets line 4: it is processed (not lost), and the
+    // reading stops there.
+    stdin
+        .write_all(format!("{GOOD}\n{GOOD}\n").as_bytes())
+        .unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "interrupted");
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains("3 events: 2 delivered, 0 rejected, 0 failed, 0 skipped, in 1 request\n"),
+        stdout.contains("4 events: 2 delivered, 0 rejected, 0 failed, 0 skipped, in 1 request\n"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("interrupted: 1 unsent (in the report, with their lines and wire events); the input after line 3 was not read"),
+        stdout.contains("interrupted: 2 unsent (in the report, with their lines and wire events); events after input line 4 were not processed"),
         "{stdout}"
     );
     let lines = report_lines(&report);
     let outcomes: Vec<&str> = lines.iter().filter_map(|l| l["outcome"].as_str()).collect();
-    assert_eq!(outcomes, ["delivered", "delivered", "unsent"]);
-    assert_eq!(lines[2]["line"], 3);
+    assert_eq!(outcomes, ["delivered", "delivered", "unsent", "unsent"]);
+    assert_eq!(
+        (&lines[2]["line"], &lines[3]["line"]),
+        (&3.into(), &4.into())
+    );
     assert_eq!(lines[2]["reason"], "interrupted");
     assert_eq!(
         lines[2]["event"]["event_name"], "Lead",
         "the wire event, to send later"
     );
     let summary = &lines.last().unwrap()["summary"];
-    assert_eq!(summary["input"], 3);
-    assert_eq!(summary["unsent"], 1);
+    assert_eq!(summary["input"], 4);
+    assert_eq!(summary["unsent"], 2);
     assert_eq!(summary["interrupted"], true);
-    assert_eq!(summary["read_up_to_line"], 3);
+    assert_eq!(summary["read_up_to_line"], 4);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_interrupt_ends_a_retry_wait() {
+    use freight_sandbox::{Fault, FaultKind, Sandbox, SandboxConfig};
+    use std::io::{BufRead, BufReader};
+    let token = "EAAB-cli-int-token";
+    let sb = Sandbox::start(SandboxConfig::with_token(token)).unwrap();
+    // Meta asks for 30 s before the next try, every time.
+    sb.push_fault(Fault::times(
+        FaultKind::Http429 {
+            retry_after: Some(30),
+            graph_body: true,
+        },
+        100,
+    ));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let event = GOOD.replace("1795391000", &(now - 60).to_string());
+    let url = sb.url();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_freight"))
+        .args([
+            "send",
+            "-",
+            "--pixel-id",
+            "555",
+            "--graph-url",
+            &url,
+            "--batch-size",
+            "2",
+        ])
+        .env("FREIGHT_ACCESS_TOKEN", token)
+        .env_remove("FREIGHT_APP_SECRET")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{event}\n{event}\n{event}\n{event}\n").as_bytes())
+        .unwrap();
+    drop(stdin);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sb.requests().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first batch was not sent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The first batch was throttled: the sender waits 30 s for its retry.
+    let started = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    stderr.read_line(&mut said).unwrap();
+    assert!(said.starts_with("freight: interrupted: "), "{said}");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the retry wait went on: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("4 events: 0 delivered, 0 rejected, 2 failed, 0 skipped, in 1 request\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("interrupted: 2 unsent"), "{stdout}");
+    assert_eq!(
+        sb.requests().len(),
+        1,
+        "nothing was sent after the interrupt"
+    );
 }
 
 #[test]
@@ -404,6 +492,7 @@ fn a_blank_token_or_a_directory_is_a_usage_error() {
         &["--report", "-"][..],
         &["--batch-size", "0"][..],
         &["--now=-1"][..],
+        &["--test-event-code", " "][..],
     ] {
         let mut args = vec!["send", "-"];
         if !bad[0].starts_with("--now") {

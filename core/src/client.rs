@@ -31,7 +31,7 @@ use crate::request::{build_request, request_fields, ConfigError, GraphConfig, Ht
 use crate::response::{classify_at, ErrorKind, GraphError, Success};
 use crate::retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Largest response body read (Graph answers are small; this bounds a broken proxy).
@@ -262,6 +262,7 @@ impl Client {
             fields: RequestFields::default(),
             halted: None,
             splits_left: MAX_SPLITS,
+            cancel: None,
         }
     }
 
@@ -389,9 +390,46 @@ pub struct Session<'a> {
     halted: Option<GraphError>,
     /// Splits left to the batch being delivered ([`MAX_SPLITS`]).
     splits_left: usize,
+    /// Set by the caller to stop the send ([`Session::with_cancel`]).
+    cancel: Option<&'a AtomicBool>,
 }
 
-impl Session<'_> {
+/// The longest a retry wait goes without looking at the cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+impl<'a> Session<'a> {
+    /// Stops the send once `flag` is set (by a signal handler, another thread): no request
+    /// starts after that, a retry wait ends at once (its batch fails with the error that
+    /// caused the wait), and the events not sent yet fail with kind `cancelled` and 0 attempts.
+    /// The request in flight, if any, is answered first: its outcome is known.
+    pub fn with_cancel(mut self, flag: &'a AtomicBool) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// Sleeps `d`, or less when the send is cancelled meanwhile; false then.
+    fn wait(&self, d: Duration) -> bool {
+        let Some(flag) = self.cancel else {
+            std::thread::sleep(d);
+            return true;
+        };
+        let end = Instant::now() + d;
+        loop {
+            if flag.load(Ordering::SeqCst) {
+                return false;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(CANCEL_POLL));
+        }
+    }
+
     /// Sets the top-level `namespace_id`, `upload_id`, `upload_tag` and `upload_source`
     /// (`test_event_code` comes from the destination when it has one, `partner_agent` from
     /// these fields, else from the client). Check caller-given fields with
@@ -446,6 +484,10 @@ impl Session<'_> {
         report: &mut Report,
     ) {
         if events.is_empty() {
+            return;
+        }
+        if self.cancelled() {
+            Self::fail_all(events, &GraphError::cancelled(), 0, report);
             return;
         }
         if let Some(err) = &self.halted {
@@ -524,7 +566,9 @@ impl Session<'_> {
                     // (a throttle stays a throttle, not a timeout of a last, starved try).
                     match delay {
                         Some(d) if Instant::now() + d + timeout <= deadline => {
-                            std::thread::sleep(d);
+                            if !self.wait(d) {
+                                break err; // cancelled: no further attempt
+                            }
                         }
                         _ => break err,
                     }
@@ -564,7 +608,8 @@ impl Session<'_> {
             | ErrorKind::Config
             | ErrorKind::Transient
             | ErrorKind::Throttled
-            | ErrorKind::Network => {
+            | ErrorKind::Network
+            | ErrorKind::Cancelled => {
                 self.halted = Some(err.clone());
                 Self::fail_all(events, &err, attempts, report);
             }

@@ -383,6 +383,9 @@ struct Problems {
     spare: Spare,
     /// Whether the event's own `consent` denies it, once its first `consent` key is read.
     consent: Option<bool>,
+    /// The creation times (ms) of the event's `fbc` and `fbp`, checked against its
+    /// `event_time` once that is read ([`cookie_time`]).
+    cookies: [Option<i64>; 2],
 }
 
 impl Problems {
@@ -812,6 +815,18 @@ impl Preparer {
             ),
             _ => {}
         }
+        // The cookies' times against the event's (an offline event is sent days later).
+        for (i, key) in ["user_data.fbc", "user_data.fbp"].into_iter().enumerate() {
+            if let Some(ms) = p.cookies[i] {
+                cookie_time(
+                    ms,
+                    event_time.unwrap_or(self.now),
+                    i == 0,
+                    &root.key(key),
+                    p,
+                );
+            }
+        }
         if event_time.is_none() && !has_time {
             p.push(
                 ProblemKind::MissingEventTime,
@@ -1055,7 +1070,7 @@ impl Preparer {
                 continue;
             }
             if let Some(slot) = ud.single_mut(k) {
-                *slot = plain_value(k, v, loc, self.now, p);
+                *slot = plain_value(k, v, loc, p);
                 continue;
             }
             let hint = match k {
@@ -1304,7 +1319,6 @@ fn plain_value<I: Input>(
     key: &str,
     v: View<'_, I>,
     loc: &Loc<'_>,
-    now: i64,
     p: &mut Problems,
 ) -> Option<String> {
     let numeric = key != "client_user_agent";
@@ -1342,7 +1356,7 @@ fn plain_value<I: Input>(
             let fbc = key == "fbc";
             match check_cookie(&s, fbc) {
                 Cookie::Ok(ms) => {
-                    cookie_time(ms, now, fbc, loc, p);
+                    p.cookies[usize::from(!fbc)] = Some(ms);
                     Some(s)
                 }
                 Cookie::Seconds(secs) => {
@@ -1352,7 +1366,7 @@ fn plain_value<I: Input>(
                         "creation time is in seconds; Meta documents milliseconds \
                          (fb.1.<13-digit ms>.<id>)",
                     );
-                    cookie_time(secs.saturating_mul(1000), now, fbc, loc, p);
+                    p.cookies[usize::from(!fbc)] = Some(secs.saturating_mul(1000));
                     Some(s)
                 }
                 Cookie::Bad => {
@@ -1449,12 +1463,12 @@ pub(crate) fn check_cookie(s: &str, fbc: bool) -> Cookie {
     }
 }
 
-/// Warns of a cookie created more than a day after `now`, or of a click id older than the
-/// 90 days an `_fbc` cookie lives (wire-contract §5.3): the event is sent, but the cookie was
-/// built wrong or kept too long, and Meta may not attribute it.
-fn cookie_time(ms: i64, now: i64, fbc: bool, loc: &Loc<'_>, p: &mut Problems) {
+/// Warns of a cookie created more than a day after the event (`at`, Unix seconds), or of a
+/// click id older than the 90 days an `_fbc` cookie lives (wire-contract §5.3): the event is
+/// sent, but the cookie was built wrong or kept too long, and Meta may not attribute it.
+fn cookie_time(ms: i64, at: i64, fbc: bool, loc: &Loc<'_>, p: &mut Problems) {
     const DAY_MS: i64 = 86_400_000;
-    let now_ms = now.saturating_mul(1000);
+    let now_ms = at.saturating_mul(1000);
     if ms > now_ms.saturating_add(DAY_MS) {
         p.push(
             ProblemKind::CookieTimeImplausible,

@@ -192,7 +192,9 @@ impl ConnectionStatus {
             ErrorKind::Config => ConnectionStatus::Unreachable,
             ErrorKind::PixelNotFound => ConnectionStatus::PixelNotFound,
             ErrorKind::Throttled => ConnectionStatus::Throttled,
-            ErrorKind::Transient | ErrorKind::Network => ConnectionStatus::Unreachable,
+            ErrorKind::Transient | ErrorKind::Network | ErrorKind::Cancelled => {
+                ConnectionStatus::Unreachable
+            }
             // Meta refused the test event itself (an invalid parameter, code 100): the
             // connection and credentials work. An error code Freight does not know is no
             // such verdict.

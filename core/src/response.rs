@@ -33,6 +33,9 @@ pub enum ErrorKind {
     CountMismatch,
     /// The connection failed, timed out or broke; or the response could not be read.
     Network,
+    /// The caller stopped the send ([`Session::with_cancel`](crate::client::Session::with_cancel))
+    /// before this request was sent: nothing is known to be wrong; send the events again.
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -48,14 +51,15 @@ impl ErrorKind {
             ErrorKind::Payload => "payload",
             ErrorKind::CountMismatch => "count_mismatch",
             ErrorKind::Network => "network",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 
-    /// True for the kinds worth retrying.
+    /// True for the kinds worth retrying (a cancelled request: later, once the caller goes on).
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorKind::Transient | ErrorKind::Throttled | ErrorKind::Network
+            ErrorKind::Transient | ErrorKind::Throttled | ErrorKind::Network | ErrorKind::Cancelled
         )
     }
 }
@@ -104,6 +108,14 @@ impl GraphError {
                 .subcode
                 .is_some_and(|s| (2_804_000..=2_804_999).contains(&s));
         self.kind == ErrorKind::Payload && (invalid_event || self.http_status == Some(413))
+    }
+
+    /// A request not sent because the caller stopped the send.
+    pub fn cancelled() -> GraphError {
+        GraphError {
+            kind: ErrorKind::Cancelled,
+            ..GraphError::network("not sent: the send was stopped")
+        }
     }
 
     /// A failure without a usable response.

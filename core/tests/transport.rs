@@ -792,6 +792,77 @@ fn a_timeout_as_long_as_the_deadline_still_sends() {
 }
 
 #[test]
+fn a_cancelled_send_stops_its_retry_wait_and_sends_nothing_more() {
+    use freight::prepare::{Outcome, PrepareOptions, Preparer};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let sb = sandbox(|_| {});
+    // Meta asks for 30 s; the budget allows the wait; the caller stops after 300 ms.
+    let c = client(&sb, |c| {
+        c.batch_size = 2;
+        c.retry.throttle_delay_ms = 30_000;
+        c.retry.max_throttle_delay_ms = 60_000;
+        c.retry.max_elapsed_ms = 600_000;
+        c.deadline_ms = 600_000;
+    });
+    sb.push_fault(Fault::times(
+        FaultKind::Http429 {
+            retry_after: Some(30),
+            graph_body: true,
+        },
+        10,
+    ));
+    let preparer = Preparer::new(&PrepareOptions::default(), now());
+    let ready: Vec<_> = events(4)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match preparer.process(e, i) {
+            Outcome::Ready(p) => Some(*p),
+            _ => None,
+        })
+        .collect();
+    let dest = dest();
+    let stop = AtomicBool::new(false);
+    let started = std::time::Instant::now();
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, Ordering::SeqCst);
+        });
+        c.session(&dest).with_cancel(&stop).send_prepared(&ready)
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_accounted(&r, 4);
+    assert_eq!(r.requests.len(), 1, "the second batch is never sent");
+    let kinds: Vec<_> = r
+        .failed
+        .iter()
+        .map(|f| (f.error.kind, f.attempts))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ErrorKind::Throttled, 1),
+            (ErrorKind::Throttled, 1),
+            (ErrorKind::Cancelled, 0),
+            (ErrorKind::Cancelled, 0)
+        ]
+    );
+    // Stopped before it starts: nothing is sent.
+    sb.reset();
+    let r = c.session(&dest).with_cancel(&stop).send_prepared(&ready);
+    assert_eq!((r.requests.len(), r.counts.failed), (0, 4));
+    assert!(r
+        .failed
+        .iter()
+        .all(|f| f.error.kind == ErrorKind::Cancelled));
+    assert!(sb.requests().is_empty());
+}
+
+#[test]
 fn a_token_quoted_by_meta_is_redacted() {
     // Graph's answer to a malformed token can repeat it.
     let sb = sandbox(|_| {});

@@ -576,10 +576,16 @@ pub unsafe extern "C" fn freight_event_id(
                     "a deterministic event id needs the platform's secret (secret is NULL)",
                 ));
             }
-            if secret_len == 0 || secret_len > isize::MAX as usize {
+            if secret_len == 0 {
                 return Err(fail(
                     freight_result::InvalidArgument,
                     "secret is empty: a deterministic event id needs the platform's secret",
+                ));
+            }
+            if secret_len > isize::MAX as usize {
+                return Err(fail(
+                    freight_result::InvalidArgument,
+                    "secret: length is too large",
                 ));
             }
             // SAFETY: the caller's contract on each (pointer, length) pair; `secret` is

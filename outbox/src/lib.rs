@@ -573,6 +573,14 @@ impl<S: Store> Outbox<S> {
         expired: bool,
         now: i64,
     ) -> Result<usize, OutboxError> {
+        // An empty key is a setting left unset, not a request for every tenant's events.
+        if dest_key.is_some_and(|k| k.trim().is_empty()) {
+            return Err(OutboxError(
+                "the destination key is empty; give none to re-queue the events of every \
+                 destination"
+                    .into(),
+            ));
+        }
         self.store.requeue(dest_key, expired, now)
     }
 
@@ -621,7 +629,7 @@ enum Next {
 
 fn classify(e: &GraphError) -> Next {
     match e.kind {
-        ErrorKind::Transient | ErrorKind::Network => Next::Retry,
+        ErrorKind::Transient | ErrorKind::Network | ErrorKind::Cancelled => Next::Retry,
         ErrorKind::Throttled => Next::Throttled,
         ErrorKind::InvalidToken
         | ErrorKind::NoPermission

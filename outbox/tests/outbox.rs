@@ -224,6 +224,11 @@ fn transient_failures_retry_later_and_payload_errors_fail() {
         .unwrap()
         .starts_with("payload (code 100/2804004)"));
     assert_eq!(outbox.requeue(Some("shop-0"), false, t + 32).unwrap(), 1);
+    // An empty key (a plugin's unset setting) is no request for every destination's events.
+    for blank in ["", " "] {
+        let e = outbox.requeue(Some(blank), false, t + 32).unwrap_err();
+        assert!(e.0.contains("key is empty"), "{e}");
+    }
     assert_eq!(outbox.stats(t + 32).unwrap().pending, 1);
 }
 

@@ -43,6 +43,7 @@ add_action('woocommerce_payment_complete', static function (int $orderId): void 
         // Never break the payment: the plugin is not configured yet (an empty token), or
         // libfreight cannot be loaded. The messages never hold the token.
         error_log("Freight: order $orderId not sent: " . $e->getMessage());
+        // The plain-text event here, the wire event below: either can be sent again as is.
         $order->update_meta_data('_freight_pending_event', wp_json_encode($event));
         $order->save();
         return;

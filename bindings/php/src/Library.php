@@ -26,7 +26,7 @@ final class Library
             if (!extension_loaded('ffi')) {
                 throw new FreightException('the PHP FFI extension is not loaded; see bindings/php/README.md');
             }
-            // Preloaded by opcache.preload with FFI::load() and FFI_SCOPE "freight" (php-fpm).
+            // Preloaded with ffi.preload and FFI_SCOPE "freight" (php-fpm: README, ffi.enable).
             try {
                 return self::$ffi = self::checked(FFI::scope('freight'));
             } catch (\FFI\Exception $e) {

@@ -656,8 +656,6 @@ fn event_id_random(py: Python<'_>) -> PyResult<String> {
     freight::platform::new_event_id().map_err(|e| raise(py, "FreightError", (e.0,)))
 }
 
-/// A whole number from 0 to `max`, or `None`; anything else is a `ValidationError` (as the C
-/// ABI's `invalid_argument`), not an `OverflowError`/`TypeError` from the conversion.
 /// The clock of a call: `now` (Unix seconds, as the CLI's `--now`), or the system's.
 fn clock(py: Python<'_>, now: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
     let max = i64::MAX.unsigned_abs();
@@ -667,6 +665,8 @@ fn clock(py: Python<'_>, now: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
     })
 }
 
+/// A whole number from 0 to `max`, or `None`; anything else is a `ValidationError` (as the C
+/// ABI's `invalid_argument`), not an `OverflowError`/`TypeError` from the conversion.
 fn whole(
     py: Python<'_>,
     v: Option<&Bound<'_, PyAny>>,

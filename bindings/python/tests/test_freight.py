@@ -838,6 +838,8 @@ def test_outbox(sandbox: Sandbox, tmp_path: Any) -> None:
     assert all(e["event"]["event_id"] and e["last_error"] is None for e in held)
     assert len(outbox.list("delivered", 1)) == 1
     assert outbox.requeue() == 0
+    with pytest.raises(freight.FreightError, match="key is empty"):
+        outbox.requeue("")
     with pytest.raises(freight.ValidationError):
         outbox.list("lost")
     assert len(sandbox.get("/__sandbox/events")) == 7
