@@ -5,6 +5,15 @@
 
 #![forbid(unsafe_code)]
 
+/// `eprintln!` that never panics: a closed standard error (`2>&-`, a reader that went away)
+/// must not turn a message into a crash; the message is lost with the stream.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod input;
 mod outbox;
 mod send;
@@ -330,7 +339,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(Fatal(msg)) if msg == STDOUT_CLOSED => ExitCode::from(141),
         Err(Fatal(msg)) => {
-            eprintln!("freight: {msg}");
+            say!("freight: {msg}");
             ExitCode::from(2)
         }
     }
@@ -353,7 +362,7 @@ fn run_normalize(args: NormalizeArgs) -> Result<ExitCode, Fatal> {
     match normalize(field, &value, &opts) {
         Ok(Some(n)) => {
             if let Some(w) = n.warning {
-                eprintln!("warning: {w}");
+                say!("warning: {w}");
             }
             let out = if args.hash {
                 n.to_wire(field, &opts)
@@ -364,11 +373,11 @@ fn run_normalize(args: NormalizeArgs) -> Result<ExitCode, Fatal> {
             Ok(ExitCode::SUCCESS)
         }
         Ok(None) => {
-            eprintln!("freight: empty value: it is dropped, never hashed");
+            say!("freight: empty value: it is dropped, never hashed");
             Ok(ExitCode::FAILURE)
         }
         Err(e) => {
-            eprintln!("freight: {field}: {}", e);
+            say!("freight: {field}: {}", e);
             Ok(ExitCode::FAILURE)
         }
     }
@@ -551,7 +560,7 @@ fn run_sandbox(args: SandboxArgs) -> Result<ExitCode, Fatal> {
     io::stdout().flush()?;
     let _ = rx.recv();
     sandbox.shutdown();
-    eprintln!("freight sandbox: stopped");
+    say!("freight sandbox: stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -151,7 +151,7 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                         for p in &rej.errors {
                             // `loc` counts within the batch: the line says which event it is.
                             let loc = p.loc.split_once('.').map_or("event", |(_, rest)| rest);
-                            eprintln!("line {line}: rejected: {loc}: {} [{}]", p.msg, p.kind);
+                            say!("line {line}: rejected: {loc}: {} [{}]", p.msg, p.kind);
                         }
                     }
                     batch.clear();
@@ -169,7 +169,7 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                     }
                     Err(why) => {
                         unreadable += 1;
-                        eprintln!("{} [{}]", why.msg, why.kind);
+                        say!("{} [{}]", why.msg, why.kind);
                     }
                 }
             }
@@ -230,10 +230,10 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                     Some((_, why)) => why.clone(),
                     None => format!("not in {destinations}"),
                 };
-                eprintln!("freight: destination {key:?} has due events but cannot be used: {why}");
+                say!("freight: destination {key:?} has due events but cannot be used: {why}");
             }
             if let Some(e) = &r.stopped {
-                eprintln!("freight: the flush stopped early: {e}");
+                say!("freight: the flush stopped early: {e}");
             }
             // Events that stay pending for want of a destination fail the run, as failed ones
             // and a storage error do: a scheduler must notice.

@@ -211,7 +211,7 @@ fn stop_on_interrupt(bar: Option<ProgressBar>) -> Result<(), Fatal> {
         }
         STOP.store(true, Ordering::SeqCst);
         let say = || {
-            eprintln!(
+            say!(
                 "freight: interrupted: no new request is sent; the one in flight finishes and \
                  the report is completed (interrupt again to stop at once)"
             );
@@ -402,7 +402,7 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     client_config.normalize = options.clone();
     let client = Client::new(client_config).map_err(|e| Fatal(e.to_string()))?;
     if dest.test_event_code().is_some() {
-        eprintln!(
+        say!(
             "warning: test_event_code is set: the events show in Test Events and are still \
              processed by Meta; remove it for production"
         );
@@ -531,9 +531,12 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
                     totals.rejected += 1;
                     let say = || {
                         for p in &r.errors {
-                            eprintln!(
+                            say!(
                                 "line {}: rejected: {}: {} [{}]",
-                                item.line, p.loc, p.msg, p.kind
+                                item.line,
+                                p.loc,
+                                p.msg,
+                                p.kind
                             );
                         }
                     };
@@ -581,7 +584,7 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         } else {
             "--report FILE keeps each failed event with its error"
         };
-        eprintln!("freight: events failed: {why} ({more})");
+        say!("freight: events failed: {why} ({more})");
     }
     summary(&format!(
         "{} events: {} delivered, {} rejected, {} failed, {} skipped, in {} request{}",
@@ -641,12 +644,12 @@ pub fn run_test_connection(args: TestConnectionArgs) -> Result<ExitCode, Fatal> 
         notice,
     } = resolve(&args.target, None)?;
     if let Some(notice) = notice {
-        eprintln!("{notice}"); // stdout is the JSON answer alone
+        say!("{notice}"); // stdout is the JSON answer alone
     }
     client_config.retry = freight::retry::RetryPolicy::none();
     let client = Client::new(client_config).map_err(|e| Fatal(e.to_string()))?;
     if sandbox.is_none() && dest.test_event_code().is_none() {
-        eprintln!(
+        say!(
             "warning: no --test-event-code: the test event (FreightConnectionTest) is processed \
              as a real event of this pixel; pass the code from Events Manager's Test Events tab"
         );

@@ -257,6 +257,21 @@ fn spawned(args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// Ctrl-C's SIGINT to a running `freight send`, once it has said it stops. Its standard error
+/// is closed then: what it writes there later must not make it panic (it did, exit 101).
+fn interrupt(child: &mut std::process::Child) {
+    use std::io::{BufRead, BufReader};
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    stderr.read_line(&mut said).unwrap();
+    assert!(said.starts_with("freight: interrupted: "), "{said}");
+}
+
 fn report_lines(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -319,7 +334,6 @@ fn send_without_token_uses_the_builtin_sandbox() {
 
 #[test]
 fn an_interrupted_send_stops_between_requests_and_accounts_for_every_event() {
-    use std::io::{BufRead, BufReader};
     let dir = std::env::temp_dir().join(format!("freight-cli-int-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("report.jsonl");
@@ -349,15 +363,7 @@ fn an_interrupted_send_stops_between_requests_and_accounts_for_every_event() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut said = String::new();
-    stderr.read_line(&mut said).unwrap();
-    assert!(said.starts_with("freight: interrupted: "), "{said}");
+    interrupt(&mut child);
     // The read the interrupt found waiting gets line 4: it is processed (not lost), and the
     // reading stops there.
     stdin
@@ -398,7 +404,6 @@ fn an_interrupted_send_stops_between_requests_and_accounts_for_every_event() {
 #[test]
 fn an_interrupt_ends_a_retry_wait() {
     use freight_sandbox::{Fault, FaultKind, Sandbox, SandboxConfig};
-    use std::io::{BufRead, BufReader};
     let token = "EAAB-cli-int-token";
     let sb = Sandbox::start(SandboxConfig::with_token(token)).unwrap();
     // Meta asks for 30 s before the next try, every time.
@@ -448,15 +453,7 @@ fn an_interrupt_ends_a_retry_wait() {
     }
     // The first batch was throttled: the sender waits 30 s for its retry.
     let started = std::time::Instant::now();
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut said = String::new();
-    stderr.read_line(&mut said).unwrap();
-    assert!(said.starts_with("freight: interrupted: "), "{said}");
+    interrupt(&mut child);
     let out = child.wait_with_output().unwrap();
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),
