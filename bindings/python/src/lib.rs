@@ -762,6 +762,59 @@ fn segment<'py>(
     }
 }
 
+/// Runs `send` on a worker thread, without the GIL, while this thread looks for signals every
+/// [`SIGNAL_POLL`]: Ctrl-C's `KeyboardInterrupt` (or an exception another signal handler
+/// raises) stops the send — no new request starts, a retry wait ends, the request in flight is
+/// answered — and is raised once the worker is done. (A send may otherwise wait up to its
+/// `deadline_ms` for a throttled batch, deaf to Ctrl-C.) Off the main thread, where Python
+/// delivers no signals, this only waits.
+fn send_interruptibly<'py, T: Send>(
+    py: Python<'py>,
+    send: impl FnOnce(&std::sync::atomic::AtomicBool) -> T + Send,
+) -> PyResult<T> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = AtomicBool::new(false);
+    let done = AtomicBool::new(false);
+    let caller = std::thread::current();
+    std::thread::scope(|scope| {
+        let (stop, done) = (&stop, &done);
+        let worker = scope.spawn(move || {
+            let out = send(stop);
+            done.store(true, Ordering::SeqCst);
+            caller.unpark();
+            out
+        });
+        let mut raised = None;
+        loop {
+            // Woken by the worker as it ends, else after SIGNAL_POLL (or spuriously).
+            let finished = py.detach(|| {
+                if !done.load(Ordering::SeqCst) {
+                    std::thread::park_timeout(SIGNAL_POLL);
+                }
+                done.load(Ordering::SeqCst)
+            });
+            if finished {
+                break;
+            }
+            if raised.is_none() {
+                if let Err(e) = py.check_signals() {
+                    stop.store(true, Ordering::SeqCst);
+                    raised = Some(e);
+                }
+            }
+        }
+        let out = py.detach(|| worker.join());
+        match (raised, out) {
+            (Some(e), _) => Err(e),
+            (None, Ok(out)) => Ok(out),
+            (None, Err(_)) => Err(PyValueError::new_err("the send failed unexpectedly")),
+        }
+    })
+}
+
+/// How often a send looks for signals (Ctrl-C) while it waits.
+const SIGNAL_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The native client; `freight.Client` wraps it.
 #[pyclass(frozen, name = "_Client", module = "freight._freight")]
 struct NativeClient {
@@ -797,8 +850,18 @@ impl NativeClient {
         let input = read_events(py, events, &mut sink)?;
         // Owned wire events only from here: other threads run Python while this one waits
         // on the network.
-        let SendSink { ready, report, .. } = sink;
-        let report = py.detach(|| self.inner.send_prepared(&dest, &ready, report, input));
+        let SendSink {
+            ready, mut report, ..
+        } = sink;
+        let sent = send_interruptibly(py, |stop| {
+            self.inner
+                .session(&dest)
+                .with_cancel(stop)
+                .send_prepared(&ready)
+        })?;
+        report.pixel_id = dest.pixel_id().to_owned();
+        report.merge(sent);
+        report.update_counts(input);
         to_py_json(py, &report)
     }
 

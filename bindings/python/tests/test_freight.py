@@ -518,6 +518,27 @@ def test_credentials_are_checked_up_front_and_never_echoed(sandbox: Sandbox) -> 
     assert sandbox.get("/__sandbox/requests") == [], "nothing was sent"
 
 
+def test_ctrl_c_stops_a_send_that_waits(sandbox: Sandbox) -> None:
+    """A throttled batch may wait minutes for its retry: Ctrl-C (SIGINT) raises
+    KeyboardInterrupt within a moment, and nothing more is sent."""
+    import signal
+    sandbox.post("/__sandbox/faults", {"kind": "http429", "retry_after": 30, "graph_body": True,
+                                       "times": 0})
+    c = freight.Client(graph_url=sandbox.url, batch_size=1,
+                       retry={"throttle_delay_ms": 30_000, "max_throttle_delay_ms": 60_000,
+                              "max_elapsed_ms": 600_000})
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            c.send(events(3), pixel_id="1234567890", access_token=TOKEN)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 5
+    assert len(sandbox.get("/__sandbox/requests")) == 1, "nothing is sent after Ctrl-C"
+
+
 def test_a_long_timeout_still_sends(sandbox: Sandbox) -> None:
     # Seconds as long as the batch's budget (15 min): the batch still gets its attempt.
     for timeout in (900, 3600):
