@@ -151,28 +151,6 @@ const EVENT: &[&str] = &[
     "consent",
 ];
 const NUMBERS: &[&str] = &["value", "predicted_ltv", "net_revenue", "num_items"];
-/// Columns holding customer information under another name (`email` for `em`): they go to
-/// `user_data`, whose validation names the right key, never to `custom_data`, which Meta
-/// would receive unhashed. (`custom_data.email` is a custom property, as asked.)
-const CUSTOMER_ALIASES: &[&str] = &[
-    "email",
-    "emails",
-    "phone",
-    "phone_number",
-    "first_name",
-    "last_name",
-    "city",
-    "state",
-    "zip",
-    "zip_code",
-    "postal_code",
-    "gender",
-    "date_of_birth",
-    "birthday",
-    "ip",
-    "ip_address",
-    "user_agent",
-];
 
 /// The longest CSV record read, in bytes (as [`MAX_LINE_BYTES`] for a JSON line). A record
 /// may span lines (a quoted cell can hold newlines), so the bound is on the bytes read since
@@ -292,7 +270,11 @@ fn row_to_event(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
         }
         let user_column = name.strip_prefix("user_data.");
         let name = user_column.unwrap_or(name);
-        if user_column.is_some() || USER_DATA.contains(&name) || CUSTOMER_ALIASES.contains(&name) {
+        // Customer information under another name (`email`) goes to `user_data` too, whose
+        // validation names the right key, never to `custom_data`, which Meta gets unhashed.
+        // (`custom_data.email` is a custom property, as asked.)
+        let alias = freight::model::user_data_key_for(name).is_some();
+        if user_column.is_some() || USER_DATA.contains(&name) || alias {
             let values: Vec<Value> = cell.split('|').map(|v| json!(v.trim())).collect();
             user.insert(
                 name.to_owned(),

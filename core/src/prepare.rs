@@ -748,17 +748,7 @@ impl Preparer {
                 }
                 "messaging_channel" => messaging_channel = string(v, &root.key(k), p),
                 "customer_segmentation" => {
-                    customer_segmentation = string(v, &root.key(k), p);
-                    if let Some(s) = &customer_segmentation {
-                        if !CUSTOMER_SEGMENTATION.contains(&s.as_str()) {
-                            p.push(
-                                ProblemKind::InvalidEnumValue,
-                                &root.key(k),
-                                "must be one of Meta's customer segmentation values, \
-                                 e.g. new_customer_to_business",
-                            );
-                        }
-                    }
+                    customer_segmentation = segmentation(v, &root.key(k), p);
                 }
                 "advanced_measurement_table" => {
                     advanced_measurement_table = string(v, &root.key(k), p)
@@ -1073,25 +1063,11 @@ impl Preparer {
                 *slot = plain_value(k, v, loc, p);
                 continue;
             }
-            let hint = match k {
-                "email" | "emails" => "; did you mean em?",
-                "phone" | "phone_number" => "; did you mean ph?",
-                "first_name" => "; did you mean fn?",
-                "last_name" => "; did you mean ln?",
-                "city" => "; did you mean ct?",
-                "state" => "; did you mean st?",
-                "zip" | "zip_code" | "postal_code" => "; did you mean zp?",
-                "gender" => "; did you mean ge?",
-                "date_of_birth" | "birthday" => "; did you mean db?",
-                "ip" | "ip_address" => "; did you mean client_ip_address?",
-                "user_agent" => "; did you mean client_user_agent?",
-                _ => "",
+            let msg = match crate::model::user_data_key_for(k) {
+                Some(key) => format!("not a customer information parameter; did you mean {key}?"),
+                None => "not a customer information parameter".to_owned(),
             };
-            p.push(
-                ProblemKind::UnknownField,
-                loc,
-                format!("not a customer information parameter{hint}"),
-            );
+            p.push(ProblemKind::UnknownField, loc, msg);
         }
     }
 
@@ -1468,15 +1444,15 @@ pub(crate) fn check_cookie(s: &str, fbc: bool) -> Cookie {
 /// sent, but the cookie was built wrong or kept too long, and Meta may not attribute it.
 fn cookie_time(ms: i64, at: i64, fbc: bool, loc: &Loc<'_>, p: &mut Problems) {
     const DAY_MS: i64 = 86_400_000;
-    let now_ms = at.saturating_mul(1000);
-    if ms > now_ms.saturating_add(DAY_MS) {
+    let at_ms = at.saturating_mul(1000);
+    if ms > at_ms.saturating_add(DAY_MS) {
         p.push(
             ProblemKind::CookieTimeImplausible,
             loc,
             "creation time is more than a day in the future; check how the cookie was built \
              (milliseconds since 1970)",
         );
-    } else if fbc && ms < now_ms.saturating_sub(90 * DAY_MS) {
+    } else if fbc && ms < at_ms.saturating_sub(90 * DAY_MS) {
         p.push(
             ProblemKind::CookieTimeImplausible,
             loc,
@@ -1484,6 +1460,20 @@ fn cookie_time(ms: i64, at: i64, fbc: bool, loc: &Loc<'_>, p: &mut Problems) {
              attribute it",
         );
     }
+}
+
+/// A `customer_segmentation` value: one of Meta's, else a problem (kept, as given, for the
+/// top level's check; the event is rejected either way).
+fn segmentation<I: Input>(v: View<'_, I>, loc: &Loc<'_>, p: &mut Problems) -> Option<String> {
+    let s = string(v, loc, p)?;
+    if !CUSTOMER_SEGMENTATION.contains(&s.as_str()) {
+        p.push(
+            ProblemKind::InvalidEnumValue,
+            loc,
+            "must be one of Meta's customer segmentation values, e.g. new_customer_to_business",
+        );
+    }
+    Some(s)
 }
 
 /// Which `custom_data` keys were given with a value, for the Purchase checks.
@@ -1579,17 +1569,8 @@ fn read_custom_data<I: Input>(
             },
             // Meta takes it here too (wire-contract §2.1), with the same values.
             "customer_segmentation" => {
-                if let Some(s) = string(v, loc, p) {
-                    if CUSTOMER_SEGMENTATION.contains(&s.as_str()) {
-                        cd.extra.insert(k.to_owned(), Value::String(s));
-                    } else {
-                        p.push(
-                            ProblemKind::InvalidEnumValue,
-                            loc,
-                            "must be one of Meta's customer segmentation values, \
-                             e.g. new_customer_to_business",
-                        );
-                    }
+                if let Some(s) = segmentation(v, loc, p) {
+                    cd.extra.insert(k.to_owned(), Value::String(s));
                 }
             }
             _ => {

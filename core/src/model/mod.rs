@@ -374,6 +374,30 @@ impl UserData {
     }
 }
 
+/// The `user_data` key a common other name of customer information stands for (`email` →
+/// `em`), for messages and for inputs named otherwise (a CSV's columns).
+///
+/// ```
+/// assert_eq!(freight::model::user_data_key_for("zip_code"), Some("zp"));
+/// assert_eq!(freight::model::user_data_key_for("colour"), None);
+/// ```
+pub fn user_data_key_for(alias: &str) -> Option<&'static str> {
+    Some(match alias {
+        "email" | "emails" => "em",
+        "phone" | "phone_number" => "ph",
+        "first_name" => "fn",
+        "last_name" => "ln",
+        "city" => "ct",
+        "state" => "st",
+        "zip" | "zip_code" | "postal_code" => "zp",
+        "gender" => "ge",
+        "date_of_birth" | "birthday" => "db",
+        "ip" | "ip_address" => "client_ip_address",
+        "user_agent" => "client_user_agent",
+        _ => return None,
+    })
+}
+
 /// Every `user_data` key Freight knows, in wire order.
 pub const USER_DATA_KEYS: &[&str] = &[
     "em",
