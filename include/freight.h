@@ -290,10 +290,11 @@ enum freight_result freight_outbox_enqueue(const struct freight_outbox *outbox, 
  flush time and never stored: `{"shop-1":{"pixel_id":"…","access_token":"…",
  "test_event_code":"…","app_secret":"…"}}`; events of other keys stay pending. `*report_out`
  receives `{"requests","delivered","failed","retried","expired","pruned",
- "paused":[[key,reason]],"unresolved":[key],"invalid":[[key,reason]],"stopped":null|"…"}`
- (`stopped`: the storage error that ended the flush early; the counts are what it did): a destination that cannot be used (an empty
- token, a bad pixel id) keeps its events pending and is listed in `invalid` (when it has due
- events), without holding back the others.
+ "paused":[[key,reason]],"unresolved":[key],"invalid":[[key,reason]],"stopped":null|"…",
+ "interrupted":false}` (`stopped`: the storage error that ended the flush early; the counts
+ are what it did; `interrupted` is always false here: the C ABI has no cancel flag): a
+ destination that cannot be used (an empty token, a bad pixel id) keeps its events pending
+ and is listed in `invalid` (when it has due events), without holding back the others.
 
  # Safety
  As freight_client_send, with a live outbox and client.

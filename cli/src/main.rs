@@ -15,6 +15,7 @@ macro_rules! say {
 }
 
 mod input;
+mod interrupt;
 mod outbox;
 mod send;
 

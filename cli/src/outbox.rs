@@ -4,6 +4,7 @@
 //! `{"shop-1": {"pixel_id": "123", "token_env": "SHOP1_TOKEN"}}`: the token is read from the
 //! named environment variable at flush time and never stored in the outbox.
 
+use crate::interrupt::{stop_on_interrupt, INTERRUPTED_EXIT, STOP};
 use crate::{read_events, unix_now, Fatal, Format, OptionArgs};
 use clap::{Args, Subcommand};
 use freight::client::{Client, ClientConfig};
@@ -44,6 +45,8 @@ enum OutboxCommand {
     },
     /// Send due events; prints what happened. Exits 1 when an event failed, or when due
     /// events wait for a destination that cannot be used (each named on stderr, with why).
+    /// Ctrl-C (or SIGTERM) stops it between requests, ends a retry wait, and exits 130 after
+    /// the report; the events not delivered stay pending. A second one stops it at once.
     Flush {
         /// The outbox file.
         db: String,
@@ -221,8 +224,14 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                 lease_secs,
                 ..FlushLimits::default()
             };
-            let r = open(&db)?
-                .flush_table(&client, &resolved, now, limits, &worker)
+            let outbox = open(&db)?;
+            stop_on_interrupt(
+                "freight: interrupted: no new request is sent; the one in flight finishes and \
+                 is recorded, the rest stays pending (interrupt again to stop at once)",
+                None,
+            )?;
+            let r = outbox
+                .flush_table(&client, &resolved, now, limits, &worker, Some(&STOP))
                 .map_err(|e| Fatal(e.to_string()))?;
             print(&serde_json::to_value(&r)?)?;
             for key in &r.unresolved {
@@ -234,6 +243,9 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             }
             if let Some(e) = &r.stopped {
                 say!("freight: the flush stopped early: {e}");
+            }
+            if r.interrupted {
+                return Ok(ExitCode::from(INTERRUPTED_EXIT));
             }
             // Events that stay pending for want of a destination fail the run, as failed ones
             // and a storage error do: a scheduler must notice.

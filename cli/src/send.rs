@@ -6,6 +6,7 @@
 //! sandbox on a free loopback port and say so on their first line: nothing leaves the
 //! machine.
 
+use crate::interrupt::{interrupted, stop_on_interrupt, INTERRUPTED_EXIT, STOP};
 use crate::{
     read_events, unix_now, unreadable, Fatal, Format, OptionArgs, SourceArgs, SANDBOX_TOKEN,
 };
@@ -22,7 +23,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The pixel id used with the built-in sandbox when none is given.
 const DEMO_PIXEL: &str = "1234567890";
@@ -183,45 +183,6 @@ fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
         sandbox,
         notice,
     })
-}
-
-/// Interrupts (Ctrl-C's SIGINT, a service manager's SIGTERM) received during `send`.
-static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
-
-/// Set by the first interrupt: the session sends nothing more ([`Session::with_cancel`]).
-///
-/// [`Session::with_cancel`]: freight::client::Session::with_cancel
-static STOP: AtomicBool = AtomicBool::new(false);
-
-/// Exit status of a send stopped by an interrupt (128 + SIGINT, as a shell reports it).
-const INTERRUPTED_EXIT: u8 = 130;
-
-fn interrupted() -> bool {
-    STOP.load(Ordering::SeqCst)
-}
-
-/// The first interrupt stops the send between requests: no new request starts (a retry wait
-/// ends), the one in flight finishes (its outcome is known only then), the events read but
-/// not sent are reported `unsent`, and the summary says where reading stopped. A second one
-/// ends the process at once (a read of a silent standard input cannot be stopped otherwise).
-fn stop_on_interrupt(bar: Option<ProgressBar>) -> Result<(), Fatal> {
-    ctrlc::set_handler(move || {
-        if INTERRUPTS.fetch_add(1, Ordering::SeqCst) > 0 {
-            std::process::exit(i32::from(INTERRUPTED_EXIT));
-        }
-        STOP.store(true, Ordering::SeqCst);
-        let say = || {
-            say!(
-                "freight: interrupted: no new request is sent; the one in flight finishes and \
-                 the report is completed (interrupt again to stop at once)"
-            );
-        };
-        match &bar {
-            Some(bar) => bar.suspend(say),
-            None => say(),
-        }
-    })
-    .map_err(|e| Fatal(format!("cannot handle signals: {e}")))
 }
 
 /// From the reading thread to the sending thread.
@@ -424,7 +385,13 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         None
     };
     let file = (args.file != "-").then_some(args.file.as_str());
-    stop_on_interrupt(bar.clone())?;
+    // The events read but not sent are reported `unsent`, and the summary says where
+    // reading stopped.
+    stop_on_interrupt(
+        "freight: interrupted: no new request is sent; the one in flight finishes and the \
+         report is completed (interrupt again to stop at once)",
+        bar.clone(),
+    )?;
     let bar_for_input = bar.clone();
     let items = read_events(file, args.format, move |r, size| match bar_for_input {
         Some(bar) => {

@@ -328,3 +328,68 @@ fn enqueue_names_the_line_of_a_rejected_event() {
         );
     }
 }
+
+#[test]
+fn an_interrupted_flush_ends_its_wait_and_keeps_the_rest_pending() {
+    use std::io::{BufRead, BufReader};
+    let d = dir("interrupt");
+    let db = d.join("outbox.db");
+    let events = d.join("events.jsonl");
+    write_events(&events, "int", 3);
+    assert!(enqueue(&db, &events).wait().unwrap().success());
+    let sb = Sandbox::start(SandboxConfig::with_token(TOKEN)).unwrap();
+    // Meta asks for 30 s before the next try, every time.
+    sb.push_fault(Fault::times(
+        FaultKind::Http429 {
+            retry_after: Some(30),
+            graph_body: true,
+        },
+        100,
+    ));
+    let dests = destinations(&d);
+    let mut child = flush_cmd(&db, &dests, &sb).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sb.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing was sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The batch was throttled: the flush waits 30 s for its retry.
+    let started = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    stderr.read_line(&mut said).unwrap();
+    assert!(said.starts_with("freight: interrupted: "), "{said}");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the retry wait went on: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["interrupted"], true, "{report}");
+    assert_eq!(report["delivered"], 0, "{report}");
+    assert_eq!(
+        sb.requests().len(),
+        1,
+        "nothing was sent after the interrupt"
+    );
+    assert_eq!(stats(&db)["pending"], 3, "nothing lost");
+    // The next flush is not interrupted, and leaves the destination alone for the 30 s Meta
+    // asked for.
+    sb.reset();
+    let out = flush_cmd(&db, &dests, &sb).output().unwrap();
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["interrupted"].as_bool(), report["requests"].as_u64()),
+        (Some(false), Some(0)),
+        "{report}"
+    );
+    assert!(sb.requests().is_empty());
+}

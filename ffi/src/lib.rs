@@ -925,10 +925,11 @@ pub unsafe extern "C" fn freight_outbox_enqueue(
 /// flush time and never stored: `{"shop-1":{"pixel_id":"…","access_token":"…",
 /// "test_event_code":"…","app_secret":"…"}}`; events of other keys stay pending. `*report_out`
 /// receives `{"requests","delivered","failed","retried","expired","pruned",
-/// "paused":[[key,reason]],"unresolved":[key],"invalid":[[key,reason]],"stopped":null|"…"}`
-/// (`stopped`: the storage error that ended the flush early; the counts are what it did): a destination that cannot be used (an empty
-/// token, a bad pixel id) keeps its events pending and is listed in `invalid` (when it has due
-/// events), without holding back the others.
+/// "paused":[[key,reason]],"unresolved":[key],"invalid":[[key,reason]],"stopped":null|"…",
+/// "interrupted":false}` (`stopped`: the storage error that ended the flush early; the counts
+/// are what it did; `interrupted` is always false here: the C ABI has no cancel flag): a
+/// destination that cannot be used (an empty token, a bad pixel id) keeps its events pending
+/// and is listed in `invalid` (when it has due events), without holding back the others.
 ///
 /// # Safety
 /// As freight_client_send, with a live outbox and client.
@@ -971,6 +972,7 @@ pub unsafe extern "C" fn freight_outbox_flush(
                 unix_now(),
                 ::freight_outbox::FlushLimits::default(),
                 "libfreight",
+                None,
             )
             .map_err(|e| fail(freight_result::Storage, e.0))?;
         // SAFETY: checked non-NULL above; writable by contract.

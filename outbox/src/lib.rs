@@ -39,6 +39,7 @@ use freight::response::{ErrorKind, GraphError};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// An outbox error: storage or arguments (never containing a token).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,6 +286,10 @@ pub struct FlushReport {
     /// The storage error that stopped the flush early, if one did (the counts above are what
     /// it did before; rows it held come back after their lease).
     pub stopped: Option<String>,
+    /// True when the caller's cancel flag was set before the flush ended: no request started
+    /// after it, a retry wait it found ended there, and the events claimed but not sent are
+    /// pending again, due at once, with no attempt counted (they are in `retried`).
+    pub interrupted: bool,
 }
 
 /// Seconds before Meta's window closes that a re-queued expired event is given up for good:
@@ -372,6 +377,12 @@ impl<S: Store> Outbox<S> {
 
     /// Sends due events with `client`, resolving each destination key with `resolve` (None:
     /// the events stay pending). Records every outcome; see [`FlushLimits`].
+    ///
+    /// `cancel`, once set (by a signal handler, another thread), stops the flush between
+    /// requests: a retry wait ends, no request starts, the one in flight is answered and
+    /// recorded, and the report says `interrupted` ([`Session::with_cancel`]).
+    ///
+    /// [`Session::with_cancel`]: freight::client::Session::with_cancel
     pub fn flush(
         &self,
         client: &Client,
@@ -379,6 +390,7 @@ impl<S: Store> Outbox<S> {
         now: i64,
         limits: FlushLimits,
         owner: &str,
+        cancel: Option<&AtomicBool>,
     ) -> Result<FlushReport, OutboxError> {
         if limits.lease_secs < 0
             || limits.pause_secs < 0
@@ -412,6 +424,7 @@ impl<S: Store> Outbox<S> {
             ..FlushReport::default()
         };
         let keys = self.store.due_destinations(now)?;
+        let cancelled = || cancel.is_some_and(|c| c.load(Ordering::SeqCst));
         // A storage error (the disk full, the file locked past the busy timeout) stops the
         // flush: what it did so far is still reported, with the error.
         let run = || -> Result<(), OutboxError> {
@@ -421,7 +434,14 @@ impl<S: Store> Outbox<S> {
                     continue;
                 };
                 let mut session = client.session(&dest);
+                if let Some(flag) = cancel {
+                    session = session.with_cancel(flag);
+                }
                 while report.requests < limits.max_requests {
+                    if cancelled() {
+                        report.interrupted = true;
+                        return Ok(());
+                    }
                     // No more than one request's worth: every claimed row then goes out in this
                     // call (bisection aside), and is charged an attempt for it.
                     let claimed = self.store.claim(
@@ -473,6 +493,13 @@ impl<S: Store> Outbox<S> {
                             }
                         };
                         match classify(&f.error) {
+                            // Stopped by the caller before it went out: due again at once.
+                            Next::Retry if f.error.kind == ErrorKind::Cancelled => {
+                                self.store.unclaim(&[id], now, owner)?;
+                                report.retried += 1;
+                                report.interrupted = true;
+                                stop = true;
+                            }
                             Next::Retry
                                 if !went_out
                                     || rows[f.index].attempts + 1 < limits.max_attempts =>
@@ -530,6 +557,8 @@ impl<S: Store> Outbox<S> {
         if let Err(e) = run() {
             report.stopped = Some(e.0);
         }
+        // Also when the flag came during the last request's retry wait, which it ended.
+        report.interrupted |= cancelled();
         Ok(report)
     }
 
@@ -544,9 +573,10 @@ impl<S: Store> Outbox<S> {
         now: i64,
         limits: FlushLimits,
         owner: &str,
+        cancel: Option<&AtomicBool>,
     ) -> Result<FlushReport, OutboxError> {
         let resolve = |key: &str| destinations.get(key)?.as_ref().ok().cloned();
-        let mut report = self.flush(client, resolve, now, limits, owner)?;
+        let mut report = self.flush(client, resolve, now, limits, owner, cancel)?;
         report.invalid = report
             .unresolved
             .iter()
@@ -611,7 +641,7 @@ fn content_id(event: &ServerEvent) -> Result<String, OutboxError> {
 
 /// `owner` and what makes this flush's name unique: the process and a counter.
 fn flush_owner(owner: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::AtomicU64;
     static FLUSHES: AtomicU64 = AtomicU64::new(0);
     let n = FLUSHES.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()

@@ -103,14 +103,28 @@ fn flush_delivers_and_records() {
         outbox.enqueue(&format!("shop-{n}"), &events, t).unwrap();
     }
     let r = outbox
-        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w1")
+        .flush(
+            &client(&sb),
+            resolver,
+            t,
+            FlushLimits::default(),
+            "w1",
+            None,
+        )
         .unwrap();
     assert_eq!((r.delivered, r.failed, r.requests), (4500, 0, 6));
     let s = outbox.stats(t).unwrap();
     assert_eq!((s.pending, s.delivered), (0, 4500));
     assert_eq!(sb.accepted_events().len(), 4500);
     let again = outbox
-        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w1")
+        .flush(
+            &client(&sb),
+            resolver,
+            t,
+            FlushLimits::default(),
+            "w1",
+            None,
+        )
         .unwrap();
     assert_eq!(again.requests, 0, "nothing is sent twice");
     assert_eq!(outbox.prune(0, t + 1).unwrap(), 4500);
@@ -138,7 +152,7 @@ fn an_auth_failure_pauses_only_that_destination() {
             .unwrap();
     }
     let r = outbox
-        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w", None)
         .unwrap();
     assert_eq!(r.delivered, 38);
     assert_eq!(r.paused.len(), 1);
@@ -158,7 +172,14 @@ fn an_auth_failure_pauses_only_that_destination() {
     // Still paused on the next flush; resumes when told, and delivers once the token works.
     assert_eq!(
         outbox
-            .flush(&client(&sb), resolver, t + 1, FlushLimits::default(), "w")
+            .flush(
+                &client(&sb),
+                resolver,
+                t + 1,
+                FlushLimits::default(),
+                "w",
+                None
+            )
             .unwrap()
             .requests,
         0
@@ -172,7 +193,14 @@ fn an_auth_failure_pauses_only_that_destination() {
     );
     outbox.resume("shop-7").unwrap();
     let r = outbox
-        .flush(&client(&sb), resolver, t + 2, FlushLimits::default(), "w")
+        .flush(
+            &client(&sb),
+            resolver,
+            t + 2,
+            FlushLimits::default(),
+            "w",
+            None,
+        )
         .unwrap();
     assert_eq!(r.delivered, 2);
 }
@@ -195,19 +223,19 @@ fn transient_failures_retry_later_and_payload_errors_fail() {
         ..FlushLimits::default()
     };
     let r = outbox
-        .flush(&client(&sb), resolver, t, limits, "w")
+        .flush(&client(&sb), resolver, t, limits, "w", None)
         .unwrap();
     assert_eq!((r.delivered, r.retried), (0, 2));
     assert_eq!(
         outbox
-            .flush(&client(&sb), resolver, t + 1, limits, "w")
+            .flush(&client(&sb), resolver, t + 1, limits, "w", None)
             .unwrap()
             .requests,
         0,
         "not due yet"
     );
     let r = outbox
-        .flush(&client(&sb), resolver, t + 31, limits, "w")
+        .flush(&client(&sb), resolver, t + 31, limits, "w", None)
         .unwrap();
     assert_eq!(
         (r.delivered, r.failed),
@@ -252,12 +280,19 @@ fn throttling_delays_only_that_destination() {
         times: 0,
     });
     let r = outbox
-        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w", None)
         .unwrap();
     assert_eq!((r.delivered, r.retried), (1, 1));
     assert_eq!(
         outbox
-            .flush(&client(&sb), resolver, t + 60, FlushLimits::default(), "w")
+            .flush(
+                &client(&sb),
+                resolver,
+                t + 60,
+                FlushLimits::default(),
+                "w",
+                None
+            )
             .unwrap()
             .requests,
         0,
@@ -265,7 +300,14 @@ fn throttling_delays_only_that_destination() {
     );
     sb.reset();
     let r = outbox
-        .flush(&client(&sb), resolver, t + 121, FlushLimits::default(), "w")
+        .flush(
+            &client(&sb),
+            resolver,
+            t + 121,
+            FlushLimits::default(),
+            "w",
+            None,
+        )
         .unwrap();
     assert_eq!(r.delivered, 1);
 }
@@ -291,7 +333,7 @@ fn an_outage_ends_the_flush_of_that_destination_only() {
         ..FlushLimits::default()
     };
     let r = outbox
-        .flush(&client(&sb), resolver, t, limits, "w")
+        .flush(&client(&sb), resolver, t, limits, "w", None)
         .unwrap();
     // shop-0's first batch fails; its other four events are not sent to the failing
     // destination in this flush (nor charged an attempt); shop-1 is delivered.
@@ -304,7 +346,7 @@ fn an_outage_ends_the_flush_of_that_destination_only() {
     assert_eq!(tried.iter().filter(|&&a| a == 0).count(), 4, "{tried:?}");
     sb.reset();
     let r = outbox
-        .flush(&client(&sb), resolver, t + 31, limits, "w")
+        .flush(&client(&sb), resolver, t + 31, limits, "w", None)
         .unwrap();
     assert_eq!(r.delivered, 6);
 }
@@ -331,7 +373,7 @@ fn events_a_stopped_send_never_sent_are_not_charged_an_attempt() {
         ..FlushLimits::default()
     };
     let r = outbox
-        .flush(&client(&sb), resolver, t, limits, "w")
+        .flush(&client(&sb), resolver, t, limits, "w", None)
         .unwrap();
     assert_eq!((r.requests, r.retried, r.failed), (2, 2, 0));
     let pending = outbox.list(freight_outbox::State::Pending, 10).unwrap();
@@ -347,7 +389,7 @@ fn events_a_stopped_send_never_sent_are_not_charged_an_attempt() {
     // A second outage: order-1 has had its two attempts and fails; order-2, never sent,
     // stays pending with one attempt.
     let r = outbox
-        .flush(&client(&sb), resolver, t + 31, limits, "w")
+        .flush(&client(&sb), resolver, t + 31, limits, "w", None)
         .unwrap();
     assert_eq!(r.failed, 1, "{r:?}");
     assert_eq!(outbox.stats(t + 31).unwrap().pending, 1);
@@ -361,7 +403,14 @@ fn events_expire_before_metas_window_closes() {
     outbox.enqueue("shop-0", &[event(1, t - 60)], t).unwrap();
     let later = t + 7 * 86_400;
     let r = outbox
-        .flush(&client(&sb), resolver, later, FlushLimits::default(), "w")
+        .flush(
+            &client(&sb),
+            resolver,
+            later,
+            FlushLimits::default(),
+            "w",
+            None,
+        )
         .unwrap();
     assert_eq!((r.expired, r.requests), (1, 0));
     assert_eq!(outbox.stats(later).unwrap().expired, 1);
@@ -376,6 +425,7 @@ fn events_expire_before_metas_window_closes() {
             last_hour,
             FlushLimits::default(),
             "w",
+            None,
         )
         .unwrap();
     assert_eq!(
@@ -389,7 +439,14 @@ fn events_expire_before_metas_window_closes() {
     let closed = t - 60 + 7 * 86_400;
     assert_eq!(
         outbox
-            .flush(&client(&sb), resolver, later, FlushLimits::default(), "w")
+            .flush(
+                &client(&sb),
+                resolver,
+                later,
+                FlushLimits::default(),
+                "w",
+                None
+            )
             .unwrap()
             .expired,
         1
@@ -406,7 +463,14 @@ fn events_expire_before_metas_window_closes() {
     outbox.enqueue("shop-0", &[event(2, t - 60)], t).unwrap();
     outbox.enqueue("shop-0", &[event(3, t - 60)], t).unwrap();
     outbox
-        .flush(&client(&sb), resolver, later, FlushLimits::default(), "w")
+        .flush(
+            &client(&sb),
+            resolver,
+            later,
+            FlushLimits::default(),
+            "w",
+            None,
+        )
         .unwrap();
     raw(&path)
         .execute(
@@ -425,7 +489,7 @@ fn unresolved_destinations_keep_their_events() {
     let t = now();
     outbox.enqueue("unknown-shop", &[event(1, t)], t).unwrap();
     let r = outbox
-        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w", None)
         .unwrap();
     assert_eq!(r.unresolved, ["unknown-shop"]);
     assert_eq!(outbox.stats(t).unwrap().pending, 1);
@@ -456,7 +520,9 @@ fn two_concurrent_flushers_never_send_a_row_twice() {
                 let (path, sb) = (&path, &sb);
                 s.spawn(move || {
                     let outbox = Outbox::open(path).unwrap(); // its own connection
-                    outbox.flush(&client(sb), resolver, t, limits, w).unwrap()
+                    outbox
+                        .flush(&client(sb), resolver, t, limits, w, None)
+                        .unwrap()
                 })
             })
             .collect();
@@ -566,7 +632,7 @@ fn an_unreadable_row_fails_alone() {
     .unwrap();
     db.execute("DELETE FROM bodies WHERE id = 3", []).unwrap();
     let r = outbox
-        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w", None)
         .unwrap();
     assert_eq!((r.delivered, r.failed), (1, 2));
     let stats = outbox.stats(t).unwrap();
@@ -627,7 +693,7 @@ fn a_huge_retry_after_throttles_for_a_day() {
         graph_body: false,
     }));
     let r = outbox
-        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w", None)
         .unwrap();
     assert_eq!((r.delivered, r.retried), (0, 1));
     // Throttled for a day at most (the wait wrapped to -1 before: due a second later).
@@ -650,7 +716,7 @@ fn the_default_lease_outlasts_a_request_and_its_retries() {
     std::thread::scope(|s| {
         let flush = s.spawn(|| {
             outbox
-                .flush(&c, resolver, t, FlushLimits::default(), "w")
+                .flush(&c, resolver, t, FlushLimits::default(), "w", None)
                 .unwrap()
         });
         // While the request hangs, its row is leased for the client's whole budget.
@@ -687,12 +753,19 @@ fn warnings_come_back_and_delivered_events_are_pruned() {
     );
     assert_eq!(r.warnings[0].index, 1);
     let f = outbox
-        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w", None)
         .unwrap();
     assert_eq!((f.delivered, f.pruned), (2, 0));
     let later = t + FlushLimits::default().retention_secs + 1;
     let f = outbox
-        .flush(&client(&sb), resolver, later, FlushLimits::default(), "w")
+        .flush(
+            &client(&sb),
+            resolver,
+            later,
+            FlushLimits::default(),
+            "w",
+            None,
+        )
         .unwrap();
     assert_eq!(f.pruned, 2);
     assert_eq!(outbox.stats(later).unwrap().delivered, 0);
@@ -714,7 +787,7 @@ fn a_throttle_or_a_pause_is_not_an_attempt() {
         graph_body: false,
     }));
     let f = outbox
-        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w", None)
         .unwrap();
     assert_eq!(f.retried, 1);
     sb.push_fault(Fault::once(FaultKind::AuthError {
@@ -722,7 +795,14 @@ fn a_throttle_or_a_pause_is_not_an_attempt() {
         http: 400,
     }));
     let f = outbox
-        .flush(&client(&sb), resolver, t + 31, FlushLimits::default(), "w")
+        .flush(
+            &client(&sb),
+            resolver,
+            t + 31,
+            FlushLimits::default(),
+            "w",
+            None,
+        )
         .unwrap();
     assert_eq!(f.paused.len(), 1);
     let attempts: i64 = raw(&path)
@@ -819,7 +899,7 @@ fn a_storage_error_keeps_what_the_flush_did() {
     outbox.enqueue("shop-0", &[event(1, t - 5)], t).unwrap();
     outbox.enqueue("shop-1", &[event(2, t - 5)], t).unwrap();
     let r = outbox
-        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w")
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w", None)
         .unwrap();
     // shop-0 delivered and recorded; shop-1 delivered, then its record failed: reported.
     assert_eq!(r.delivered, 1);
@@ -828,4 +908,92 @@ fn a_storage_error_keeps_what_the_flush_did() {
         r.stopped.as_deref(),
         Some("outbox storage: database or disk is full")
     );
+}
+
+#[test]
+fn a_cancelled_flush_ends_its_wait_and_leaves_the_rest_pending() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let sb = sandbox(2);
+    let outbox = Outbox::open(temp_db("cancel")).unwrap();
+    let t = now();
+    for (key, first) in [("shop-0", 0), ("shop-1", 10)] {
+        let r = outbox
+            .enqueue(key, &[event(first, t), event(first + 1, t)], t)
+            .unwrap();
+        assert_eq!(r.stored, 2);
+    }
+    // Meta asks for 30 s, which the client's budget allows; the caller stops after 300 ms.
+    sb.push_fault(Fault::times(
+        FaultKind::Http429 {
+            retry_after: Some(30),
+            graph_body: true,
+        },
+        10,
+    ));
+    let waiting = Client::new(ClientConfig {
+        graph_url: sb.url(),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, Ordering::SeqCst);
+        });
+        outbox
+            .flush(
+                &waiting,
+                resolver,
+                t,
+                FlushLimits::default(),
+                "w",
+                Some(&stop),
+            )
+            .unwrap()
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(r.interrupted, "{r:?}");
+    assert_eq!(
+        (r.requests, r.delivered, r.failed, r.retried),
+        (1, 0, 0, 2),
+        "{r:?}"
+    );
+    assert_eq!(sb.requests().len(), 1, "no request after the interrupt");
+    assert_eq!(outbox.stats(t).unwrap().pending, 4, "nothing lost");
+    // Already set: nothing is claimed or sent.
+    let r = outbox
+        .flush(
+            &waiting,
+            resolver,
+            t,
+            FlushLimits::default(),
+            "w",
+            Some(&stop),
+        )
+        .unwrap();
+    assert!(r.interrupted);
+    assert_eq!((r.requests, r.retried), (0, 0));
+    assert_eq!(sb.requests().len(), 1);
+    // Without it, once the throttled destination's wait is over, everything goes out.
+    sb.reset();
+    let r = outbox
+        .flush(
+            &waiting,
+            resolver,
+            t + 31,
+            FlushLimits::default(),
+            "w",
+            None,
+        )
+        .unwrap();
+    assert!(!r.interrupted);
+    assert_eq!((r.requests, r.delivered), (2, 4), "{r:?}");
+    assert_eq!(outbox.stats(t + 31).unwrap().pending, 0);
 }

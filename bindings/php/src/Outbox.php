@@ -61,7 +61,9 @@ final class Outbox
      * Sends due events. $destinations maps keys to ['pixel_id' => …, 'access_token' => …];
      * other keys stay pending. Returns ['requests', 'delivered', 'failed', 'retried',
      * 'expired', 'pruned', 'paused' => [[key, reason]], 'unresolved' => [key], 'invalid' =>
-     * [[key, reason]], 'stopped' => null or the storage error that ended the flush early]: a key whose credentials cannot be used holds back only its own events.
+     * [[key, reason]], 'stopped' => null or the storage error that ended the flush early,
+     * 'interrupted' => false (no cancel flag from PHP)]: a key whose credentials cannot be used
+     * holds back only its own events.
      *
      * @param array<string, array<string, string>> $destinations
      * @return array<string, mixed>

@@ -762,13 +762,13 @@ fn segment<'py>(
     }
 }
 
-/// Runs `send` on a worker thread, without the GIL, while this thread looks for signals every
-/// [`SIGNAL_POLL`]: Ctrl-C's `KeyboardInterrupt` (or an exception another signal handler
-/// raises) stops the send — no new request starts, a retry wait ends, the request in flight is
-/// answered — and is raised once the worker is done. (A send may otherwise wait up to its
-/// `deadline_ms` for a throttled batch, deaf to Ctrl-C.) Off the main thread, where Python
-/// delivers no signals, this only waits.
-fn send_interruptibly<'py, T: Send>(
+/// Runs `send` (a send, an outbox flush) on a worker thread, without the GIL, while this
+/// thread looks for signals every [`SIGNAL_POLL`]: Ctrl-C's `KeyboardInterrupt` (or an
+/// exception another signal handler raises) stops the work — no new request starts, a retry
+/// wait ends, the request in flight is answered and recorded — and is raised once the worker
+/// is done. (A send may otherwise wait up to its `deadline_ms` for a throttled batch, deaf to
+/// Ctrl-C.) Off the main thread, where Python delivers no signals, this only waits.
+fn interruptibly<'py, T: Send>(
     py: Python<'py>,
     send: impl FnOnce(&std::sync::atomic::AtomicBool) -> T + Send,
 ) -> PyResult<T> {
@@ -807,7 +807,9 @@ fn send_interruptibly<'py, T: Send>(
         match (raised, out) {
             (Some(e), _) => Err(e),
             (None, Ok(out)) => Ok(out),
-            (None, Err(_)) => Err(PyValueError::new_err("the send failed unexpectedly")),
+            (None, Err(_)) => Err(PyValueError::new_err(
+                "the send or flush failed unexpectedly",
+            )),
         }
     })
 }
@@ -853,7 +855,7 @@ impl NativeClient {
         let SendSink {
             ready, mut report, ..
         } = sink;
-        let sent = send_interruptibly(py, |stop| {
+        let sent = interruptibly(py, |stop| {
             self.inner
                 .session(&dest)
                 .with_cancel(stop)
@@ -955,17 +957,17 @@ impl NativeOutbox {
                 (key, d)
             })
             .collect();
-        let report = py
-            .detach(|| {
-                self.inner.flush_table(
-                    &client.inner,
-                    &resolved,
-                    unix_now(),
-                    freight_outbox::FlushLimits::default(),
-                    "freight-python",
-                )
-            })
-            .map_err(|e| raise(py, "FreightError", (e.0,)))?;
+        let report = interruptibly(py, |stop| {
+            self.inner.flush_table(
+                &client.inner,
+                &resolved,
+                unix_now(),
+                freight_outbox::FlushLimits::default(),
+                "freight-python",
+                Some(stop),
+            )
+        })?
+        .map_err(|e| raise(py, "FreightError", (e.0,)))?;
         to_py_json(py, &report)
     }
 

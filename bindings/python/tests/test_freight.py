@@ -826,6 +826,31 @@ def test_segment_fixture(case: Dict[str, Any]) -> None:
         assert freight.segment(call, **case.get("options", {})) == case["event"]
 
 
+def test_ctrl_c_stops_an_outbox_flush_that_waits(sandbox: Sandbox, tmp_path: Any) -> None:
+    """Ctrl-C during a flush's retry wait raises KeyboardInterrupt within a moment; the
+    events not delivered stay pending (none lost, no attempt counted against them)."""
+    import signal
+    outbox = freight.Outbox(str(tmp_path / "outbox.db"))
+    assert outbox.enqueue("shop", events(3, "flush-int"))["stored"] == 3
+    sandbox.post("/__sandbox/faults", {"kind": "http429", "retry_after": 30, "graph_body": True,
+                                       "times": 0})
+    c = freight.Client(graph_url=sandbox.url,
+                       retry={"throttle_delay_ms": 30_000, "max_throttle_delay_ms": 60_000,
+                              "max_elapsed_ms": 600_000})
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            outbox.flush(c, {"shop": {"pixel_id": "888", "access_token": TOKEN}})
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 5
+    assert len(sandbox.get("/__sandbox/requests")) == 1, "nothing is sent after Ctrl-C"
+    assert outbox.stats()["pending"] == 3
+    assert all(e["attempts"] == 0 for e in outbox.list("pending"))
+
+
 def test_outbox(sandbox: Sandbox, tmp_path: Any) -> None:
     outbox = freight.Outbox(str(tmp_path / "outbox.db"))
     evs = events(3, "outbox-py") + [{"event_name": "Lead", "event_time": int(time.time()),

@@ -511,8 +511,11 @@ class Outbox:
         its own events: it is listed in ``unresolved`` too, and in ``invalid`` with the reason
         (never the value). The report: ``{"requests",
         "delivered", "failed", "retried", "expired", "pruned", "paused", "unresolved",
-        "invalid", "stopped"}``: ``stopped`` is the storage error that ended the flush early,
-        if one did (the counts are what it did before)."""
+        "invalid", "stopped", "interrupted"}``: ``stopped`` is the storage error that ended
+        the flush early, if one did (the counts are what it did before). Ctrl-C
+        (``KeyboardInterrupt``, raised once the request in flight is answered and recorded)
+        stops the flush between requests and ends a retry wait; the events not delivered
+        stay pending."""
         table: Dict[str, Any] = {}
         for key, d in destinations.items():
             if not isinstance(d, Mapping):
