@@ -287,8 +287,12 @@ impl Client {
         let fields = request_fields(&self.graph, dest, &RequestFields::default());
         let mut body = RequestBody::new(&fields);
         body.push(&event);
-        let req = build_request(&self.graph, dest, &mut body);
-        match self.exchange(&req, CALL_TIMEOUT) {
+        // The URL was checked with the client's configuration: this is for form's sake.
+        let exchanged = match build_request(&self.graph, dest, &mut body) {
+            Ok(req) => self.exchange(&req, CALL_TIMEOUT),
+            Err(e) => Err(GraphError::config(e.to_string())),
+        };
+        match exchanged {
             Ok(s) => ConnectionTest {
                 status: ConnectionStatus::Ok,
                 error: None,
@@ -508,7 +512,14 @@ impl<'a> Session<'a> {
         for e in events {
             body.push(&e.event);
         }
-        let req = build_request(&client.graph, self.dest, &mut body);
+        let req = match build_request(&client.graph, self.dest, &mut body) {
+            Ok(req) => req,
+            Err(e) => {
+                // Checked when the client was made: cannot happen, and is not sent if it does.
+                Self::fail_all(events, &GraphError::config(e.to_string()), 0, report);
+                return;
+            }
+        };
         drop(body);
         let started = Instant::now();
         let mut attempts = 0;

@@ -107,24 +107,42 @@ pub fn check_graph_url(url: &str) -> Result<(), ConfigError> {
     if rest.contains('?') || rest.contains('#') {
         return bad("no query or fragment: the token travels in a header");
     }
-    let host = if let Some(h) = authority.strip_prefix('[') {
-        h.split(']').next().unwrap_or("")
+    // `host`, `host:port`, `[v6]` or `[v6]:port`, and nothing else after the host.
+    let (host, port) = if let Some(h) = authority.strip_prefix('[') {
+        match h.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, rest)) => match rest.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return bad("malformed host"),
+            },
+            None => return bad("malformed host"),
+        }
     } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
     };
+    if host.is_empty()
+        || port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return bad("malformed host");
+    }
     match scheme.to_ascii_lowercase().as_str() {
         "https" => Ok(()),
         "http" if is_loopback(host) => Ok(()),
-        "http" => bad("plain http is only allowed to a loopback host (127.0.0.1, ::1, localhost)"),
+        "http" if host.eq_ignore_ascii_case("localhost") => bad(
+            "plain http needs a loopback address (127.0.0.1 or [::1]), not the name localhost, \
+             which the system resolves and may send elsewhere",
+        ),
+        "http" => bad("plain http is only allowed to a loopback address (127.0.0.1, [::1])"),
         _ => bad("the scheme must be https"),
     }
 }
 
 fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// One HTTP request, ready for any client. `Debug` redacts the `Authorization` header.
@@ -182,13 +200,15 @@ pub fn request_fields(
     fields
 }
 
-/// The request that sends `body` (built with [`request_fields`]) to `dest`.
+/// The request that sends `body` (built with [`request_fields`]) to `dest`; an error when
+/// `config`'s URL would carry the token where [`check_graph_url`] does not allow it.
 pub fn build_request(
     config: &GraphConfig,
     dest: &Destination,
     body: &mut RequestBody,
-) -> HttpRequest {
-    HttpRequest {
+) -> Result<HttpRequest, ConfigError> {
+    check_graph_url(&config.graph_url)?;
+    Ok(HttpRequest {
         method: "POST",
         url: config.events_url(dest.pixel_id()),
         headers: vec![
@@ -201,7 +221,7 @@ pub fn build_request(
             ("User-Agent", format!("freight/{}", crate::VERSION)),
         ],
         body: body.finish().to_vec(),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -213,9 +233,11 @@ mod tests {
         for ok in [
             "https://graph.facebook.com",
             "http://127.0.0.1:8080",
-            "http://localhost:1",
+            "HTTP://127.0.0.1:8080/graph",
             "http://[::1]:9",
+            "http://[::1]",
             "http://127.3.4.5",
+            "https://localhost:8443",
         ] {
             assert!(check_graph_url(ok).is_ok(), "{ok}");
         }
@@ -228,10 +250,32 @@ mod tests {
             "https://host/?access_token=EAAB-secret",
             "https://user:EAAB-secret@graph.facebook.com",
             "http://127.0.0.1.evil.com",
+            // The system resolves the name: it may not be loopback.
+            "http://localhost:1",
+            "http://LOCALHOST",
+            // Anything after the host but a port.
+            "http://[::1]evil.com:18099",
+            "http://[::1]:",
+            "http://127.0.0.1:80:80",
+            "http://127.0.0.1:8o",
+            "http://[::1",
         ] {
             let e = check_graph_url(bad).unwrap_err().to_string();
             assert!(!e.contains(bad), "the URL is echoed: {e}");
         }
+    }
+
+    #[test]
+    fn a_request_is_never_built_for_plain_http_elsewhere() {
+        // The fields are public: a config never checked must not send the token in clear.
+        let config = GraphConfig {
+            graph_url: "http://graph.example.com".into(),
+            ..Default::default()
+        };
+        let dest = Destination::new("42", "EAABsecret").unwrap();
+        let mut body = RequestBody::new(&RequestFields::default());
+        let e = build_request(&config, &dest, &mut body).unwrap_err();
+        assert!(e.to_string().contains("loopback"), "{e}");
     }
 
     #[test]
@@ -257,7 +301,7 @@ mod tests {
         };
         let fields = request_fields(&config, &dest, &RequestFields::default());
         let mut body = RequestBody::new(&fields);
-        let req = build_request(&config, &dest, &mut body);
+        let req = build_request(&config, &dest, &mut body).unwrap();
         assert_eq!(req.url, "https://graph.facebook.com/v25.0/42/events");
         assert!(!req.url.contains("EAAB"));
         assert!(!String::from_utf8_lossy(&req.body).contains("EAABsecret"));

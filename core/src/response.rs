@@ -118,6 +118,14 @@ impl GraphError {
         }
     }
 
+    /// A request that cannot be made with this configuration (never sent).
+    pub fn config(message: impl Into<String>) -> GraphError {
+        GraphError {
+            kind: ErrorKind::Config,
+            ..GraphError::network(message)
+        }
+    }
+
     /// A failure without a usable response.
     pub fn network(message: impl Into<String>) -> GraphError {
         GraphError {

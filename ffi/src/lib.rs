@@ -682,8 +682,8 @@ pub unsafe extern "C" fn freight_click_ids(
 /// `{"graph_url":"https://graph.facebook.com","api_version":"v25.0","partner_agent":"…",
 /// "timeout_ms":1500,"deadline_ms":900000,"batch_size":1000,"bisect":true,
 /// "retry":{"max_attempts":5,…},"normalize":{"default_country":"us",…}}`.
-/// `graph_url` must be https, or http to a loopback host. `timeout_ms` is the wait for Meta's
-/// answer once a request is sent (the upload is not counted).
+/// `graph_url` must be https, or http to a loopback address (127.0.0.1, [::1]). `timeout_ms`
+/// is the wait for Meta's answer once a request is sent (the upload is not counted).
 ///
 /// # Safety
 /// `config_json` must be NULL or point to `config_len` readable bytes; `client_out` must be

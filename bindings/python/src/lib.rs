@@ -776,14 +776,26 @@ fn interruptibly<'py, T: Send>(
     let stop = AtomicBool::new(false);
     let done = AtomicBool::new(false);
     let caller = std::thread::current();
+    // Run once: on the worker, or here when no thread can be started.
+    let send = std::sync::Mutex::new(Some(send));
+    let take = || send.lock().ok().and_then(|mut s| s.take());
+    let unexpected = || PyValueError::new_err("the send or flush failed unexpectedly");
     std::thread::scope(|scope| {
         let (stop, done) = (&stop, &done);
-        let worker = scope.spawn(move || {
-            let out = send(stop);
+        let spawned = std::thread::Builder::new().spawn_scoped(scope, || {
+            let out = take().map(|send| send(stop));
             done.store(true, Ordering::SeqCst);
             caller.unpark();
             out
         });
+        // No thread to be had (a process or memory limit reached): the work runs on this
+        // thread, without the GIL, deaf to Ctrl-C as a C caller's would be; not a panic.
+        let Ok(worker) = spawned else {
+            return match take() {
+                Some(send) => Ok(py.detach(|| send(stop))),
+                None => Err(unexpected()),
+            };
+        };
         let mut raised = None;
         loop {
             // Woken by the worker as it ends, else after SIGNAL_POLL (or spuriously).
@@ -806,10 +818,8 @@ fn interruptibly<'py, T: Send>(
         let out = py.detach(|| worker.join());
         match (raised, out) {
             (Some(e), _) => Err(e),
-            (None, Ok(out)) => Ok(out),
-            (None, Err(_)) => Err(PyValueError::new_err(
-                "the send or flush failed unexpectedly",
-            )),
+            (None, Ok(Some(out))) => Ok(out),
+            (None, _) => Err(unexpected()),
         }
     })
 }

@@ -851,6 +851,60 @@ def test_ctrl_c_stops_an_outbox_flush_that_waits(sandbox: Sandbox, tmp_path: Any
     assert all(e["attempts"] == 0 for e in outbox.list("pending"))
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc (Linux)")
+def test_no_thread_to_be_had_is_not_a_panic(tmp_path: Any) -> None:
+    """A send or flush runs on a worker thread (to hear Ctrl-C); when the process may not
+    start one (a memory or process limit), it runs on the caller's thread instead of raising
+    a PanicException, which `except Exception` would not catch."""
+    import sys
+    script = """
+import freight, re, resource, sys
+client = freight.Client(graph_url="http://127.0.0.1:9")
+outbox = freight.Outbox(sys.argv[1])
+size = int(re.search(r"VmSize:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+# Room for this script, not for a thread's stack.
+resource.setrlimit(resource.RLIMIT_AS, (size + 1536 * 1024, resource.RLIM_INFINITY))
+report = client.send([], pixel_id="1", access_token="T")
+flushed = outbox.flush(client, {})
+print("ok", report.counts["input"], flushed["requests"])
+"""
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "outbox.db")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok 0 0", out.stderr
+    assert "panicked" not in out.stderr, out.stderr
+
+
+def test_credentials_stay_out_of_traceback_locals(sandbox: Sandbox, tmp_path: Any) -> None:
+    """Error reporters record the locals of a traceback's frames, scrubbing the names that
+    say token or secret: Freight's own frames hold the credentials under those names only."""
+    import traceback
+    secret_names = {"access_token", "app_secret", "destinations"}
+
+    def leaked(e: BaseException) -> List[str]:
+        found = []
+        tb = traceback.TracebackException.from_exception(e, capture_locals=True)
+        for frame in tb.stack:
+            for name, value in (frame.locals or {}).items():
+                if "SECRET" in value and name not in secret_names:
+                    found.append(f"{frame.name}: {name}")
+        return found
+
+    c = client(sandbox)
+    bad_event = [{"event_name": "Lead", "event_time": object(), "action_source": "email"}]
+    calls = [
+        lambda: c.send(events(1), pixel_id="1", access_token="EAAB-SECRET-tok\ud800"),
+        lambda: c.send(events(1), pixel_id="1", access_token=TOKEN, app_secret="SECRET\ud800"),
+        lambda: c.send(bad_event, pixel_id="1", access_token="EAAB-SECRET-token"),
+        lambda: c.test_connection(pixel_id="1", access_token="EAAB-SECRET", test_event_code=" "),
+        lambda: freight.Outbox(str(tmp_path / "o.db")).flush(
+            "not a client", {"k": {"pixel_id": "1", "access_token": "EAAB-SECRET"}}),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises(Exception) as e:
+            call()
+        assert leaked(e.value) == [], e.value
+
+
 def test_outbox(sandbox: Sandbox, tmp_path: Any) -> None:
     outbox = freight.Outbox(str(tmp_path / "outbox.db"))
     evs = events(3, "outbox-py") + [{"event_name": "Lead", "event_time": int(time.time()),

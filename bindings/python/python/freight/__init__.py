@@ -75,34 +75,57 @@ def _event_list(events: Iterable[Event]) -> Union[List[Event], Tuple[Event, ...]
 Problem = Dict[str, str]
 
 
-def _text(name: str, value: Any) -> Optional[str]:
-    """``value`` if it is ``None`` or text UTF-8 can carry; otherwise :class:`ConfigError`,
-    which never holds the value (it may be a token): the check is made outside any handler, so
-    no exception holding it is chained either."""
+def _text_problem(name: str, value: Any) -> Optional[str]:
+    """Why ``value`` cannot be passed on as text (``None`` can: it means absent), or ``None``.
+    It returns instead of raising: the caller raises from a frame that holds the value under
+    its own name only (a token must not sit in a traceback's locals as ``value``, where
+    error reporters that scrub ``*token*`` names miss it), and no exception holding it is
+    chained."""
     if value is None:
         return None
-    usable = isinstance(value, str)
-    if usable:
+    if isinstance(value, str):
         try:
             value.encode("utf-8")
+            return None
         except UnicodeEncodeError:
-            usable = False
-    if not usable:
-        raise ConfigError(f"{name} must be text (a str without lone surrogates)")
-    return str(value)
+            pass
+    return f"{name} must be text (a str without lone surrogates)"
 
 
-def _destination(
-    pixel_id: Any, access_token: Any, test_event_code: Any, app_secret: Any
-) -> Tuple[str, str, Optional[str], Optional[str]]:
-    """The checked arguments of a send or a connection test."""
-    token = _text("access_token", access_token)
-    if token is None:
-        raise ConfigError("access_token must be text (a str without lone surrogates)")
-    code = _text("test_event_code", test_event_code)
-    if code is not None and not code.strip():
-        raise ConfigError("test_event_code must be a non-blank string; leave it out for production")
-    return str(pixel_id), token, code, _text("app_secret", app_secret)
+def _destination_problem(access_token: Any, test_event_code: Any, app_secret: Any) -> Optional[str]:
+    """What is wrong with the credentials of a send or a connection test, or ``None``."""
+    if access_token is None:
+        return "access_token must be text (a str without lone surrogates)"
+    problem = (
+        _text_problem("access_token", access_token)
+        or _text_problem("test_event_code", test_event_code)
+        or _text_problem("app_secret", app_secret)
+    )
+    if problem is None and test_event_code is not None and not test_event_code.strip():
+        problem = "test_event_code must be a non-blank string; leave it out for production"
+    return problem
+
+
+def _flush_entry(d: Any) -> Union[str, Tuple[Optional[str], Any, Any, Any]]:
+    """One destination of :meth:`Outbox.flush` as the native module takes it, or why it cannot
+    be used (never its values)."""
+    if not isinstance(d, Mapping):
+        return "must be a mapping of pixel_id, access_token, test_event_code and app_secret"
+    problem = (
+        _text_problem("access_token", d.get("access_token"))
+        or _text_problem("test_event_code", d.get("test_event_code"))
+        or _text_problem("app_secret", d.get("app_secret"))
+    )
+    if problem is not None:
+        return problem
+    pixel_id = d.get("pixel_id")
+    return (
+        None if pixel_id is None else str(pixel_id),
+        d.get("access_token"),
+        d.get("test_event_code"),
+        d.get("app_secret"),
+    )
+
 
 _AUTH_KINDS = {"invalid_token", "no_permission", "pixel_not_found"}
 
@@ -465,8 +488,15 @@ class Client:
     ) -> Report:
         """Prepares and sends ``events`` to one pixel; blocks until every event is delivered,
         rejected, failed or skipped, and says which in the :class:`Report`."""
-        dest = _destination(pixel_id, access_token, test_event_code, app_secret)
-        return Report(self._native.send(_event_list(events), *dest))
+        # The credentials are passed on as they are: no copy of them in this frame's locals.
+        problem = _destination_problem(access_token, test_event_code, app_secret)
+        if problem is not None:
+            raise ConfigError(problem)
+        return Report(
+            self._native.send(
+                _event_list(events), str(pixel_id), access_token, test_event_code, app_secret
+            )
+        )
 
     def test_connection(
         self,
@@ -477,10 +507,11 @@ class Client:
         app_secret: Optional[str] = None,
     ) -> ConnectionTest:
         """Sends one test event and says whether the connection works."""
+        problem = _destination_problem(access_token, test_event_code, app_secret)
+        if problem is not None:
+            raise ConfigError(problem)
         return ConnectionTest(
-            self._native.test_connection(
-                *_destination(pixel_id, access_token, test_event_code, app_secret)
-            )
+            self._native.test_connection(str(pixel_id), access_token, test_event_code, app_secret)
         )
 
     def __repr__(self) -> str:
@@ -516,21 +547,10 @@ class Outbox:
         (``KeyboardInterrupt``, raised once the request in flight is answered and recorded)
         stops the flush between requests and ends a retry wait; the events not delivered
         stay pending."""
-        table: Dict[str, Any] = {}
-        for key, d in destinations.items():
-            if not isinstance(d, Mapping):
-                table[key] = "must be a mapping of pixel_id, access_token, test_event_code and app_secret"
-                continue
-            try:
-                table[key] = (
-                    None if d.get("pixel_id") is None else str(d["pixel_id"]),
-                    _text("access_token", d.get("access_token")),
-                    _text("test_event_code", d.get("test_event_code")),
-                    _text("app_secret", d.get("app_secret")),
-                )
-            except ConfigError as e:
-                table[key] = str(e)
-        return self._native.flush(client._native, table)
+        # Built in the call: no local of this frame holds the tokens (see _text_problem).
+        return self._native.flush(
+            client._native, {key: _flush_entry(d) for key, d in destinations.items()}
+        )
 
     def stats(self) -> Dict[str, Any]:
         """``{"pending", "delivered", "failed", "expired", "paused"}``."""
