@@ -20,10 +20,23 @@ pub struct Unreadable {
     pub kind: ProblemKind,
     /// What is wrong, naming the line or record.
     pub msg: String,
+    /// Nothing after it is read: the input cannot be read on (a read error, a quoted cell
+    /// left open, a CSV header that cannot be used).
+    pub ends: bool,
 }
 
 fn unreadable(kind: ProblemKind, msg: String) -> Unreadable {
-    Unreadable { kind, msg }
+    Unreadable {
+        kind,
+        msg,
+        ends: false,
+    }
+}
+
+impl Unreadable {
+    fn ending(self) -> Unreadable {
+        Unreadable { ends: true, ..self }
+    }
 }
 
 /// The longest line read, in bytes. An event is a few kilobytes (one with 1000 `contents`
@@ -108,7 +121,8 @@ pub fn jsonl(mut reader: impl BufRead) -> impl Iterator<Item = Item> {
                     event: Err(unreadable(
                         ProblemKind::UnreadableInput,
                         format!("cannot read line {line_no}: {e}"),
-                    )),
+                    )
+                    .ending()),
                 });
             }
         };
@@ -159,16 +173,25 @@ const NUMBERS: &[&str] = &["value", "predicted_ltv", "net_revenue", "num_items"]
 pub const MAX_RECORD_BYTES: u64 = 1 << 20;
 
 /// A reader that refuses to read past `limit`, a byte offset the CSV reader moves on after
-/// each record.
+/// each record; it also counts what it read and the quotes in it, and notes the end.
 struct Bounded<R> {
     inner: R,
-    read: u64,
-    limit: std::rc::Rc<std::cell::Cell<u64>>,
+    seen: std::rc::Rc<Seen>,
+}
+
+/// What [`Bounded`] has read so far.
+#[derive(Default)]
+struct Seen {
+    limit: std::cell::Cell<u64>,
+    read: std::cell::Cell<u64>,
+    quotes: std::cell::Cell<u64>,
+    ended: std::cell::Cell<bool>,
 }
 
 impl<R: std::io::Read> std::io::Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let room = self.limit.get().saturating_sub(self.read);
+        let seen = &self.seen;
+        let room = seen.limit.get().saturating_sub(seen.read.get());
         if room == 0 {
             return Err(std::io::Error::other(format!(
                 "a record longer than {MAX_RECORD_BYTES} bytes (a quoted cell left open?)"
@@ -176,36 +199,50 @@ impl<R: std::io::Read> std::io::Read for Bounded<R> {
         }
         let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
-        self.read += n as u64;
+        seen.read.set(seen.read.get() + n as u64);
+        let quotes = buf[..n].iter().filter(|&&b| b == b'"').count();
+        seen.quotes.set(seen.quotes.get() + quotes as u64);
+        if n == 0 && want > 0 {
+            seen.ended.set(true);
+        }
         Ok(n)
     }
 }
 
 /// An iterator over the rows of a CSV stream with a header row. Columns: the event fields
-/// (`event_name`, `event_time` as Unix seconds or `YYYY-MM-DD[ T]HH:MM:SS[Z]` UTC, `consent`,
-/// `data_processing_options` (`LDU`) and its country and state codes, …), the `user_data`
-/// keys (`em`, `ph`, … — several values separated by `|`; also prefixed `user_data.`), and the
-/// customer-information aliases (`email`, `phone`, `first_name`, …), which go to `user_data`
-/// for its validation to name the right key; `custom_data` fields (`value`, `currency`,
-/// `order_id`, `content_ids` separated by `|`, …); any other column, or one prefixed
-/// `custom_data.`, becomes a custom property. Empty cells are absent.
+/// (`event_name`, `event_time` as Unix seconds or `YYYY-MM-DD[ T]HH:MM[:SS[.fff]]` with `Z`
+/// or an offset (`+02:00`), UTC without one, `consent`, `data_processing_options` (`LDU`) and
+/// its country and state codes, …), the `user_data` keys (`em`, `ph`, … — several values
+/// separated by `|`; also prefixed `user_data.`), and the customer-information aliases
+/// (`email`, `phone`, `first_name`, …), which go to `user_data` for its validation to name the
+/// right key; `custom_data` fields (`value`, `currency`, `order_id`, `content_ids` separated by
+/// `|`, …); any other column, or one prefixed `custom_data.`, becomes a custom property.
+/// Names are matched whatever their case, with spaces or dashes for underscores (`First
+/// Name`, `E-mail`). Empty cells are absent.
 ///
-/// A record longer than [`MAX_RECORD_BYTES`] or a read error ends the stream with an error
-/// item: a CSV stream cannot be resynchronized on the next record.
+/// Customer information never goes to Meta unhashed by mistake: two columns for one field
+/// are a header error, and a cell holding an email address in a column that would make it a
+/// custom property rejects its row (name the column `em` to send it hashed, or
+/// `custom_data.<name>` to send it as it is).
+///
+/// A record longer than [`MAX_RECORD_BYTES`], a quoted cell left open until the end of the
+/// input, or a read error ends the stream with an error item: a CSV stream cannot be
+/// resynchronized on the next record.
 pub fn csv(reader: impl std::io::Read) -> impl Iterator<Item = Item> {
     // The CSV reader buffers ahead of the record it parses: the bound leaves room for that.
     const BUFFER: u64 = 1 << 16;
-    let limit = std::rc::Rc::new(std::cell::Cell::new(MAX_RECORD_BYTES + BUFFER));
+    let seen = std::rc::Rc::new(Seen::default());
+    seen.limit.set(MAX_RECORD_BYTES + BUFFER);
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
         .buffer_capacity(BUFFER as usize)
         .from_reader(Bounded {
             inner: reader,
-            read: 0,
-            limit: limit.clone(),
+            seen: seen.clone(),
         });
     let headers = rdr.headers().cloned();
     let mut n = 1usize; // the header is record 1
+    let mut columns = Vec::new();
     let mut header_error = match &headers {
         Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => Some(unreadable(
             ProblemKind::UnreadableInput,
@@ -222,33 +259,56 @@ pub fn csv(reader: impl std::io::Read) -> impl Iterator<Item = Item> {
              (save it with ',' as the separator)"
                 .into(),
         )),
-        Ok(_) => None,
+        Ok(h) => match columns_of(h) {
+            Ok(c) => {
+                columns = c;
+                None
+            }
+            Err(msg) => Some(unreadable(ProblemKind::InvalidCsv, msg)),
+        },
     };
     let mut record = csv::StringRecord::new();
     let mut broken = false;
     std::iter::from_fn(move || {
         if let Some(e) = header_error.take() {
+            broken = true;
             return Some(Item {
                 line: 1,
-                event: Err(e),
+                event: Err(e.ending()),
             });
         }
-        let headers = headers.as_ref().ok()?;
-        if broken || headers.len() == 1 && headers.get(0).is_some_and(|c| c.contains(';')) {
+        if broken {
             return None;
         }
-        limit.set(rdr.position().byte() + MAX_RECORD_BYTES + BUFFER);
+        seen.limit
+            .set(rdr.position().byte() + MAX_RECORD_BYTES + BUFFER);
         let read = rdr.read_record(&mut record);
         n += 1;
+        // A quote left open takes the rest of the input into one cell: the record ends where
+        // the input does, and the input's quotes do not pair up. Its text must not go
+        // anywhere, nor the rows it swallowed be lost without a word.
+        let open_quote = seen.ended.get()
+            && rdr.position().byte() == seen.read.get()
+            && seen.quotes.get() % 2 == 1;
         let event = match read {
             Ok(false) => return None,
-            Ok(true) => Ok(row_to_event(headers, &record)),
+            Ok(true) if open_quote && record.iter().any(|c| c.contains(['\n', '\r'])) => {
+                broken = true;
+                Err(not_closed(n).ending())
+            }
+            Err(e) if open_quote && !matches!(e.kind(), csv::ErrorKind::Io(_)) => {
+                broken = true;
+                Err(not_closed(n).ending())
+            }
+            Ok(true) => row_to_event(&columns, &record)
+                .map_err(|msg| unreadable(ProblemKind::InvalidCsv, format!("row {n} {msg}"))),
             Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
                 broken = true;
                 Err(unreadable(
                     ProblemKind::UnreadableInput,
                     format!("cannot read row {n}: {e}; the rest is not read"),
-                ))
+                )
+                .ending())
             }
             Err(e) => Err(unreadable(
                 ProblemKind::InvalidCsv,
@@ -259,58 +319,203 @@ pub fn csv(reader: impl std::io::Read) -> impl Iterator<Item = Item> {
     })
 }
 
-fn row_to_event(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
+fn not_closed(row: usize) -> Unreadable {
+    unreadable(
+        ProblemKind::InvalidCsv,
+        format!(
+            "row {row} is not valid CSV: a quoted cell is not closed, so it runs to the end of \
+             the input; the rest is not read"
+        ),
+    )
+}
+
+/// Where a CSV column goes.
+enum Column {
+    /// A `user_data` key (or an alias, for the validation to name the right key).
+    User(String),
+    EventTime,
+    OptOut,
+    /// `data_processing_options`, `|`-separated.
+    Dpo,
+    /// `data_processing_options_country` or `_state`: a number when it is one.
+    DpoCode(String),
+    /// Another event field.
+    Event(String),
+    /// A `custom_data` field; `explicit` when the column said `custom_data.`.
+    Custom {
+        key: String,
+        explicit: bool,
+    },
+}
+
+/// `First Name` → `first_name`: what a column name is matched as.
+fn canonical(name: &str) -> String {
+    name.trim()
+        .chars()
+        .map(|c| match c {
+            ' ' | '-' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// The known `custom_data` fields (other columns are custom properties, kept as named).
+const CUSTOM: &[&str] = &[
+    "value",
+    "currency",
+    "content_ids",
+    "content_name",
+    "content_category",
+    "content_type",
+    "num_items",
+    "order_id",
+    "predicted_ltv",
+    "net_revenue",
+    "search_string",
+    "status",
+    "delivery_category",
+];
+
+fn column(header: &str) -> Column {
+    let trimmed = header.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    if let Some(rest) = lower.strip_prefix("user_data.") {
+        return Column::User(canonical(rest));
+    }
+    if lower.starts_with("custom_data.") {
+        let key = trimmed["custom_data.".len()..].trim();
+        let known = canonical(key);
+        return Column::Custom {
+            key: if CUSTOM.contains(&known.as_str()) {
+                known
+            } else {
+                key.to_owned()
+            },
+            explicit: true,
+        };
+    }
+    let c = canonical(trimmed);
+    match c.as_str() {
+        _ if USER_DATA.contains(&c.as_str()) || freight::model::user_data_key_for(&c).is_some() => {
+            Column::User(c)
+        }
+        "event_time" => Column::EventTime,
+        "opt_out" => Column::OptOut,
+        "data_processing_options" => Column::Dpo,
+        "data_processing_options_country" | "data_processing_options_state" => Column::DpoCode(c),
+        _ if EVENT.contains(&c.as_str()) => Column::Event(c),
+        _ if CUSTOM.contains(&c.as_str()) => Column::Custom {
+            key: c,
+            explicit: false,
+        },
+        _ => Column::Custom {
+            key: trimmed.to_owned(),
+            explicit: false,
+        },
+    }
+}
+
+/// The columns of a header; two columns for one field are an error (one would silently
+/// overwrite the other).
+fn columns_of(headers: &csv::StringRecord) -> Result<Vec<Column>, String> {
+    let columns: Vec<Column> = headers.iter().map(column).collect();
+    let mut filled: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, c) in columns.iter().enumerate() {
+        let target = match c {
+            Column::User(k) => format!("user_data.{k}"),
+            Column::EventTime => "event_time".into(),
+            Column::OptOut => "opt_out".into(),
+            Column::Dpo => "data_processing_options".into(),
+            Column::DpoCode(k) | Column::Event(k) => k.clone(),
+            Column::Custom { key, .. } => format!("custom_data.{key}"),
+        };
+        if let Some(first) = filled.insert(target.clone(), i) {
+            return Err(format!(
+                "the CSV header has two columns for {target}: {} ({:?}) and {} ({:?}); keep one",
+                first + 1,
+                headers.get(first).unwrap_or_default(),
+                i + 1,
+                headers.get(i).unwrap_or_default(),
+            ));
+        }
+    }
+    Ok(columns)
+}
+
+/// `jane@example.com`: what a custom property must not hold unless asked for.
+fn looks_like_email(cell: &str) -> bool {
+    match cell.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !cell.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+fn row_to_event(columns: &[Column], row: &csv::StringRecord) -> Result<Value, String> {
     let mut event = Map::new();
     let mut user = Map::new();
     let mut custom = Map::new();
-    for (name, cell) in headers.iter().zip(row.iter()) {
-        let (name, cell) = (name.trim(), cell.trim());
+    let list = |cell: &str| -> Vec<Value> { cell.split('|').map(|v| json!(v.trim())).collect() };
+    for (i, (column, cell)) in columns.iter().zip(row.iter()).enumerate() {
+        let cell = cell.trim();
         if cell.is_empty() {
             continue;
         }
-        let user_column = name.strip_prefix("user_data.");
-        let name = user_column.unwrap_or(name);
-        // Customer information under another name (`email`) goes to `user_data` too, whose
-        // validation names the right key, never to `custom_data`, which Meta gets unhashed.
-        // (`custom_data.email` is a custom property, as asked.)
-        let alias = freight::model::user_data_key_for(name).is_some();
-        if user_column.is_some() || USER_DATA.contains(&name) || alias {
-            let values: Vec<Value> = cell.split('|').map(|v| json!(v.trim())).collect();
-            user.insert(
-                name.to_owned(),
-                if values.len() == 1 {
-                    values[0].clone()
+        match column {
+            Column::User(key) => {
+                let mut values = list(cell);
+                let value = if values.len() == 1 {
+                    values.remove(0)
                 } else {
                     Value::Array(values)
-                },
-            );
-        } else if name == "event_time" {
-            event.insert(name.to_owned(), parse_time(cell));
-        } else if name == "opt_out" {
-            event.insert(name.to_owned(), json!(matches!(cell, "true" | "1" | "yes")));
-        } else if name == "data_processing_options" {
+                };
+                user.insert(key.clone(), value);
+            }
+            Column::EventTime => {
+                event.insert("event_time".into(), parse_time(cell));
+            }
+            Column::OptOut => {
+                event.insert(
+                    "opt_out".into(),
+                    json!(matches!(cell, "true" | "1" | "yes")),
+                );
+            }
             // `LDU` (or `[]`'s empty cell, skipped above); several values separated by `|`.
-            let options: Vec<Value> = cell.split('|').map(|v| json!(v.trim())).collect();
-            event.insert(name.to_owned(), Value::Array(options));
-        } else if name == "data_processing_options_country"
-            || name == "data_processing_options_state"
-        {
+            Column::Dpo => {
+                event.insert("data_processing_options".into(), Value::Array(list(cell)));
+            }
             // Meta's codes are numbers (1 for the US, 1000 for California); anything else is
             // passed on as text, for the validation to name.
-            let code = cell.parse::<i64>().map_or(json!(cell), |n| json!(n));
-            event.insert(name.to_owned(), code);
-        } else if EVENT.contains(&name) {
-            event.insert(name.to_owned(), json!(cell));
-        } else {
-            let key = name.strip_prefix("custom_data.").unwrap_or(name);
-            let value = if NUMBERS.contains(&key) {
-                cell.parse::<f64>().map_or(json!(cell), |n| json!(n))
-            } else if key == "content_ids" {
-                Value::Array(cell.split('|').map(|v| json!(v.trim())).collect())
-            } else {
-                json!(cell)
-            };
-            custom.insert(key.to_owned(), value);
+            Column::DpoCode(key) => {
+                let code = cell.parse::<i64>().map_or(json!(cell), |n| json!(n));
+                event.insert(key.clone(), code);
+            }
+            Column::Event(key) => {
+                event.insert(key.clone(), json!(cell));
+            }
+            Column::Custom { key, explicit } => {
+                if !explicit && looks_like_email(cell) {
+                    return Err(format!(
+                        "has an email address in column {} ({key:?}), which would go to Meta \
+                         unhashed as a custom property: name the column em to send it hashed, \
+                         or custom_data.{key} to send it as it is",
+                        i + 1
+                    ));
+                }
+                let value = if NUMBERS.contains(&key.as_str()) {
+                    cell.parse::<f64>().map_or(json!(cell), |n| json!(n))
+                } else if key == "content_ids" {
+                    Value::Array(list(cell))
+                } else {
+                    json!(cell)
+                };
+                custom.insert(key.clone(), value);
+            }
         }
     }
     if !user.is_empty() {
@@ -319,33 +524,79 @@ fn row_to_event(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
     if !custom.is_empty() {
         event.insert("custom_data".into(), Value::Object(custom));
     }
-    Value::Object(event)
+    Ok(Value::Object(event))
 }
 
-/// Unix seconds, or an ISO-8601 UTC date-time; anything else is passed on as text (and
-/// rejected by validation with the field named).
+/// Unix seconds, or an ISO-8601 date-time (`YYYY-MM-DD`, then `T` or a space and
+/// `HH:MM[:SS[.fff]]`, then `Z`, `±HH:MM`, `±HHMM` or nothing for UTC); anything else is
+/// passed on as text (and rejected by validation with the field named).
 fn parse_time(cell: &str) -> Value {
     if let Ok(n) = cell.parse::<i64>() {
         return json!(n);
     }
-    let s = cell.trim_end_matches('Z');
-    let (date, time) = s.split_once(['T', ' ']).unwrap_or((s, "00:00:00"));
-    let d: Vec<i64> = date.split('-').filter_map(|p| p.parse().ok()).collect();
-    let t: Vec<i64> = time.split(':').filter_map(|p| p.parse().ok()).collect();
-    match (d.as_slice(), t.as_slice()) {
-        ([y, m, day], [hh, mm, rest @ ..])
-            if (1970..=9999).contains(y)
-                && (1..=12).contains(m)
-                && (1..=days_in_month(*y, *m)).contains(day)
-                && (0..24).contains(hh)
-                && (0..60).contains(mm)
-                && rest.first().is_none_or(|s| (0..61).contains(s)) =>
-        {
-            let ss = rest.first().copied().unwrap_or(0);
-            json!(days_from_civil(*y, *m, *day) * 86_400 + hh * 3600 + mm * 60 + ss)
-        }
-        _ => json!(cell),
+    iso_time(cell).map_or_else(|| json!(cell), |t| json!(t))
+}
+
+fn iso_time(cell: &str) -> Option<i64> {
+    fn num(s: &str, digits: usize) -> Option<i64> {
+        (s.len() == digits && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
     }
+    let (date, rest) = match cell.split_once(['T', ' ']) {
+        Some((d, r)) => (d, Some(r)),
+        None => (cell, None),
+    };
+    let mut d = date.split('-');
+    let (y, m, day) = (num(d.next()?, 4)?, num(d.next()?, 2)?, num(d.next()?, 2)?);
+    if d.next().is_some()
+        || !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=days_in_month(y, m)).contains(&day)
+    {
+        return None;
+    }
+    let mut seconds = days_from_civil(y, m, day) * 86_400;
+    let Some(rest) = rest else {
+        return Some(seconds);
+    };
+    // The zone: Z, ±HH:MM, ±HHMM or none (UTC).
+    let (time, offset) = if let Some(t) = rest.strip_suffix('Z') {
+        (t, 0)
+    } else if let Some(at) = rest.rfind(['+', '-']) {
+        let (t, zone) = rest.split_at(at);
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        let zone = &zone[1..];
+        let (hh, mm) = match zone.split_once(':') {
+            Some((h, m)) => (num(h, 2)?, num(m, 2)?),
+            None if zone.len() == 4 => (num(&zone[..2], 2)?, num(&zone[2..], 2)?),
+            None => return None,
+        };
+        if hh > 14 || mm > 59 {
+            return None;
+        }
+        (t, sign * (hh * 3600 + mm * 60))
+    } else {
+        (rest, 0)
+    };
+    let mut t = time.split(':');
+    let (hh, mm) = (num(t.next()?, 2)?, num(t.next()?, 2)?);
+    let ss = match t.next() {
+        None => 0,
+        // Fractions of a second are dropped: Meta takes whole seconds.
+        Some(s) => {
+            let (whole, fraction) = s.split_once('.').unwrap_or((s, "0"));
+            if fraction.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            num(whole, 2)?
+        }
+    };
+    if t.next().is_some() || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    seconds += hh * 3600 + mm * 60 + ss - offset;
+    Some(seconds)
 }
 
 /// The days of month `m` (1–12) of year `y`.
@@ -391,6 +642,128 @@ mod tests {
             items[1].event.as_ref().unwrap()["event_time"],
             1_795_392_000
         );
+    }
+
+    #[test]
+    fn a_quote_left_open_stops_the_reading_and_hides_nothing() {
+        let text = "event_name,order_id,em\nLead,\"oops\nLead,o1,a1@example.com\n\
+                    Lead,o2,a2@example.com\n";
+        let items: Vec<Item> = csv(text.as_bytes()).collect();
+        assert_eq!(items.len(), 1, "the swallowed rows are not events");
+        let e = items[0].event.as_ref().unwrap_err();
+        assert_eq!(e.kind, ProblemKind::InvalidCsv);
+        assert!(e.ends, "nothing after it is read");
+        assert!(e
+            .msg
+            .starts_with("row 2 is not valid CSV: a quoted cell is not closed"));
+        assert!(!e.msg.contains("a1@"), "{}", e.msg);
+        // Open in the last column, the record has its number of cells.
+        let text = "event_name,em,order_id\nLead,a@b.co,\"oops\nLead,a1@example.com,o1\n";
+        let items: Vec<Item> = csv(text.as_bytes()).collect();
+        assert_eq!(items.len(), 1);
+        let e = items[0].event.as_ref().unwrap_err();
+        assert!(e.msg.contains("a quoted cell is not closed"), "{}", e.msg);
+        // A cell that spans lines and is closed is fine, last or not.
+        for text in [
+            "event_name,notes\nLead,\"one\ntwo\"\n",
+            "event_name,notes\nLead,\"one\ntwo\"",
+            "event_name,notes\nLead,\"one\ntwo\"\nLead,\"x\"\"y\"\n",
+        ] {
+            let items: Vec<Item> = csv(text.as_bytes()).collect();
+            let e = items[0].event.as_ref().unwrap();
+            assert_eq!(e["custom_data"]["notes"], "one\ntwo", "{text:?}");
+            assert!(items.iter().all(|i| i.event.is_ok()), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn csv_names_match_whatever_their_case_and_separators() {
+        let text = "Event Name,Event-Time,Action Source,Email,First Name,E-mail,\
+                    Mobile,User_Data.PH,Value,Currency,Order Notes\n\
+                    Purchase,1795392000,website,a@b.co,Jane,c@d.co,+1 650 555 1234,\
+                    +1 650 555 9999,12.5,EUR,ring twice\n";
+        let items: Vec<Item> = csv(text.as_bytes()).collect();
+        let e = items[0].event.as_ref().unwrap();
+        assert_eq!(e["event_name"], "Purchase");
+        assert_eq!(e["event_time"], 1_795_392_000);
+        assert_eq!(e["action_source"], "website");
+        let user = e["user_data"].as_object().unwrap();
+        let keys: Vec<&str> = user.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["email", "first_name", "e_mail", "mobile", "ph"],
+            "customer information goes to user_data (its validation names em, fn, ph)"
+        );
+        assert_eq!(e["custom_data"]["value"], 12.5);
+        assert_eq!(e["custom_data"]["currency"], "EUR");
+        assert_eq!(e["custom_data"]["Order Notes"], "ring twice");
+    }
+
+    #[test]
+    fn two_columns_for_one_field_are_a_header_error() {
+        for header in [
+            "em,user_data.em",
+            "value,custom_data.Value",
+            "Email,email",
+            "event_name,Event Name",
+        ] {
+            let text = format!("{header}\na,b\n");
+            let items: Vec<Item> = csv(text.as_bytes()).collect();
+            assert_eq!(items.len(), 1, "{header}");
+            let e = items[0].event.as_ref().unwrap_err();
+            assert_eq!(e.kind, ProblemKind::InvalidCsv);
+            assert!(e.msg.contains("two columns for"), "{}", e.msg);
+        }
+    }
+
+    #[test]
+    fn an_email_in_a_custom_column_rejects_its_row() {
+        let text = "event_name,contact,custom_data.cc\nLead,jane@example.com,\n\
+                    Lead,,x@example.com\nLead,not-an-address@,\n";
+        let items: Vec<Item> = csv(text.as_bytes()).collect();
+        let e = items[0].event.as_ref().unwrap_err();
+        assert_eq!(e.kind, ProblemKind::InvalidCsv);
+        assert!(
+            e.msg
+                .starts_with("row 2 has an email address in column 2 (\"contact\")"),
+            "{}",
+            e.msg
+        );
+        assert!(!e.msg.contains("jane"), "{}", e.msg);
+        let asked = items[1].event.as_ref().unwrap();
+        assert_eq!(
+            asked["custom_data"]["cc"], "x@example.com",
+            "asked for by name"
+        );
+        assert!(items[2].event.is_ok());
+    }
+
+    #[test]
+    fn csv_times_keep_their_offset() {
+        let ten_utc = 1_795_341_600; // 2026-11-22T10:00:00Z
+        assert_eq!(parse_time("2026-11-22T10:00:00Z"), json!(ten_utc));
+        assert_eq!(parse_time("2026-11-22T10:00:00"), json!(ten_utc));
+        assert_eq!(parse_time("2026-11-22 10:00"), json!(ten_utc));
+        assert_eq!(parse_time("2026-11-22T10:00:00.250Z"), json!(ten_utc));
+        assert_eq!(
+            parse_time("2026-11-22T10:00:00-05:00"),
+            json!(ten_utc + 5 * 3600)
+        );
+        assert_eq!(
+            parse_time("2026-11-22T10:00:00+0930"),
+            json!(ten_utc - 9 * 3600 - 1800)
+        );
+        for bad in [
+            "2026-11-22 10:00:00 PM",
+            "2026-11-22T10:00:00:99",
+            "2026-11-22T10:00:00+25:00",
+            "2026-11-22T10:00:00+5",
+            "2026-11-22T10:00:00.Z",
+            "2026-11-22T1:00",
+            "26-11-22",
+        ] {
+            assert_eq!(parse_time(bad), json!(bad), "{bad}");
+        }
     }
 
     #[test]

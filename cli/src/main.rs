@@ -363,7 +363,7 @@ fn run_normalize(args: NormalizeArgs) -> Result<ExitCode, Fatal> {
     match normalize(field, &value, &opts) {
         Ok(Some(n)) => {
             if let Some(w) = n.warning {
-                say!("warning: {w}");
+                say!("warning: {} [{w}]", freight::prepare::warning_msg(w));
             }
             let out = if args.hash {
                 n.to_wire(field, &opts)
@@ -402,11 +402,13 @@ fn normalize_jsonl(base: &NormalizeOptions) -> Result<ExitCode, Fatal> {
         if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
             continue;
         }
-        let result = line
+        let mut result = line
             .and_then(|line| normalize_line(&line, base))
             .unwrap_or_else(|msg| {
                 json!({"error": {"type": "invalid_input", "msg": format!("line {n}: {msg}")}})
             });
+        // Blank lines get no answer: the line number pairs answers with questions.
+        result["line"] = json!(n);
         serde_json::to_writer(&mut out, &result)?;
         out.write_all(b"\n")?;
     }
@@ -417,11 +419,12 @@ fn normalize_jsonl(base: &NormalizeOptions) -> Result<ExitCode, Fatal> {
 fn normalize_line(line: &str, base: &NormalizeOptions) -> Result<Value, String> {
     let req: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
     let field = field_of(req["field"].as_str().ok_or("\"field\" must be a string")?)?;
-    let value = match &req["value"] {
-        Value::String(s) => s.clone(),
-        v @ Value::Number(_) => v.view().number_text().unwrap_or_default(),
-        Value::Null => return Ok(json!({"normalized": null, "hash": null})),
-        _ => return Err("\"value\" must be a string".into()),
+    let value = match req.get("value") {
+        Some(Value::String(s)) => s.clone(),
+        Some(v @ Value::Number(_)) => v.view().number_text().unwrap_or_default(),
+        Some(Value::Null) => return Ok(json!({"normalized": null, "hash": null})),
+        None => return Err("\"value\" is missing".into()),
+        Some(_) => return Err("\"value\" must be a string".into()),
     };
     let opts = match req.get("options") {
         Some(o) => {
@@ -551,14 +554,19 @@ fn run_sandbox(args: SandboxArgs) -> Result<ExitCode, Fatal> {
     .map_err(|e| Fatal(format!("cannot handle signals: {e}")))?;
     let mut sandbox = Sandbox::start_on(config, args.port)
         .map_err(|e| Fatal(format!("cannot listen on 127.0.0.1:{}: {e}", args.port)))?;
-    println!("{}", sandbox.url());
+    // Its address is the one thing a caller needs: written, or the command fails (a full or
+    // closed standard output is an error, not a panic).
+    let mut out = Stdout::new();
+    writeln!(out, "{}", sandbox.url())?;
     if args.config.is_none() {
-        println!(
+        writeln!(
+            out,
             "token: {SANDBOX_TOKEN} (any pixel id); control: {}/__sandbox/requests",
             sandbox.url()
-        );
+        )?;
     }
-    io::stdout().flush()?;
+    out.flush()?;
+    drop(out);
     let _ = rx.recv();
     sandbox.shutdown();
     say!("freight sandbox: stopped");

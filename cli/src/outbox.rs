@@ -43,18 +43,23 @@ enum OutboxCommand {
         #[command(flatten)]
         options: OptionArgs,
     },
-    /// Send due events; prints what happened. Exits 1 when an event failed, or when due
-    /// events wait for a destination that cannot be used (each named on stderr, with why).
+    /// Send due events; prints what happened. Exits 1 when an event failed or expired, or
+    /// when events wait for a destination that cannot be used or is paused (each named on
+    /// stderr, with why).
     /// Ctrl-C (or SIGTERM) stops it between requests, ends a retry wait, and exits 130 after
     /// the report; the events not delivered stay pending. A second one stops it at once.
     Flush {
         /// The outbox file.
         db: String,
         /// `{"key": {"pixel_id": "…", "token_env": "ENV_VAR"}}`: the token is read from the
-        /// environment variable named.
+        /// environment variable named; optional `"test_event_code"` and `"app_secret_env"`
+        /// (the variable holding the app secret, for appsecret_proof).
         #[arg(long)]
         destinations: String,
-        /// Graph API base URL (https, or http to a loopback host).
+        /// The platform's partner_agent, e.g. plmyplatform-1.2-3.4.
+        #[arg(long)]
+        partner_agent: Option<String>,
+        /// Graph API base URL (https, or http to 127.0.0.1 or [::1]).
         #[arg(long)]
         graph_url: Option<String>,
         /// Graph API version.
@@ -111,6 +116,17 @@ enum OutboxCommand {
 
 fn open(db: &str) -> Result<Outbox, Fatal> {
     Outbox::open(db).map_err(|e| Fatal(format!("{db}: {e}")))
+}
+
+/// The outbox at `db`, which must exist: only `enqueue` creates one (a mistyped path would
+/// otherwise show an empty outbox, and leave a stray file).
+fn open_existing(db: &str) -> Result<Outbox, Fatal> {
+    if !std::path::Path::new(db).exists() {
+        return Err(Fatal(format!(
+            "{db}: no outbox there (`freight outbox enqueue` creates one)"
+        )));
+    }
+    open(db)
 }
 
 fn print(v: &Value) -> Result<(), Fatal> {
@@ -188,6 +204,7 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             destinations,
             graph_url,
             api_version,
+            partner_agent,
             max_requests,
             lease_secs,
             worker,
@@ -207,6 +224,7 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                 })?;
             let mut config = ClientConfig {
                 api_version,
+                partner_agent,
                 ..ClientConfig::default()
             };
             if let Some(url) = graph_url {
@@ -224,7 +242,7 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                 lease_secs,
                 ..FlushLimits::default()
             };
-            let outbox = open(&db)?;
+            let outbox = open_existing(&db)?;
             stop_on_interrupt(
                 "freight: interrupted: no new request is sent; the one in flight finishes and \
                  is recorded, the rest stays pending (interrupt again to stop at once)",
@@ -244,13 +262,34 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             if let Some(e) = &r.stopped {
                 say!("freight: the flush stopped early: {e}");
             }
+            if r.expired > 0 {
+                say!(
+                    "freight: {} events expired unsent (Meta's window for them closed): \
+                     `freight outbox list {db} --state expired` shows them",
+                    r.expired
+                );
+            }
+            // Paused now or by an earlier flush: its events wait until it is resumed.
+            let paused = outbox.stats(now).map_err(|e| Fatal(e.to_string()))?.paused;
+            for (key, reason, until) in &paused {
+                say!(
+                    "freight: destination {key:?} is paused until {until} (Unix time): {reason}; \
+                     its events wait. Fix its credentials, then `freight outbox resume {db} \
+                     --key {key}`"
+                );
+            }
             if r.interrupted {
                 return Ok(ExitCode::from(INTERRUPTED_EXIT));
             }
-            // Events that stay pending for want of a destination fail the run, as failed ones
-            // and a storage error do: a scheduler must notice.
+            // Events that stay pending for want of a usable destination fail the run, as
+            // failed and expired ones and a storage error do: a scheduler must notice.
             Ok(
-                if r.failed > 0 || !r.unresolved.is_empty() || r.stopped.is_some() {
+                if r.failed > 0
+                    || r.expired > 0
+                    || !r.unresolved.is_empty()
+                    || !paused.is_empty()
+                    || r.stopped.is_some()
+                {
                     ExitCode::FAILURE
                 } else {
                     ExitCode::SUCCESS
@@ -258,12 +297,14 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             )
         }
         OutboxCommand::Stats { db } => {
-            let s = open(&db)?.stats(now).map_err(|e| Fatal(e.to_string()))?;
+            let s = open_existing(&db)?
+                .stats(now)
+                .map_err(|e| Fatal(e.to_string()))?;
             print(&serde_json::to_value(&s)?)?;
             Ok(ExitCode::SUCCESS)
         }
         OutboxCommand::Retry { db, key, expired } => {
-            let n = open(&db)?
+            let n = open_existing(&db)?
                 .requeue(key.as_deref(), expired, now)
                 .map_err(|e| Fatal(e.to_string()))?;
             print(&json!({"requeued": n}))?;
@@ -275,7 +316,7 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                     "unknown state {state:?}; pending, delivered, failed or expired"
                 ))
             })?;
-            for e in open(&db)?
+            for e in open_existing(&db)?
                 .list(state, limit)
                 .map_err(|e| Fatal(e.to_string()))?
             {
@@ -284,7 +325,13 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             Ok(ExitCode::SUCCESS)
         }
         OutboxCommand::Resume { db, key } => {
-            open(&db)?.resume(&key).map_err(|e| Fatal(e.to_string()))?;
+            let outbox = open_existing(&db)?;
+            let paused = outbox.stats(now).map_err(|e| Fatal(e.to_string()))?.paused;
+            if !paused.iter().any(|(k, _, _)| *k == key) {
+                say!("freight: destination {key:?} is not paused: nothing to resume");
+                return Ok(ExitCode::FAILURE);
+            }
+            outbox.resume(&key).map_err(|e| Fatal(e.to_string()))?;
             print(&json!({"resumed": key}))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -294,33 +341,60 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
 /// A destination of the `--destinations` file: `{"pixel_id": "123" or 123, "token_env":
 /// "NAME"}`, the token read from the environment variable NAME.
 fn destination(d: &Value) -> Result<Destination, String> {
+    const KEYS: [&str; 4] = ["pixel_id", "token_env", "test_event_code", "app_secret_env"];
+    let Some(entry) = d.as_object() else {
+        return Err(format!("must be an object of {}", KEYS.join(", ")));
+    };
+    // A setting misspelled or not supported would otherwise be dropped without a word (a
+    // test code ignored sends test events as real ones). Keys are named, never values.
+    if let Some(unknown) = entry.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown setting {unknown:?} (known: {})",
+            KEYS.join(", ")
+        ));
+    }
     let pixel = match &d["pixel_id"] {
         Value::String(s) => s.clone(),
         Value::Number(n) if n.is_u64() => n.to_string(),
         _ => return Err("\"pixel_id\" must be the pixel's id (a string or a number)".into()),
     };
-    let name = d["token_env"]
+    let token = secret_from_env(d, "token_env", "the token")?;
+    let mut dest = Destination::new(pixel, token).map_err(|e| e.to_string())?;
+    match &d["test_event_code"] {
+        Value::Null => {}
+        Value::String(code) if !code.trim().is_empty() => {
+            dest = dest.with_test_event_code(code.clone());
+        }
+        _ => return Err("\"test_event_code\" must be the code from Events Manager".into()),
+    }
+    if !d["app_secret_env"].is_null() {
+        let secret = secret_from_env(d, "app_secret_env", "the app secret")?;
+        dest = dest.with_app_secret(secret).map_err(|e| e.to_string())?;
+    }
+    Ok(dest)
+}
+
+/// The secret in the environment variable that the entry's `key` names.
+fn secret_from_env(d: &Value, key: &str, what: &str) -> Result<String, String> {
+    let name = d[key]
         .as_str()
-        .ok_or("\"token_env\" must name the environment variable that holds the token")?;
-    // Never echoed unless it looks like a variable's name: a token pasted here by mistake
-    // must not reach a log.
-    // (Meta's tokens are far longer than 64 characters.)
+        .ok_or_else(|| format!("{key:?} must name the environment variable that holds {what}"))?;
+    // Never echoed unless it looks like a variable's name: a secret pasted here by mistake
+    // must not reach a log. (Meta's tokens are far longer than 64 characters.)
     let is_name = !name.is_empty()
         && name.len() <= 64
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && !name.as_bytes()[0].is_ascii_digit();
     if !is_name {
-        return Err(
-            "\"token_env\" must be the name of an environment variable (letters, \
-                    digits, _; at most 64), not the token itself"
-                .into(),
-        );
+        return Err(format!(
+            "{key:?} must be the name of an environment variable (letters, digits, _; at \
+             most 64), not {what} itself"
+        ));
     }
-    let token = std::env::var(name)
+    std::env::var(name)
         .ok()
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| {
             format!("the environment variable {name} is not set (or empty, or not UTF-8)")
-        })?;
-    Destination::new(pixel, token).map_err(|e| e.to_string())
+        })
 }

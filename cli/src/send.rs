@@ -36,7 +36,7 @@ pub struct Target {
     /// Route the events to Events Manager's Test Events tab.
     #[arg(long)]
     test_event_code: Option<String>,
-    /// Graph API base URL (https, or http to a loopback host); needs FREIGHT_ACCESS_TOKEN.
+    /// Graph API base URL (https, or http to 127.0.0.1 or [::1]); needs FREIGHT_ACCESS_TOKEN.
     #[arg(long)]
     graph_url: Option<String>,
     /// Graph API version.
@@ -148,12 +148,20 @@ fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
             (dest, None)
         }
         None => {
-            if target.graph_url.is_some() {
-                return Err(Fatal(
-                    "--graph-url needs FREIGHT_ACCESS_TOKEN: without a token the events go to \
-                     the built-in sandbox"
-                        .into(),
-                ));
+            // Options that name Meta's side mean a real send: one whose token went missing
+            // (a scheduler's lost environment) must not pass for a success in the sandbox.
+            for (given, option) in [
+                (target.graph_url.is_some(), "--graph-url"),
+                (target.pixel_id.is_some(), "--pixel-id"),
+                (target.test_event_code.is_some(), "--test-event-code"),
+            ] {
+                if given {
+                    return Err(Fatal(format!(
+                        "{option} needs FREIGHT_ACCESS_TOKEN, which is not set: nothing would \
+                         reach Meta. Set the token, or leave {option} out to try the built-in \
+                         sandbox"
+                    )));
+                }
             }
             let mut config = SandboxConfig::with_token(SANDBOX_TOKEN);
             config.now = now;
@@ -167,8 +175,7 @@ fn resolve(target: &Target, now: Option<i64>) -> Result<Resolved, Fatal> {
                 sandbox.url()
             ));
             client_config.graph_url = sandbox.url();
-            let pixel = target.pixel_id.clone().unwrap_or_else(|| DEMO_PIXEL.into());
-            let dest = Destination::new(pixel, SANDBOX_TOKEN)
+            let dest = Destination::new(DEMO_PIXEL, SANDBOX_TOKEN)
                 .map_err(|e| Fatal(format!("destination: {e}")))?;
             (dest, Some(sandbox))
         }
@@ -208,6 +215,9 @@ struct Totals {
     requests: usize,
     /// The input line of the last event read, when an interrupt stopped the reading.
     read_up_to: Option<usize>,
+    /// The line past which the input could not be read (a read error, a quoted CSV cell left
+    /// open): what followed it was never processed.
+    cut_at: Option<usize>,
     /// What made the first event fail, for stderr.
     first_failure: Option<String>,
 }
@@ -217,6 +227,28 @@ struct ReportWriter {
 }
 
 /// A file created (or truncated) with mode 0600 on Unix.
+/// True when `report` names the file `input` reads (`-`: standard input), so that writing
+/// one would truncate the other.
+fn same_file(report: &str, input: &str) -> bool {
+    let input = if input == "-" { "/dev/stdin" } else { input };
+    let (Ok(a), Ok(b)) = (std::fs::metadata(report), std::fs::metadata(input)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        matches!(
+            (std::fs::canonicalize(report), std::fs::canonicalize(input)),
+            (Ok(x), Ok(y)) if x == y
+        )
+    }
+}
+
 fn create_private(path: &str) -> io::Result<std::fs::File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -347,6 +379,14 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     } = resolve(&args.target, args.now)?;
     // After the destination is known (a usage error leaves an earlier report as it was), and
     // before the sandbox's notice (a report that cannot be written stops the command first).
+    if let Some(path) = &args.report {
+        if same_file(path, &args.file) {
+            return Err(Fatal(format!(
+                "--report {path} is the input: writing the report would erase the events; \
+                 give another file"
+            )));
+        }
+    }
     let mut report = ReportWriter {
         out: match &args.report {
             // Owner-only: the report holds the wire events (IP addresses, user agents).
@@ -466,6 +506,9 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
             };
             last_line = item.line;
             totals.input += 1;
+            if item.event.as_ref().is_err_and(|u| u.ends) {
+                totals.cut_at = Some(item.line);
+            }
             let event = item
                 .event
                 .map_err(|msg| unreadable(index, msg))
@@ -541,7 +584,8 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         "pixel_id": dest.pixel_id(), "input": totals.input, "delivered": totals.delivered,
         "rejected": totals.rejected, "failed": totals.failed, "skipped": totals.skipped,
         "unsent": totals.unsent, "requests": totals.requests, "interrupted": stopped,
-        "read_up_to_line": totals.read_up_to}}))?;
+        "read_up_to_line": totals.read_up_to, "input_cut_at_line": totals.cut_at,
+        "sandbox": sandbox.is_some()}}))?;
     if let Some(out) = &mut report.out {
         out.flush()?;
     }
@@ -579,6 +623,12 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
             totals.unsent
         ))?;
     }
+    if let Some(line) = totals.cut_at {
+        summary(&format!(
+            "the input could not be read past line {line} (its problem is in the report): \
+             what follows it was not processed"
+        ))?;
+    }
     if let Some(sb) = &sandbox {
         let accepted: usize = sb
             .requests()
@@ -593,10 +643,10 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         ))?;
     }
     // Rejections are the input's fault and are reported above; failures mean events that
-    // should have reached Meta did not.
+    // should have reached Meta did not, and an input cut short, events never read.
     Ok(if stopped {
         ExitCode::from(INTERRUPTED_EXIT)
-    } else if totals.failed > 0 || (args.strict && totals.rejected > 0) {
+    } else if totals.failed > 0 || totals.cut_at.is_some() || (args.strict && totals.rejected > 0) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -158,6 +158,14 @@ fn normalize_one_value_and_jsonl() {
         .unwrap()
         .contains("invalid_gender"));
 
+    let out = freight(&["normalize", "ph", "020 7946 0958", "--hash"], "");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "warning: phone number without country code, sent as digits; add the country code or \
+         set the default_country option [phone_missing_country_code]\n"
+    );
+
     let input = "{\"field\":\"st\",\"value\":\"California\"}\nnot json\n{\"field\":\"zz\",\"value\":\"x\"}\n{\"field\":\"ph\",\"value\":\"020 7946 0958\",\"options\":{\"default_country\":\"gb\"}}\n";
     let out = freight(&["normalize", "--jsonl"], input);
     assert!(out.status.success());
@@ -171,6 +179,17 @@ fn normalize_one_value_and_jsonl() {
         .unwrap()
         .contains("unknown field"));
     assert_eq!(l[3]["normalized"], "442079460958");
+    // Each answer names its line: a blank line (no answer) shifts nothing.
+    let out = freight(
+        &["normalize", "--jsonl"],
+        "{\"field\":\"ct\",\"value\":\"Paris\"}\n\n{\"field\":\"ct\"}\n",
+    );
+    let l = lines(&out);
+    assert_eq!(
+        (l[0]["line"].as_u64(), l[1]["line"].as_u64()),
+        (Some(1), Some(3))
+    );
+    assert_eq!(l[1]["error"]["msg"], "line 3: \"value\" is missing");
 }
 
 #[test]
@@ -192,6 +211,25 @@ fn sandbox_prints_its_address_and_stops_on_sigint() {
 #[test]
 fn sandbox_stops_on_sigterm() {
     sandbox_stops_on("-TERM");
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_full_standard_output_is_an_error_not_a_panic() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_freight"))
+        .args(["sandbox", "--port", "0"])
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 fn sandbox_stops_on(signal: &str) {
@@ -475,6 +513,98 @@ fn an_interrupt_ends_a_retry_wait() {
 }
 
 #[test]
+fn a_csv_quote_left_open_fails_the_send_and_sends_none_of_its_text() {
+    let dir = std::env::temp_dir().join(format!("freight-cli-quote-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("orders.csv");
+    let mut text = String::from("event_name,event_time,action_source,em,order_id\n");
+    text.push_str("Lead,1795391000,email,a0@example.com,\"oops\n");
+    for i in 1..50 {
+        text.push_str(&format!("Lead,1795391000,email,a{i}@example.com,o{i}\n"));
+    }
+    std::fs::write(&input, text).unwrap();
+    let report = dir.join("report.jsonl");
+    let out = freight_env(
+        &[
+            "send",
+            input.to_str().unwrap(),
+            "--now",
+            NOW,
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &[],
+        "",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("1 events: 0 delivered, 1 rejected"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the input could not be read past line 2"),
+        "{stdout}"
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(!text.contains("a1@example.com"), "{text}");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["outcome"], "rejected");
+    assert_eq!(lines[0]["errors"][0]["type"], "invalid_csv");
+    assert_eq!(lines[1]["summary"]["input_cut_at_line"], 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_report_over_its_own_input_is_refused() {
+    let dir = std::env::temp_dir().join(format!("freight-cli-same-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("events.jsonl");
+    std::fs::write(&input, format!("{GOOD}\n")).unwrap();
+    let path = input.to_str().unwrap();
+    // The same file under another name too.
+    let link = dir.join("link.jsonl");
+    let _ = std::fs::remove_file(&link);
+    std::fs::hard_link(&input, &link).unwrap();
+    for report in [path, link.to_str().unwrap()] {
+        let out = freight_env(&["send", path, "--now", NOW, "--report", report], &[], "");
+        assert_eq!(out.status.code(), Some(2), "{report}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("is the input"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(&input).unwrap(),
+            format!("{GOOD}\n"),
+            "the input is intact"
+        );
+    }
+    // Another file is fine, and the summary says the events went to the sandbox.
+    let report = dir.join("report.jsonl");
+    let out = freight_env(
+        &[
+            "send",
+            path,
+            "--now",
+            NOW,
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &[],
+        "",
+    );
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&report).unwrap();
+    let summary: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["summary"]["sandbox"], true, "{summary}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_blank_token_or_a_directory_is_a_usage_error() {
     let out = freight_env(
         &["send", "-", "--now", NOW],
@@ -490,6 +620,9 @@ fn a_blank_token_or_a_directory_is_a_usage_error() {
         &["--batch-size", "0"][..],
         &["--now=-1"][..],
         &["--test-event-code", " "][..],
+        // Meant for Meta, with the token missing: not a sandbox run that exits 0.
+        &["--pixel-id", "1234567890"][..],
+        &["--test-event-code", "TEST123"][..],
     ] {
         let mut args = vec!["send", "-"];
         if !bad[0].starts_with("--now") {
@@ -504,6 +637,10 @@ fn a_blank_token_or_a_directory_is_a_usage_error() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
+    let out = freight_env(&["test-connection", "--pixel-id", "1234567890"], &[], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .starts_with("freight: --pixel-id needs FREIGHT_ACCESS_TOKEN, which is not set"));
     let dir = std::env::temp_dir();
     for cmd in ["send", "prepare", "validate"] {
         let out = freight_env(&[cmd, dir.to_str().unwrap(), "--now", NOW], &[], "");

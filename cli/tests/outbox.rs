@@ -180,12 +180,11 @@ fn four_enqueuers_and_a_flusher() {
             f
         })
         .collect();
-    // Create the file first so the processes race on rows, not on the schema.
-    assert!(Command::new(bin())
-        .args(["outbox", "stats", db.to_str().unwrap()])
-        .status()
-        .unwrap()
-        .success());
+    // Create the file first (an enqueue of nothing) so the processes race on rows, not on
+    // the schema.
+    let nothing = d.join("empty.jsonl");
+    std::fs::write(&nothing, "").unwrap();
+    assert!(enqueue(&db, &nothing).wait().unwrap().success());
     let mut writers: Vec<_> = files.iter().map(|f| enqueue(&db, f)).collect();
     let mut flushes = 0;
     loop {
@@ -392,4 +391,146 @@ fn an_interrupted_flush_ends_its_wait_and_keeps_the_rest_pending() {
         "{report}"
     );
     assert!(sb.requests().is_empty());
+}
+
+#[test]
+fn only_enqueue_creates_an_outbox() {
+    let d = dir("missing");
+    let db = d.join("typo.db");
+    for args in [
+        &["stats"][..],
+        &["list"][..],
+        &["retry"][..],
+        &["resume", "--key", "shop"][..],
+    ] {
+        let out = Command::new(bin())
+            .arg("outbox")
+            .arg(args[0])
+            .arg(&db)
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no outbox there"),
+            "{args:?}"
+        );
+        assert!(!db.exists(), "{args:?} left a file");
+    }
+    let sb = Sandbox::start(SandboxConfig::with_token(TOKEN)).unwrap();
+    let out = flush_cmd(&db, &destinations(&d), &sb).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!db.exists());
+}
+
+#[test]
+fn a_paused_destination_fails_every_flush_until_resumed() {
+    let d = dir("paused");
+    let db = d.join("outbox.db");
+    let events = d.join("events.jsonl");
+    write_events(&events, "pause", 2);
+    assert!(enqueue(&db, &events).wait().unwrap().success());
+    let sb = Sandbox::start(SandboxConfig::with_token(TOKEN)).unwrap();
+    let dests = destinations(&d);
+    // A token Meta refuses: the destination is paused, its events wait.
+    for run in 0..2 {
+        let out = flush_cmd(&db, &dests, &sb)
+            .env("OUTBOX_TEST_TOKEN", "revoked-token")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "run {run}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("destination \"shop\" is paused until"),
+            "run {run}: {stderr}"
+        );
+        assert!(!stderr.contains("revoked-token"), "{stderr}");
+    }
+    assert_eq!(sb.requests().len(), 1, "a paused destination is left alone");
+    assert_eq!(stats(&db)["pending"], 2);
+    // Resumed with a good token: delivered, and the run succeeds.
+    let resume = |key: &str| {
+        Command::new(bin())
+            .args(["outbox", "resume", db.to_str().unwrap(), "--key", key])
+            .output()
+            .unwrap()
+    };
+    // A mistyped key is not a success.
+    let typo = resume("shpo");
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("\"shpo\" is not paused"));
+    assert!(resume("shop").status.success());
+    let out = flush_cmd(&db, &dests, &sb).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stats(&db)["delivered"], 2);
+}
+
+#[test]
+fn a_destination_file_carries_test_codes_and_app_secrets_and_refuses_unknown_settings() {
+    use freight_sandbox::TokenConfig;
+    let d = dir("settings");
+    let db = d.join("outbox.db");
+    let events = d.join("events.jsonl");
+    write_events(&events, "settings", 2);
+    assert!(enqueue(&db, &events).wait().unwrap().success());
+    let mut config = SandboxConfig::default();
+    config.tokens.insert(
+        TOKEN.into(),
+        TokenConfig {
+            datasets: vec!["*".into()],
+            app_secret: Some("outbox-app-secret".into()),
+            require_appsecret_proof: true,
+            ..TokenConfig::default()
+        },
+    );
+    let sb = Sandbox::start(config).unwrap();
+    let dests = d.join("destinations.json");
+    // A misspelled setting: that destination is not used (its test code would be lost).
+    std::fs::write(
+        &dests,
+        r#"{"shop": {"pixel_id": "4242", "token_env": "OUTBOX_TEST_TOKEN",
+                     "test_event_code": "TEST77", "app_secret_env": "OUTBOX_TEST_SECRET",
+                     "tset_event_code": "TEST77-typo"}}"#,
+    )
+    .unwrap();
+    let out = flush_cmd(&db, &dests, &sb)
+        .env("OUTBOX_TEST_SECRET", "outbox-app-secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown setting \"tset_event_code\""),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("TEST77-typo"),
+        "keys are named, never values"
+    );
+    assert!(sb.requests().is_empty());
+    std::fs::write(
+        &dests,
+        r#"{"shop": {"pixel_id": "4242", "token_env": "OUTBOX_TEST_TOKEN",
+                     "test_event_code": "TEST77", "app_secret_env": "OUTBOX_TEST_SECRET"}}"#,
+    )
+    .unwrap();
+    let out = flush_cmd(&db, &dests, &sb)
+        .env("OUTBOX_TEST_SECRET", "outbox-app-secret")
+        .args(["--partner-agent", "plfreight-1-2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = &sb.requests()[0];
+    assert_eq!(r.test_event_code.as_deref(), Some("TEST77"));
+    assert_eq!(r.partner_agent.as_deref(), Some("plfreight-1-2"));
+    assert_eq!(r.appsecret_proof_valid, Some(true));
+    assert_eq!(stats(&db)["delivered"], 2);
 }

@@ -1166,7 +1166,8 @@ fn numeric_ok(field: Field) -> bool {
     )
 }
 
-fn warning_msg(kind: ProblemKind) -> &'static str {
+/// What a warning from [`normalize`](crate::normalize::normalize) means and what to do.
+pub fn warning_msg(kind: ProblemKind) -> &'static str {
     match kind {
         ProblemKind::PhoneMissingCountryCode => {
             "phone number without country code, sent as digits; add the country code or \

@@ -354,6 +354,26 @@ impl<S: Store> Outbox<S> {
         for (i, e) in events.iter().enumerate() {
             match preparer.process(e, i) {
                 Outcome::Ready(mut p) => {
+                    let expires = expires_at(&p.event);
+                    // A flush would expire it unsent: the caller learns it now, while it can
+                    // still send the event itself.
+                    if expires <= now {
+                        report.rejected.push(Rejection {
+                            index: i,
+                            errors: vec![freight::validate::Problem::new(
+                                freight::ProblemKind::EventTimeTooOld,
+                                format!("data[{i}].event_time"),
+                                format!(
+                                    "too old for the outbox: Meta's window for it closes in \
+                                     less than {} minutes, the margin the outbox keeps for its \
+                                     retries (send it directly instead)",
+                                    EXPIRY_MARGIN_SECS / 60
+                                ),
+                            )],
+                            warnings: std::mem::take(&mut p.warnings),
+                        });
+                        continue;
+                    }
                     if !p.warnings.is_empty() {
                         report.warnings.push(freight::report::EventWarnings {
                             index: i,
@@ -363,7 +383,6 @@ impl<S: Store> Outbox<S> {
                     if p.event.event_id.is_none() {
                         p.event.event_id = Some(content_id(&p.event)?);
                     }
-                    let expires = expires_at(&p.event);
                     ready.push((p.event, expires));
                 }
                 Outcome::Rejected(r) => report.rejected.push(r),

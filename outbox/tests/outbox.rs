@@ -997,3 +997,25 @@ fn a_cancelled_flush_ends_its_wait_and_leaves_the_rest_pending() {
     assert_eq!((r.requests, r.delivered), (2, 4), "{r:?}");
     assert_eq!(outbox.stats(t + 31).unwrap().pending, 0);
 }
+
+#[test]
+fn an_event_the_flush_would_expire_is_refused_at_enqueue() {
+    let outbox = Outbox::open(temp_db("too-old")).unwrap();
+    let t = now();
+    // Inside Meta's 7 days, but less than the outbox's hour of margin before they end.
+    let late = t - 7 * 86_400 + 1200;
+    let r = outbox
+        .enqueue("shop-0", &[event(1, late), event(2, t)], t)
+        .unwrap();
+    assert_eq!((r.stored, r.rejected.len()), (1, 1), "{r:?}");
+    assert_eq!(r.rejected[0].index, 0);
+    let p = &r.rejected[0].errors[0];
+    assert_eq!(p.kind.as_str(), "event_time_too_old");
+    assert_eq!(p.loc, "data[0].event_time");
+    assert!(p.msg.starts_with("too old for the outbox"), "{}", p.msg);
+    // The margin's edge: an hour and a minute left is still taken.
+    let r = outbox
+        .enqueue("shop-0", &[event(3, t - 7 * 86_400 + 3660)], t)
+        .unwrap();
+    assert_eq!(r.stored, 1);
+}

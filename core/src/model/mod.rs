@@ -383,15 +383,17 @@ impl UserData {
 /// ```
 pub fn user_data_key_for(alias: &str) -> Option<&'static str> {
     Some(match alias {
-        "email" | "emails" => "em",
-        "phone" | "phone_number" => "ph",
-        "first_name" => "fn",
-        "last_name" => "ln",
-        "city" => "ct",
-        "state" => "st",
-        "zip" | "zip_code" | "postal_code" => "zp",
-        "gender" => "ge",
-        "date_of_birth" | "birthday" => "db",
+        "email" | "emails" | "e_mail" | "email_address" => "em",
+        "phone" | "phones" | "phone_number" | "telephone" | "tel" | "mobile" | "mobile_phone"
+        | "mobile_number" | "cell_phone" => "ph",
+        "first_name" | "firstname" | "given_name" => "fn",
+        "last_name" | "lastname" | "surname" | "family_name" => "ln",
+        "city" | "town" => "ct",
+        "state" | "province" => "st",
+        "zip" | "zip_code" | "zipcode" | "postal_code" | "postcode" | "post_code" => "zp",
+        "country_code" => "country",
+        "gender" | "sex" => "ge",
+        "date_of_birth" | "birthday" | "birthdate" | "birth_date" | "dob" => "db",
         "ip" | "ip_address" => "client_ip_address",
         "user_agent" => "client_user_agent",
         _ => return None,
