@@ -184,8 +184,37 @@ struct Bounded<R> {
 struct Seen {
     limit: std::cell::Cell<u64>,
     read: std::cell::Cell<u64>,
-    quotes: std::cell::Cell<u64>,
+    quote: std::cell::Cell<Quote>,
     ended: std::cell::Cell<bool>,
+}
+
+/// Where the bytes read so far leave a CSV reader, as to quotes (RFC 4180, as the `csv`
+/// crate reads it: a quote opens a quoted cell only at the start of a cell, `""` inside one
+/// is a quote, and a quote inside an unquoted cell is text).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+enum Quote {
+    /// At the start of a cell.
+    #[default]
+    CellStart,
+    /// Inside an unquoted cell, or after a quoted one closed.
+    Unquoted,
+    /// Inside a quoted cell.
+    Open,
+    /// Inside a quoted cell, just after a quote: it closed the cell, or starts `""`.
+    Closing,
+}
+
+impl Quote {
+    fn after(self, bytes: &[u8]) -> Quote {
+        bytes.iter().fold(self, |state, &b| match (state, b) {
+            (Quote::CellStart, b'"') => Quote::Open,
+            (Quote::Open, b'"') => Quote::Closing,
+            (Quote::Open, _) => Quote::Open,
+            (Quote::Closing, b'"') => Quote::Open,
+            (_, b',' | b'\n' | b'\r') => Quote::CellStart,
+            _ => Quote::Unquoted,
+        })
+    }
 }
 
 impl<R: std::io::Read> std::io::Read for Bounded<R> {
@@ -200,8 +229,7 @@ impl<R: std::io::Read> std::io::Read for Bounded<R> {
         let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         seen.read.set(seen.read.get() + n as u64);
-        let quotes = buf[..n].iter().filter(|&&b| b == b'"').count();
-        seen.quotes.set(seen.quotes.get() + quotes as u64);
+        seen.quote.set(seen.quote.get().after(&buf[..n]));
         if n == 0 && want > 0 {
             seen.ended.set(true);
         }
@@ -285,14 +313,14 @@ pub fn csv(reader: impl std::io::Read) -> impl Iterator<Item = Item> {
         let read = rdr.read_record(&mut record);
         n += 1;
         // A quote left open takes the rest of the input into one cell: the record ends where
-        // the input does, and the input's quotes do not pair up. Its text must not go
-        // anywhere, nor the rows it swallowed be lost without a word.
+        // the input does, inside a quoted cell. Its text must not go anywhere, nor the rows it
+        // swallowed be lost without a word.
         let open_quote = seen.ended.get()
             && rdr.position().byte() == seen.read.get()
-            && seen.quotes.get() % 2 == 1;
+            && seen.quote.get() == Quote::Open;
         let event = match read {
             Ok(false) => return None,
-            Ok(true) if open_quote && record.iter().any(|c| c.contains(['\n', '\r'])) => {
+            Ok(true) if open_quote => {
                 broken = true;
                 Err(not_closed(n).ending())
             }
@@ -346,17 +374,40 @@ enum Column {
         key: String,
         explicit: bool,
     },
+    /// No name in the header (a spreadsheet's trailing empty columns): its cells must be
+    /// empty.
+    Unnamed,
 }
 
-/// `First Name` → `first_name`: what a column name is matched as.
+/// `First Name`, `firstName`, `FIRST-NAME` → `first_name`: what a column name is matched
+/// as. Runs of anything but letters and digits are one `_`; a capital after a small letter or
+/// a digit (or ending a run of capitals: `IPAddress`) starts a word.
 fn canonical(name: &str) -> String {
-    name.trim()
-        .chars()
-        .map(|c| match c {
-            ' ' | '-' => '_',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
+    let chars: Vec<char> = name.trim().chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if !c.is_alphanumeric() {
+            if !out.is_empty() && !out.ends_with('_') {
+                out.push('_');
+            }
+            continue;
+        }
+        if c.is_uppercase() && i > 0 && !out.is_empty() && !out.ends_with('_') {
+            let before = chars[i - 1];
+            let next_small = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            if before.is_lowercase()
+                || before.is_ascii_digit()
+                || (before.is_uppercase() && next_small)
+            {
+                out.push('_');
+            }
+        }
+        out.extend(c.to_lowercase());
+    }
+    while out.ends_with('_') {
+        out.pop();
+    }
+    out
 }
 
 /// The known `custom_data` fields (other columns are custom properties, kept as named).
@@ -378,6 +429,9 @@ const CUSTOM: &[&str] = &[
 
 fn column(header: &str) -> Column {
     let trimmed = header.trim();
+    if trimmed.is_empty() {
+        return Column::Unnamed;
+    }
     let lower = trimmed.to_ascii_lowercase();
     if let Some(rest) = lower.strip_prefix("user_data.") {
         return Column::User(canonical(rest));
@@ -428,6 +482,7 @@ fn columns_of(headers: &csv::StringRecord) -> Result<Vec<Column>, String> {
             Column::Dpo => "data_processing_options".into(),
             Column::DpoCode(k) | Column::Event(k) => k.clone(),
             Column::Custom { key, .. } => format!("custom_data.{key}"),
+            Column::Unnamed => continue,
         };
         if let Some(first) = filled.insert(target.clone(), i) {
             return Err(format!(
@@ -442,18 +497,20 @@ fn columns_of(headers: &csv::StringRecord) -> Result<Vec<Column>, String> {
     Ok(columns)
 }
 
-/// `jane@example.com`: what a custom property must not hold unless asked for.
-fn looks_like_email(cell: &str) -> bool {
-    match cell.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !cell.contains(char::is_whitespace)
-        }
-        None => false,
-    }
+/// Holds an email address (`jane@example.com`, `Jane <jane@example.com>`): what a custom
+/// property must not hold unless asked for.
+fn holds_email(cell: &str) -> bool {
+    cell.split(|c: char| c.is_whitespace() || "<>()[]{},;:\"'".contains(c))
+        .any(|word| match word.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            }
+            None => false,
+        })
 }
 
 fn row_to_event(columns: &[Column], row: &csv::StringRecord) -> Result<Value, String> {
@@ -498,8 +555,14 @@ fn row_to_event(columns: &[Column], row: &csv::StringRecord) -> Result<Value, St
             Column::Event(key) => {
                 event.insert(key.clone(), json!(cell));
             }
+            Column::Unnamed => {
+                return Err(format!(
+                    "has a value in column {}, which has no name in the header",
+                    i + 1
+                ));
+            }
             Column::Custom { key, explicit } => {
-                if !explicit && looks_like_email(cell) {
+                if !explicit && holds_email(cell) {
                     return Err(format!(
                         "has an email address in column {} ({key:?}), which would go to Meta \
                          unhashed as a custom property: name the column em to send it hashed, \
@@ -528,8 +591,8 @@ fn row_to_event(columns: &[Column], row: &csv::StringRecord) -> Result<Value, St
 }
 
 /// Unix seconds, or an ISO-8601 date-time (`YYYY-MM-DD`, then `T` or a space and
-/// `HH:MM[:SS[.fff]]`, then `Z`, `±HH:MM`, `±HHMM` or nothing for UTC); anything else is
-/// passed on as text (and rejected by validation with the field named).
+/// `HH:MM[:SS[.fff]]`, then `Z`, `±HH:MM`, `±HHMM`, `±HH` or nothing for UTC); anything else
+/// is passed on as text (and rejected by validation with the field named).
 fn parse_time(cell: &str) -> Value {
     if let Ok(n) = cell.parse::<i64>() {
         return json!(n);
@@ -543,7 +606,7 @@ fn iso_time(cell: &str) -> Option<i64> {
             .then(|| s.parse().ok())
             .flatten()
     }
-    let (date, rest) = match cell.split_once(['T', ' ']) {
+    let (date, rest) = match cell.split_once(['T', 't', ' ']) {
         Some((d, r)) => (d, Some(r)),
         None => (cell, None),
     };
@@ -561,7 +624,7 @@ fn iso_time(cell: &str) -> Option<i64> {
         return Some(seconds);
     };
     // The zone: Z, ±HH:MM, ±HHMM or none (UTC).
-    let (time, offset) = if let Some(t) = rest.strip_suffix('Z') {
+    let (time, offset) = if let Some(t) = rest.strip_suffix(['Z', 'z']) {
         (t, 0)
     } else if let Some(at) = rest.rfind(['+', '-']) {
         let (t, zone) = rest.split_at(at);
@@ -569,8 +632,10 @@ fn iso_time(cell: &str) -> Option<i64> {
         let zone = &zone[1..];
         let (hh, mm) = match zone.split_once(':') {
             Some((h, m)) => (num(h, 2)?, num(m, 2)?),
-            None if zone.len() == 4 => (num(&zone[..2], 2)?, num(&zone[2..], 2)?),
-            None => return None,
+            None if zone.len() == 4 && zone.is_ascii() => {
+                (num(&zone[..2], 2)?, num(&zone[2..], 2)?)
+            }
+            None => (num(zone, 2)?, 0),
         };
         if hh > 14 || mm > 59 {
             return None;
@@ -663,16 +728,36 @@ mod tests {
         assert_eq!(items.len(), 1);
         let e = items[0].event.as_ref().unwrap_err();
         assert!(e.msg.contains("a quoted cell is not closed"), "{}", e.msg);
-        // A cell that spans lines and is closed is fine, last or not.
-        for text in [
-            "event_name,notes\nLead,\"one\ntwo\"\n",
-            "event_name,notes\nLead,\"one\ntwo\"",
-            "event_name,notes\nLead,\"one\ntwo\"\nLead,\"x\"\"y\"\n",
+        // A stray quote further on closes it, as CSV reads it: the rows between become one
+        // cell, which must not carry their customer information to Meta in clear.
+        let text = "event_name,notes\nLead,\"oops\nLead,a1@example.com 12\" pizza\nLead,x\n";
+        let items: Vec<Item> = csv(text.as_bytes()).collect();
+        assert_eq!(items.len(), 2);
+        let e = items[0].event.as_ref().unwrap_err();
+        assert!(e.msg.contains("has an email address"), "{}", e.msg);
+        assert!(!e.msg.contains("a1@"), "{}", e.msg);
+        // A cell that spans lines and is closed is fine, last or not, whatever quotes the
+        // unquoted cells hold.
+        for (text, last) in [
+            ("event_name,notes\nLead,\"one\ntwo\"\n", "one\ntwo"),
+            ("event_name,notes\nLead,\"one\ntwo\"", "one\ntwo"),
+            (
+                "event_name,notes\nLead,\"one\ntwo\"\nLead,\"x\"\"y\"\n",
+                "x\"y",
+            ),
+            (
+                "event_name,notes\nLead,12\" pizza\nLead,\"one\ntwo\"",
+                "one\ntwo",
+            ),
+            (
+                "event_name,notes\r\nLead,\"a,\"\"b\"\"\"\r\nLead,\"one\r\ntwo\"",
+                "one\r\ntwo",
+            ),
         ] {
             let items: Vec<Item> = csv(text.as_bytes()).collect();
-            let e = items[0].event.as_ref().unwrap();
-            assert_eq!(e["custom_data"]["notes"], "one\ntwo", "{text:?}");
             assert!(items.iter().all(|i| i.event.is_ok()), "{text:?}");
+            let e = items.last().unwrap().event.as_ref().unwrap();
+            assert_eq!(e["custom_data"]["notes"], last, "{text:?}");
         }
     }
 
@@ -700,6 +785,48 @@ mod tests {
     }
 
     #[test]
+    fn names_are_matched_as_words() {
+        for (name, matched) in [
+            ("First Name", "first_name"),
+            ("firstName", "first_name"),
+            ("FIRST-NAME", "first_name"),
+            ("First\u{a0}Name", "first_name"),
+            ("first  name", "first_name"),
+            ("PhoneNumber", "phone_number"),
+            ("IPAddress", "ip_address"),
+            ("DateOfBirth", "date_of_birth"),
+            ("PostalCode", "postal_code"),
+            ("E-mail", "e_mail"),
+            ("ExternalID", "external_id"),
+            ("EM", "em"),
+            (" zip code ", "zip_code"),
+        ] {
+            assert_eq!(canonical(name), matched, "{name:?}");
+        }
+        for name in [
+            "PhoneNumber",
+            "IPAddress",
+            "PostalCode",
+            "DateOfBirth",
+            "E-mail",
+        ] {
+            assert!(matches!(column(name), Column::User(_)), "{name}");
+        }
+    }
+
+    #[test]
+    fn blank_header_names_are_empty_columns() {
+        let text = "event_name,em,,\nLead,a@b.co,,\nLead,c@d.co,,x\n";
+        let items: Vec<Item> = csv(text.as_bytes()).collect();
+        assert!(items[0].event.is_ok());
+        let e = items[1].event.as_ref().unwrap_err();
+        assert_eq!(
+            e.msg,
+            "row 3 has a value in column 4, which has no name in the header"
+        );
+    }
+
+    #[test]
     fn two_columns_for_one_field_are_a_header_error() {
         for header in [
             "em,user_data.em",
@@ -719,7 +846,8 @@ mod tests {
     #[test]
     fn an_email_in_a_custom_column_rejects_its_row() {
         let text = "event_name,contact,custom_data.cc\nLead,jane@example.com,\n\
-                    Lead,,x@example.com\nLead,not-an-address@,\n";
+                    Lead,,x@example.com\nLead,not-an-address@,\n\
+                    Lead,Jane <jane@example.com>,\n";
         let items: Vec<Item> = csv(text.as_bytes()).collect();
         let e = items[0].event.as_ref().unwrap_err();
         assert_eq!(e.kind, ProblemKind::InvalidCsv);
@@ -736,6 +864,7 @@ mod tests {
             "asked for by name"
         );
         assert!(items[2].event.is_ok());
+        assert!(items[3].event.is_err(), "inside other text too");
     }
 
     #[test]
@@ -753,11 +882,14 @@ mod tests {
             parse_time("2026-11-22T10:00:00+0930"),
             json!(ten_utc - 9 * 3600 - 1800)
         );
+        assert_eq!(parse_time("2026-11-22t10:00:00z"), json!(ten_utc));
+        assert_eq!(parse_time("2026-11-22T10:00:00+01"), json!(ten_utc - 3600));
         for bad in [
             "2026-11-22 10:00:00 PM",
             "2026-11-22T10:00:00:99",
             "2026-11-22T10:00:00+25:00",
             "2026-11-22T10:00:00+5",
+            "2026-11-22T10:00:00+1\u{e9}2",
             "2026-11-22T10:00:00.Z",
             "2026-11-22T1:00",
             "26-11-22",

@@ -104,7 +104,8 @@ enum OutboxCommand {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
-    /// Lift the circuit breaker of a destination.
+    /// Lift the pause (circuit breaker) or the throttle of a destination; exits 1 when it had
+    /// neither (a mistyped key).
     Resume {
         /// The outbox file.
         db: String,
@@ -153,6 +154,7 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             let items = read_events(file.as_deref(), format, |r, _| r)?;
             let (mut stored, mut duplicates, mut rejected, mut skipped, mut unreadable) =
                 (0, 0, 0, 0, 0);
+            let mut cut_at = None;
             let mut batch = Vec::with_capacity(chunk.max(1));
             // The input line of each event of the batch: messages name the line, as `send`'s.
             let mut lines: Vec<usize> = Vec::with_capacity(chunk.max(1));
@@ -188,15 +190,23 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                     }
                     Err(why) => {
                         unreadable += 1;
+                        if why.ends {
+                            cut_at = Some(item.line);
+                        }
                         say!("{} [{}]", why.msg, why.kind);
                     }
                 }
             }
             flush_batch(&mut batch, &mut lines)?;
-            print(
-                &json!({"stored": stored, "duplicates": duplicates, "rejected": rejected + unreadable,
-                          "skipped": skipped}),
-            )?;
+            print(&json!({"stored": stored, "duplicates": duplicates,
+                          "rejected": rejected + unreadable, "skipped": skipped,
+                          "input_cut_at_line": cut_at}))?;
+            // As `send`: events never read fail the run; rejected ones are the input's and
+            // are named above.
+            if let Some(line) = cut_at {
+                say!("freight: the input could not be read past line {line}: what follows it was not stored");
+                return Ok(ExitCode::FAILURE);
+            }
             Ok(ExitCode::SUCCESS)
         }
         OutboxCommand::Flush {
@@ -269,8 +279,10 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
                     r.expired
                 );
             }
-            // Paused now or by an earlier flush: its events wait until it is resumed.
-            let paused = outbox.stats(now).map_err(|e| Fatal(e.to_string()))?.paused;
+            // Paused now or by an earlier flush: its events wait until it is resumed. (Only
+            // this file's destinations: another worker may serve the others.)
+            let mut paused = outbox.stats(now).map_err(|e| Fatal(e.to_string()))?.paused;
+            paused.retain(|(key, _, _)| table.contains_key(key));
             for (key, reason, until) in &paused {
                 say!(
                     "freight: destination {key:?} is paused until {until} (Unix time): {reason}; \
@@ -325,13 +337,13 @@ pub fn run(args: OutboxArgs) -> Result<ExitCode, Fatal> {
             Ok(ExitCode::SUCCESS)
         }
         OutboxCommand::Resume { db, key } => {
-            let outbox = open_existing(&db)?;
-            let paused = outbox.stats(now).map_err(|e| Fatal(e.to_string()))?.paused;
-            if !paused.iter().any(|(k, _, _)| *k == key) {
-                say!("freight: destination {key:?} is not paused: nothing to resume");
+            let resumed = open_existing(&db)?
+                .resume(&key)
+                .map_err(|e| Fatal(e.to_string()))?;
+            if !resumed {
+                say!("freight: destination {key:?} is neither paused nor throttled: nothing to resume");
                 return Ok(ExitCode::FAILURE);
             }
-            outbox.resume(&key).map_err(|e| Fatal(e.to_string()))?;
             print(&json!({"resumed": key}))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -348,8 +360,15 @@ fn destination(d: &Value) -> Result<Destination, String> {
     // A setting misspelled or not supported would otherwise be dropped without a word (a
     // test code ignored sends test events as real ones). Keys are named, never values.
     if let Some(unknown) = entry.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        // Named only when it looks like a setting's name: a token pasted as a key must not
+        // reach a log.
+        let named = if is_name(unknown) {
+            format!("{unknown:?}")
+        } else {
+            "(not shown: not a setting's name)".into()
+        };
         return Err(format!(
-            "unknown setting {unknown:?} (known: {})",
+            "unknown setting {named} (known: {})",
             KEYS.join(", ")
         ));
     }
@@ -374,18 +393,23 @@ fn destination(d: &Value) -> Result<Destination, String> {
     Ok(dest)
 }
 
+/// Letters, digits and `_`, not starting with a digit, at most 64 (Meta's tokens are far
+/// longer): a name that can be shown.
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+}
+
 /// The secret in the environment variable that the entry's `key` names.
 fn secret_from_env(d: &Value, key: &str, what: &str) -> Result<String, String> {
     let name = d[key]
         .as_str()
         .ok_or_else(|| format!("{key:?} must name the environment variable that holds {what}"))?;
     // Never echoed unless it looks like a variable's name: a secret pasted here by mistake
-    // must not reach a log. (Meta's tokens are far longer than 64 characters.)
-    let is_name = !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && !name.as_bytes()[0].is_ascii_digit();
-    if !is_name {
+    // must not reach a log.
+    if !is_name(name) {
         return Err(format!(
             "{key:?} must be the name of an environment variable (letters, digits, _; at \
              most 64), not {what} itself"

@@ -30,10 +30,10 @@ const DEMO_PIXEL: &str = "1234567890";
 /// Where the requests go.
 #[derive(Args)]
 pub struct Target {
-    /// The pixel (or dataset) id. Required with a real token.
+    /// The pixel (or dataset) id; needs FREIGHT_ACCESS_TOKEN (and is required with it).
     #[arg(long)]
     pixel_id: Option<String>,
-    /// Route the events to Events Manager's Test Events tab.
+    /// Route the events to Events Manager's Test Events tab; needs FREIGHT_ACCESS_TOKEN.
     #[arg(long)]
     test_event_code: Option<String>,
     /// Graph API base URL (https, or http to 127.0.0.1 or [::1]); needs FREIGHT_ACCESS_TOKEN.
@@ -226,7 +226,6 @@ struct ReportWriter {
     out: Option<io::BufWriter<std::fs::File>>,
 }
 
-/// A file created (or truncated) with mode 0600 on Unix.
 /// True when `report` names the file `input` reads (`-`: standard input), so that writing
 /// one would truncate the other.
 fn same_file(report: &str, input: &str) -> bool {
@@ -249,6 +248,7 @@ fn same_file(report: &str, input: &str) -> bool {
     }
 }
 
+/// A file created (or truncated) with mode 0600 on Unix.
 fn create_private(path: &str) -> io::Result<std::fs::File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

@@ -458,7 +458,9 @@ fn a_paused_destination_fails_every_flush_until_resumed() {
     // A mistyped key is not a success.
     let typo = resume("shpo");
     assert_eq!(typo.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&typo.stderr).contains("\"shpo\" is not paused"));
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("\"shpo\" is neither paused nor throttled")
+    );
     assert!(resume("shop").status.success());
     let out = flush_cmd(&db, &dests, &sb).output().unwrap();
     assert!(
@@ -512,6 +514,17 @@ fn a_destination_file_carries_test_codes_and_app_secrets_and_refuses_unknown_set
         "keys are named, never values"
     );
     assert!(sb.requests().is_empty());
+    // A token pasted as a key is not named.
+    std::fs::write(
+        &dests,
+        r#"{"shop": {"pixel_id": "4242", "token_env": "OUTBOX_TEST_TOKEN",
+                     "EAAB-pasted-token.value": "x"}}"#,
+    )
+    .unwrap();
+    let out = flush_cmd(&db, &dests, &sb).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown setting (not shown"), "{stderr}");
+    assert!(!stderr.contains("EAAB"), "{stderr}");
     std::fs::write(
         &dests,
         r#"{"shop": {"pixel_id": "4242", "token_env": "OUTBOX_TEST_TOKEN",

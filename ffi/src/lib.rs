@@ -1093,6 +1093,7 @@ pub unsafe extern "C" fn freight_outbox_resume(
         let (outbox, key) = unsafe { (outbox_ref(outbox)?, required(key, key_len, "key")?) };
         outbox
             .resume(key)
+            .map(drop)
             .map_err(|e| fail(freight_result::Storage, e.0))
     })
 }

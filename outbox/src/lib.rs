@@ -172,8 +172,8 @@ pub trait Store {
     fn pause(&self, dest_key: &str, reason: &str, until: i64) -> Result<(), OutboxError>;
     /// Delays a throttled destination until `until`.
     fn throttle(&self, dest_key: &str, until: i64) -> Result<(), OutboxError>;
-    /// Lifts a pause.
-    fn resume(&self, dest_key: &str) -> Result<(), OutboxError>;
+    /// Lifts a pause or a throttle; false when the destination had neither.
+    fn resume(&self, dest_key: &str) -> Result<bool, OutboxError>;
     /// Re-queues failed (and, with `expired`, expired) events of a destination or all;
     /// returns how many.
     fn requeue(
@@ -519,6 +519,14 @@ impl<S: Store> Outbox<S> {
                                 report.interrupted = true;
                                 stop = true;
                             }
+                            // Sent and failed for a passing reason, and the client's retries
+                            // were cut short by the caller: never failed for good for that.
+                            Next::Retry if cancelled() => {
+                                put_back(now.saturating_add(limits.retry_after_secs))?;
+                                report.retried += 1;
+                                report.interrupted = true;
+                                stop = true;
+                            }
                             Next::Retry
                                 if !went_out
                                     || rows[f.index].attempts + 1 < limits.max_attempts =>
@@ -607,8 +615,9 @@ impl<S: Store> Outbox<S> {
         Ok(report)
     }
 
-    /// Lifts the circuit breaker of a destination.
-    pub fn resume(&self, dest_key: &str) -> Result<(), OutboxError> {
+    /// Lifts the circuit breaker (a pause) or a throttle of a destination; false when it had
+    /// neither (a mistyped key).
+    pub fn resume(&self, dest_key: &str) -> Result<bool, OutboxError> {
         self.store.resume(dest_key)
     }
 

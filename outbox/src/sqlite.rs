@@ -434,13 +434,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn resume(&self, dest_key: &str) -> Result<(), OutboxError> {
-        self.conn().execute(
+    fn resume(&self, dest_key: &str) -> Result<bool, OutboxError> {
+        let changed = self.conn().execute(
             "UPDATE destinations SET paused_until = NULL, pause_reason = NULL, throttled_until = NULL
-             WHERE key = ?1",
+             WHERE key = ?1 AND (paused_until IS NOT NULL OR throttled_until IS NOT NULL)",
             params![dest_key],
         )?;
-        Ok(())
+        Ok(changed > 0)
     }
 
     fn requeue(

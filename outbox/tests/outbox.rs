@@ -191,7 +191,9 @@ fn an_auth_failure_pauses_only_that_destination() {
             ..Default::default()
         },
     );
-    outbox.resume("shop-7").unwrap();
+    assert!(outbox.resume("shop-7").unwrap());
+    assert!(!outbox.resume("shop-7").unwrap(), "nothing left to lift");
+    assert!(!outbox.resume("shop-77").unwrap(), "an unknown key");
     let r = outbox
         .flush(
             &client(&sb),
@@ -867,7 +869,7 @@ mod failing {
         fn throttle(&self, k: &str, until: i64) -> Result<(), OutboxError> {
             self.inner.throttle(k, until)
         }
-        fn resume(&self, k: &str) -> Result<(), OutboxError> {
+        fn resume(&self, k: &str) -> Result<bool, OutboxError> {
             self.inner.resume(k)
         }
         fn requeue(&self, k: Option<&str>, expired: bool, now: i64) -> Result<usize, OutboxError> {
@@ -1018,4 +1020,70 @@ fn an_event_the_flush_would_expire_is_refused_at_enqueue() {
         .enqueue("shop-0", &[event(3, t - 7 * 86_400 + 3660)], t)
         .unwrap();
     assert_eq!(r.stored, 1);
+}
+
+#[test]
+fn a_flush_cancelled_in_a_retry_wait_never_fails_the_event_for_good() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    let sb = sandbox(1);
+    let outbox = Outbox::open(temp_db("cancel-retry")).unwrap();
+    let t = now();
+    assert_eq!(
+        outbox.enqueue("shop-0", &[event(1, t)], t).unwrap().stored,
+        1
+    );
+    // A passing failure, then a long backoff before the client's next try.
+    sb.push_fault(Fault::times(FaultKind::Transient, 10));
+    let waiting = Client::new(ClientConfig {
+        graph_url: sb.url(),
+        retry: RetryPolicy {
+            base_delay_ms: 20_000,
+            max_delay_ms: 20_000,
+            ..RetryPolicy::default()
+        },
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    // The outbox's last attempt: a failure it counts would be final.
+    let limits = FlushLimits {
+        max_attempts: 1,
+        ..FlushLimits::default()
+    };
+    let stop = AtomicBool::new(false);
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            while sb.requests().is_empty() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            stop.store(true, Ordering::SeqCst);
+        });
+        outbox
+            .flush(&waiting, resolver, t, limits, "w", Some(&stop))
+            .unwrap()
+    });
+    assert!(r.interrupted, "{r:?}");
+    assert_eq!((r.failed, r.retried), (0, 1), "{r:?}");
+    let s = outbox.stats(t).unwrap();
+    assert_eq!((s.pending, s.failed), (1, 0));
+}
+
+#[test]
+fn resume_lifts_a_throttle_too() {
+    use freight_outbox::Store;
+    let outbox = Outbox::open(temp_db("resume-throttle")).unwrap();
+    let t = now();
+    assert_eq!(
+        outbox.enqueue("shop-0", &[event(1, t)], t).unwrap().stored,
+        1
+    );
+    outbox.store().throttle("shop-0", t + 86_400).unwrap();
+    assert!(outbox.resume("shop-0").unwrap(), "a throttle is lifted");
+    assert!(!outbox.resume("shop-0").unwrap());
+    let sb = sandbox(1);
+    let r = outbox
+        .flush(&client(&sb), resolver, t, FlushLimits::default(), "w", None)
+        .unwrap();
+    assert_eq!(r.delivered, 1, "{r:?}");
 }

@@ -783,10 +783,16 @@ fn interruptibly<'py, T: Send>(
     std::thread::scope(|scope| {
         let (stop, done) = (&stop, &done);
         let spawned = std::thread::Builder::new().spawn_scoped(scope, || {
-            let out = take().map(|send| send(stop));
-            done.store(true, Ordering::SeqCst);
-            caller.unpark();
-            out
+            // Done however the work ends, a panic included: the caller waits for this.
+            struct Done<'a>(&'a AtomicBool, std::thread::Thread);
+            impl Drop for Done<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::SeqCst);
+                    self.1.unpark();
+                }
+            }
+            let _done = Done(done, caller.clone());
+            take().map(|send| send(stop))
         });
         // No thread to be had (a process or memory limit reached): the work runs on this
         // thread, without the GIL, deaf to Ctrl-C as a C caller's would be; not a panic.
@@ -989,7 +995,7 @@ impl NativeOutbox {
         to_py_json(py, &s)
     }
 
-    fn resume(&self, py: Python<'_>, key: &str) -> PyResult<()> {
+    fn resume(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
         self.inner
             .resume(key)
             .map_err(|e| raise(py, "FreightError", (e.0,)))

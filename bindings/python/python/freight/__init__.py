@@ -116,6 +116,10 @@ def _flush_entry(d: Any) -> Union[str, Tuple[Optional[str], Any, Any, Any]]:
         or _text_problem("test_event_code", d.get("test_event_code"))
         or _text_problem("app_secret", d.get("app_secret"))
     )
+    code = d.get("test_event_code")
+    if problem is None and code is not None and not code.strip():
+        # As in a send: a blank code would send test events as real ones.
+        problem = "test_event_code must be a non-blank string; leave it out for production"
     if problem is not None:
         return problem
     pixel_id = d.get("pixel_id")
@@ -547,7 +551,8 @@ class Outbox:
         (``KeyboardInterrupt``, raised once the request in flight is answered and recorded)
         stops the flush between requests and ends a retry wait; the events not delivered
         stay pending."""
-        # Built in the call: no local of this frame holds the tokens (see _text_problem).
+        # Built in the call: no local of this frame but the caller's own `destinations` holds
+        # the tokens (see _text_problem).
         return self._native.flush(
             client._native, {key: _flush_entry(d) for key, d in destinations.items()}
         )
@@ -556,9 +561,10 @@ class Outbox:
         """``{"pending", "delivered", "failed", "expired", "paused"}``."""
         return self._native.stats()
 
-    def resume(self, key: str) -> None:
-        """Lifts the circuit breaker of a destination key."""
-        self._native.resume(key)
+    def resume(self, key: str) -> bool:
+        """Lifts the circuit breaker (a pause) or a throttle of a destination key; ``False``
+        when it had neither (a mistyped key)."""
+        return self._native.resume(key)
 
     def requeue(self, key: Optional[str] = None, *, expired: bool = False) -> int:
         """Re-queues failed (and with ``expired=True`` expired) events; returns how many."""
