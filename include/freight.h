@@ -230,6 +230,20 @@ enum freight_result freight_client_new(const char *config_json, size_t config_le
 void freight_client_free(struct freight_client *client);
 
 /*
+ Stops (`stop` non-zero) the sends and outbox flushes of `client` that are running, in any
+ thread, between requests: no new request starts, a retry wait ends, the request in flight
+ is answered. The events of a send not sent fail with kind `"cancelled"` (0 attempts); a
+ flush leaves them pending and reports `"interrupted":true`. Until it is called again with
+ `stop` 0, the client's later sends and flushes stop at once in the same way.
+
+ Async-signal-safe (it only stores a flag): a SIGTERM handler may call it. NULL is a no-op.
+
+ # Safety
+ `client` must be NULL or a live client.
+ */
+void freight_client_cancel(const struct freight_client *client, int32_t stop);
+
+/*
  Prepares and sends events to one destination, with retries, and reports every event.
 
  `destination_json` is `{"pixel_id":"…","access_token":"…","test_event_code":"…",
@@ -292,7 +306,7 @@ enum freight_result freight_outbox_enqueue(const struct freight_outbox *outbox, 
  receives `{"requests","delivered","failed","retried","expired","pruned",
  "paused":[[key,reason]],"unresolved":[key],"invalid":[[key,reason]],"stopped":null|"…",
  "interrupted":false}` (`stopped`: the storage error that ended the flush early; the counts
- are what it did; `interrupted` is always false here: the C ABI has no cancel flag): a
+ are what it did; `interrupted`: freight_client_cancel stopped it, its events stay pending): a
  destination that cannot be used (an empty token, a bad pixel id) keeps its events pending
  and is listed in `invalid` (when it has due events), without holding back the others.
 

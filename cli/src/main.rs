@@ -98,7 +98,7 @@ struct PrepareArgs {
     #[command(flatten)]
     source: SourceArgs,
     /// The clock, as Unix seconds (default: now).
-    #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
+    #[arg(long, value_parser = unix_seconds)]
     now: Option<i64>,
     #[command(flatten)]
     options: OptionArgs,
@@ -462,18 +462,23 @@ enum Outcome {
 
 /// Streams JSON Lines events through the preparer, calling `each` with the 1-based line
 /// number and the outcome. Malformed lines are rejected (`invalid_json`, `invalid_csv`,
-/// `unreadable_input`) and the rest of the input is processed.
+/// `unreadable_input`) and the rest of the input is processed; returns the line past which
+/// the input could not be read, if it could not be read to its end.
 fn stream_events(
     args: &PrepareArgs,
     mut each: impl FnMut(usize, Outcome) -> Result<(), Fatal>,
-) -> Result<(), Fatal> {
+) -> Result<Option<usize>, Fatal> {
     let opts = PrepareOptions {
         normalize: args.options.to_options().map_err(Fatal)?,
     };
     let preparer = Preparer::new(&opts, args.now.unwrap_or_else(unix_now));
     let items = read_events(args.file.as_deref(), args.format, |r, _| r)?;
     let source = args.source.source()?;
+    let mut cut_at = None;
     for (index, item) in items.enumerate() {
+        if item.event.as_ref().is_err_and(|u| u.ends) {
+            cut_at = Some(item.line);
+        }
         let event = item
             .event
             .map_err(|msg| unreadable(index, msg))
@@ -488,7 +493,7 @@ fn stream_events(
         };
         each(item.line, outcome)?;
     }
-    Ok(())
+    Ok(cut_at)
 }
 
 /// The rejection of an input line that is not an event at all.
@@ -502,7 +507,7 @@ pub fn unreadable(index: usize, why: input::Unreadable) -> freight::prepare::Rej
 
 fn run_prepare(args: PrepareArgs) -> Result<ExitCode, Fatal> {
     let mut out = BufWriter::new(Stdout::new());
-    stream_events(&args, |line_no, outcome| {
+    let cut = stream_events(&args, |line_no, outcome| {
         let v = match outcome {
             Outcome::Ready(e) => {
                 // The hot path: written directly, without an intermediate JSON value.
@@ -531,7 +536,32 @@ fn run_prepare(args: PrepareArgs) -> Result<ExitCode, Fatal> {
         Ok(())
     })?;
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    // Rejections are data; an input that could not be read to its end is a failed run.
+    Ok(match cut {
+        Some(line) => {
+            say!("freight: the input could not be read past line {line}: what follows it was not processed");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
+    })
+}
+
+/// A `--now`: Unix seconds, from 1970 to the end of year 9999 (a value in milliseconds is
+/// named as such rather than taken for a date 50,000 years on).
+pub fn unix_seconds(s: &str) -> Result<i64, String> {
+    const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let n: i64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of seconds"))?;
+    match n {
+        n if n < 0 => Err("must not be negative".into()),
+        n if n > MAX && n / 1000 <= MAX => Err(format!(
+            "{n} looks like milliseconds: give Unix seconds ({})",
+            n / 1000
+        )),
+        n if n > MAX => Err(format!("must be at most {MAX} (the end of year 9999)")),
+        n => Ok(n),
+    }
 }
 
 /// The token the sandbox accepts when started without a configuration.

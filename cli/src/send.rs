@@ -67,7 +67,7 @@ pub struct SendArgs {
     batch_size: usize,
     /// The clock (Unix seconds) — only with the built-in sandbox, whose clock is set to it
     /// too; Meta's clock cannot be set.
-    #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
+    #[arg(long, value_parser = crate::unix_seconds)]
     now: Option<i64>,
     /// Exit 1 when an event is rejected locally, too (by default only failures do).
     #[arg(long)]
@@ -224,6 +224,16 @@ struct Totals {
 
 struct ReportWriter {
     out: Option<io::BufWriter<std::fs::File>>,
+    /// Why the report could not be written (a full disk): nothing more is sent then, since
+    /// what happens to the events could not be recorded.
+    broken: Option<String>,
+}
+
+/// Set when the report cannot be written: the reading stops too.
+static REPORT_BROKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn report_broken() -> bool {
+    REPORT_BROKEN.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// True when `report` names the file `input` reads (`-`: standard input), so that writing
@@ -280,17 +290,29 @@ fn summary(line: &str) -> Result<(), Fatal> {
 }
 
 impl ReportWriter {
+    /// Notes the first write error, after which nothing more is written or sent.
+    fn check(&mut self, written: io::Result<()>) {
+        if let Err(e) = written {
+            self.out = None;
+            self.broken.get_or_insert_with(|| e.to_string());
+            REPORT_BROKEN.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     fn flush(&mut self) -> Result<(), Fatal> {
         if let Some(out) = &mut self.out {
-            out.flush()?;
+            let flushed = out.flush();
+            self.check(flushed);
         }
         Ok(())
     }
 
     fn line(&mut self, v: &serde_json::Value) -> Result<(), Fatal> {
         if let Some(out) = &mut self.out {
-            serde_json::to_writer(&mut *out, v).map_err(|e| Fatal(format!("report: {e}")))?;
-            out.write_all(b"\n")?;
+            let written = serde_json::to_writer(&mut *out, v)
+                .map_err(io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
+            self.check(written);
         }
         Ok(())
     }
@@ -395,6 +417,7 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
             )),
             None => None,
         },
+        broken: None,
     };
     if let Some(notice) = notice {
         summary(&notice)?; // the first line of the human summary
@@ -457,6 +480,10 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
                         report.unsent(&batch, &lines)?;
                         report.flush()?;
                     }
+                    // Outcomes that cannot be recorded are not made.
+                    Message::Batch(batch, _) if report.broken.is_some() => {
+                        t.unsent += batch.len();
+                    }
                     Message::Batch(batch, lines) => {
                         let r = session.send_prepared(&batch);
                         // Not sent because of the interrupt: unsent, not failed.
@@ -497,7 +524,7 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         loop {
             // Before reading on: an item read (even one a read blocked for) is processed, and
             // the summary names the last line of those.
-            if interrupted() {
+            if interrupted() || report_broken() {
                 totals.read_up_to = Some(last_line);
                 break;
             }
@@ -586,9 +613,7 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
         "unsent": totals.unsent, "requests": totals.requests, "interrupted": stopped,
         "read_up_to_line": totals.read_up_to, "input_cut_at_line": totals.cut_at,
         "sandbox": sandbox.is_some()}}))?;
-    if let Some(out) = &mut report.out {
-        out.flush()?;
-    }
+    report.flush()?;
     if let Some(why) = &totals.first_failure {
         let more = if args.report.is_some() {
             "each failed event, with its error, is in the report"
@@ -625,8 +650,19 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     }
     if let Some(line) = totals.cut_at {
         summary(&format!(
-            "the input could not be read past line {line} (its problem is in the report): \
-             what follows it was not processed"
+            "the input could not be read past line {line} (its problem is reported with that \
+             line): what follows it was not processed"
+        ))?;
+    }
+    if let Some(why) = &report.broken {
+        let unread = match totals.read_up_to {
+            Some(line) => format!("; events after input line {line} were not processed"),
+            None => String::new(),
+        };
+        say!("freight: the report could not be written: {why}");
+        summary(&format!(
+            "the report could not be written, so nothing was sent after that: {} unsent{unread}",
+            totals.unsent
         ))?;
     }
     if let Some(sb) = &sandbox {
@@ -646,7 +682,11 @@ pub fn run_send(args: SendArgs) -> Result<ExitCode, Fatal> {
     // should have reached Meta did not, and an input cut short, events never read.
     Ok(if stopped {
         ExitCode::from(INTERRUPTED_EXIT)
-    } else if totals.failed > 0 || totals.cut_at.is_some() || (args.strict && totals.rejected > 0) {
+    } else if totals.failed > 0
+        || totals.cut_at.is_some()
+        || report.broken.is_some()
+        || (args.strict && totals.rejected > 0)
+    {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

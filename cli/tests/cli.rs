@@ -201,6 +201,11 @@ fn bad_options_exit_2() {
         .contains("default_country"));
     let out = freight(&["prepare", "/nonexistent/events.jsonl"], "");
     assert_eq!(out.status.code(), Some(2));
+    // A clock in milliseconds is named as such, not taken for a date 50,000 years on.
+    let out = freight(&["prepare", "-", "--now", "1795392000000"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("looks like milliseconds: give Unix seconds (1795392000)"));
 }
 
 #[test]
@@ -555,7 +560,36 @@ fn a_csv_quote_left_open_fails_the_send_and_sends_none_of_its_text() {
     assert_eq!(lines[0]["outcome"], "rejected");
     assert_eq!(lines[0]["errors"][0]["type"], "invalid_csv");
     assert_eq!(lines[1]["summary"]["input_cut_at_line"], 2);
+    // A dry run of it fails too.
+    let out = freight_env(&["prepare", input.to_str().unwrap(), "--now", NOW], &[], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not be read past line 2"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_report_that_cannot_be_written_stops_the_send_with_a_summary() {
+    let input: String = (0..2500).map(|_| format!("{GOOD}\n")).collect();
+    let out = freight_env(
+        &["send", "-", "--now", NOW, "--report", "/dev/full"],
+        &[],
+        &input,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("the report could not be written: No space left on device"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("the report could not be written, so nothing was sent after that: "),
+        "{stdout}"
+    );
+    // The first batch went out before its outcomes could not be written; nothing after.
+    assert!(stdout.contains("sandbox accepted 1000 events"), "{stdout}");
+    assert!(stdout.contains("1000 delivered"), "{stdout}");
 }
 
 #[test]

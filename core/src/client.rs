@@ -207,6 +207,18 @@ impl Client {
         events: impl IntoIterator<Item = I>,
         now: i64,
     ) -> Report {
+        self.send_until(dest, events, now, None)
+    }
+
+    /// [`Client::send_at`] that `cancel`, once set, stops between requests
+    /// ([`Session::with_cancel`]): the events not sent fail with kind `cancelled`.
+    pub fn send_until<I: Input>(
+        &self,
+        dest: &Destination,
+        events: impl IntoIterator<Item = I>,
+        now: i64,
+        cancel: Option<&AtomicBool>,
+    ) -> Report {
         let preparer = self.preparer(now);
         let mut report = Report::default();
         let mut ready = Vec::new();
@@ -219,7 +231,14 @@ impl Client {
                 Outcome::Skipped(s) => report.skipped.push(s),
             }
         }
-        self.send_prepared(dest, &ready, report, input)
+        report.pixel_id = dest.pixel_id().to_owned();
+        let mut session = self.session(dest);
+        if let Some(flag) = cancel {
+            session = session.with_cancel(flag);
+        }
+        report.merge(session.send_prepared(&ready));
+        report.update_counts(input);
+        report
     }
 
     /// The preparer [`Client::send_at`] uses: the client's normalization options, the clock

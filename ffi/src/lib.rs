@@ -71,6 +71,8 @@ impl freight_result {
 /// Thread safety: a `freight_client *` may be used from several threads at once.
 pub struct freight_client {
     inner: Client,
+    /// Set by freight_client_cancel: its sends and flushes stop between requests.
+    cancel: std::sync::atomic::AtomicBool,
 }
 
 /// A durable local outbox (one SQLite file).
@@ -710,7 +712,12 @@ pub unsafe extern "C" fn freight_client_new(
         let inner =
             Client::new(config).map_err(|e| fail(freight_result::InvalidConfig, e.to_string()))?;
         // SAFETY: checked non-NULL; writable by contract.
-        unsafe { handle_out(client_out, freight_client { inner }) };
+        let client = freight_client {
+            inner,
+            cancel: std::sync::atomic::AtomicBool::new(false),
+        };
+        // SAFETY: checked non-NULL; writable by contract.
+        unsafe { handle_out(client_out, client) };
         Ok(())
     })
 }
@@ -725,14 +732,36 @@ pub unsafe extern "C" fn freight_client_free(client: *mut freight_client) {
     unsafe { handle_free(client) }
 }
 
+/// Stops (`stop` non-zero) the sends and outbox flushes of `client` that are running, in any
+/// thread, between requests: no new request starts, a retry wait ends, the request in flight
+/// is answered. The events of a send not sent fail with kind `"cancelled"` (0 attempts); a
+/// flush leaves them pending and reports `"interrupted":true`. Until it is called again with
+/// `stop` 0, the client's later sends and flushes stop at once in the same way.
+///
+/// Async-signal-safe (it only stores a flag): a SIGTERM handler may call it. NULL is a no-op.
+///
 /// # Safety
 /// `client` must be NULL or a live client.
-unsafe fn client_ref<'a>(client: *const freight_client) -> Result<&'a Client, Error> {
+#[no_mangle]
+pub unsafe extern "C" fn freight_client_cancel(client: *const freight_client, stop: i32) {
+    if client.is_null() {
+        return;
+    }
+    // SAFETY: non-NULL and live by the caller's contract. No allocation, lock or panic here.
+    let client = unsafe { &*client };
+    client
+        .cancel
+        .store(stop != 0, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// # Safety
+/// `client` must be NULL or a live client.
+unsafe fn client_ref<'a>(client: *const freight_client) -> Result<&'a freight_client, Error> {
     if client.is_null() {
         return Err(fail(freight_result::NullArgument, "client is NULL"));
     }
     // SAFETY: non-NULL and live by the caller's contract.
-    Ok(unsafe { &(*client).inner })
+    Ok(unsafe { &*client })
 }
 
 fn destination(text: &str) -> Result<Destination, Error> {
@@ -787,7 +816,9 @@ pub unsafe extern "C" fn freight_client_send(
                 ))
             }
         };
-        let report = client.send(&dest, &events);
+        let report = client
+            .inner
+            .send_until(&dest, &events, unix_now(), Some(&client.cancel));
         // SAFETY: checked non-NULL above; writable by contract.
         unsafe { write_string(report_json_out, to_json(&report)?) }
     })
@@ -815,7 +846,7 @@ pub unsafe extern "C" fn freight_client_test_connection(
                 required(destination_json, destination_len, "destination_json")?,
             )
         };
-        let result = client.test_connection(&destination(dest)?);
+        let result = client.inner.test_connection(&destination(dest)?);
         // SAFETY: checked non-NULL above; writable by contract.
         unsafe { write_string(json_out, to_json(&result)?) }
     })
@@ -927,7 +958,7 @@ pub unsafe extern "C" fn freight_outbox_enqueue(
 /// receives `{"requests","delivered","failed","retried","expired","pruned",
 /// "paused":[[key,reason]],"unresolved":[key],"invalid":[[key,reason]],"stopped":null|"…",
 /// "interrupted":false}` (`stopped`: the storage error that ended the flush early; the counts
-/// are what it did; `interrupted` is always false here: the C ABI has no cancel flag): a
+/// are what it did; `interrupted`: freight_client_cancel stopped it, its events stay pending): a
 /// destination that cannot be used (an empty token, a bad pixel id) keeps its events pending
 /// and is listed in `invalid` (when it has due events), without holding back the others.
 ///
@@ -967,12 +998,12 @@ pub unsafe extern "C" fn freight_outbox_flush(
             .collect();
         let report = outbox
             .flush_table(
-                client,
+                &client.inner,
                 &resolved,
                 unix_now(),
                 ::freight_outbox::FlushLimits::default(),
                 "libfreight",
-                None,
+                Some(&client.cancel),
             )
             .map_err(|e| fail(freight_result::Storage, e.0))?;
         // SAFETY: checked non-NULL above; writable by contract.

@@ -319,3 +319,137 @@ fn event_id_secret_and_json_shapes_are_checked() {
         assert!(client.is_null());
     }
 }
+
+/// A client pointer handed to another thread (the client is thread-safe by contract).
+struct Shared(*const freight_client);
+// SAFETY: freight_client is Sync; the pointer outlives the thread (scoped).
+unsafe impl Send for Shared {}
+
+#[test]
+fn cancel_stops_a_waiting_send_and_flush_until_lifted() {
+    use freight_sandbox::{Fault, FaultKind, Sandbox, SandboxConfig};
+    let sb = Sandbox::start(SandboxConfig::with_token("T0K3N")).unwrap();
+    // Meta asks for 30 s before the next try, which the client's budget allows.
+    sb.push_fault(Fault::times(
+        FaultKind::Http429 {
+            retry_after: Some(30),
+            graph_body: true,
+        },
+        2,
+    ));
+    let config = format!(r#"{{"graph_url":"{}","timeout_ms":2000}}"#, sb.url());
+    let mut client: *mut freight_client = ptr::null_mut();
+    // SAFETY: valid slices and out-parameter.
+    let r = unsafe { freight_client_new(config.as_ptr().cast(), config.len(), &mut client) };
+    assert_eq!(r, freight_result::Ok, "{}", last_error());
+    let now = unix_now();
+    let events = format!(
+        r#"[{{"event_name":"Lead","event_time":{now},"action_source":"email","user_data":{{"em":"a@b.co"}}}}]"#
+    );
+    let dest = r#"{"pixel_id":"42","access_token":"T0K3N"}"#;
+    let send = || {
+        let mut out: *mut c_char = ptr::null_mut();
+        // SAFETY: valid client, slices and out-parameter.
+        let r = unsafe {
+            freight_client_send(
+                client,
+                dest.as_ptr().cast(),
+                dest.len(),
+                events.as_ptr().cast(),
+                events.len(),
+                &mut out,
+            )
+        };
+        assert_eq!(r, freight_result::Ok, "{}", last_error());
+        serde_json::from_str::<Value>(&take(out)).unwrap()
+    };
+    let started = std::time::Instant::now();
+    let shared = Shared(client);
+    let report = std::thread::scope(|s| {
+        s.spawn(move || {
+            let shared = shared;
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            // SAFETY: a live client.
+            unsafe { freight_client_cancel(shared.0, 1) };
+        });
+        send()
+    });
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(report["counts"]["failed"], 1, "{report}");
+    assert_eq!(sb.requests().len(), 1, "no retry after the cancel");
+    // Still set: the next send stops before its first request.
+    let report = send();
+    assert_eq!(
+        report["failed"][0]["error"]["kind"], "cancelled",
+        "{report}"
+    );
+    assert_eq!(report["failed"][0]["attempts"], 0);
+    assert_eq!(sb.requests().len(), 1);
+    // An outbox flush with the flag set sends nothing and keeps its events.
+    let path = std::env::temp_dir().join(format!("freight-ffi-cancel-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let path_text = path.to_str().unwrap();
+    let mut outbox: *mut freight_outbox = ptr::null_mut();
+    // SAFETY: valid slices and out-parameter.
+    let r = unsafe {
+        freight_outbox_open(
+            path_text.as_ptr().cast(),
+            path_text.len(),
+            ptr::null(),
+            0,
+            &mut outbox,
+        )
+    };
+    assert_eq!(r, freight_result::Ok, "{}", last_error());
+    let key = "shop";
+    let mut out: *mut c_char = ptr::null_mut();
+    // SAFETY: valid outbox, slices and out-parameter.
+    let r = unsafe {
+        freight_outbox_enqueue(
+            outbox,
+            key.as_ptr().cast(),
+            key.len(),
+            events.as_ptr().cast(),
+            events.len(),
+            &mut out,
+        )
+    };
+    assert_eq!(r, freight_result::Ok, "{}", last_error());
+    take(out);
+    let dests = format!(r#"{{"shop":{dest}}}"#);
+    let flush = || {
+        let mut out: *mut c_char = ptr::null_mut();
+        // SAFETY: valid outbox, client, slices and out-parameter.
+        let r = unsafe {
+            freight_outbox_flush(outbox, client, dests.as_ptr().cast(), dests.len(), &mut out)
+        };
+        assert_eq!(r, freight_result::Ok, "{}", last_error());
+        serde_json::from_str::<Value>(&take(out)).unwrap()
+    };
+    let report = flush();
+    assert_eq!(report["interrupted"], true, "{report}");
+    assert_eq!(report["requests"], 0);
+    // Lifted: both go out again.
+    sb.reset();
+    // SAFETY: a live client; NULL is a no-op.
+    unsafe {
+        freight_client_cancel(client, 0);
+        freight_client_cancel(ptr::null(), 1);
+    }
+    assert_eq!(send()["counts"]["delivered"], 1);
+    let report = flush();
+    assert_eq!(
+        (
+            report["delivered"].as_u64(),
+            report["interrupted"].as_bool()
+        ),
+        (Some(1), Some(false)),
+        "{report}"
+    );
+    // SAFETY: freed once.
+    unsafe {
+        freight_outbox_free(outbox);
+        freight_client_free(client);
+    }
+    let _ = std::fs::remove_file(&path);
+}

@@ -336,6 +336,26 @@ static void test_send(const char *url) {
     CHECK(r == FREIGHT_RESULT_OK && strstr(status, "\"status\":\"invalid_token\"") != NULL,
           "invalid token status");
     freight_string_free(status);
+
+    /* Cancelled (as a SIGTERM handler would): nothing is sent until the flag is lifted. */
+    freight_client_cancel(client, 1);
+    freight_client_cancel(NULL, 1);
+    events = events_json(2, "c-cancel");
+    r = freight_client_send(client, dest, strlen(dest), events, strlen(events), &report);
+    CHECK(r == FREIGHT_RESULT_OK && strstr(report, "\"kind\":\"cancelled\"") != NULL &&
+              strstr(report, "\"delivered\":0") != NULL,
+          "cancelled send: %s", r == FREIGHT_RESULT_OK ? report : last_error());
+    if (r == FREIGHT_RESULT_OK) {
+        freight_string_free(report);
+    }
+    freight_client_cancel(client, 0);
+    r = freight_client_send(client, dest, strlen(dest), events, strlen(events), &report);
+    CHECK(r == FREIGHT_RESULT_OK && strstr(report, "\"delivered\":2") != NULL,
+          "send after the cancel is lifted: %s", r == FREIGHT_RESULT_OK ? report : last_error());
+    if (r == FREIGHT_RESULT_OK) {
+        freight_string_free(report);
+    }
+    free(events);
     freight_client_free(client);
 }
 
