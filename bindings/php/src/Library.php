@@ -127,7 +127,12 @@ final class Library
             return;
         }
         $name = self::ffi()->freight_result_name($result);
-        $message = self::lastError() ?: $name;
+        // The C library names its arguments (options_json); PHP callers gave arrays.
+        $message = preg_replace(
+            '/\b(call|config|context|destination|destinations|events|options)_json\b/',
+            '$1',
+            self::lastError() ?: $name
+        ) ?? $name;
         switch ($name) {
             case 'FREIGHT_RESULT_NULL_ARGUMENT':
             case 'FREIGHT_RESULT_INVALID_UTF8':

@@ -104,6 +104,8 @@ final class FreightTest extends TestCase
         } catch (ValidationException $e) {
             $this->assertNull($e->getType(), $e->getMessage());
             $this->assertStringContainsString('default_contry', $e->getMessage());
+            // Named as PHP callers know it, not as the C argument (options_json).
+            $this->assertStringStartsWith('options: ', $e->getMessage());
         }
         try {
             Freight::normalize('client_ip_address', '203.0.113.7');
