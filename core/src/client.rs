@@ -231,14 +231,7 @@ impl Client {
                 Outcome::Skipped(s) => report.skipped.push(s),
             }
         }
-        report.pixel_id = dest.pixel_id().to_owned();
-        let mut session = self.session(dest);
-        if let Some(flag) = cancel {
-            session = session.with_cancel(flag);
-        }
-        report.merge(session.send_prepared(&ready));
-        report.update_counts(input);
-        report
+        self.finish_send(dest, &ready, report, input, cancel)
     }
 
     /// The preparer [`Client::send_at`] uses: the client's normalization options, the clock
@@ -261,11 +254,26 @@ impl Client {
         &self,
         dest: &Destination,
         ready: &[PreparedEvent],
+        report: Report,
+        input: usize,
+    ) -> Report {
+        self.finish_send(dest, ready, report, input, None)
+    }
+
+    /// Sends `ready` in one session (stopped by `cancel`, if given) and completes `report`.
+    fn finish_send(
+        &self,
+        dest: &Destination,
+        ready: &[PreparedEvent],
         mut report: Report,
         input: usize,
+        cancel: Option<&AtomicBool>,
     ) -> Report {
         report.pixel_id = dest.pixel_id().to_owned();
         let mut session = self.session(dest);
+        if let Some(flag) = cancel {
+            session = session.with_cancel(flag);
+        }
         report.merge(session.send_prepared(ready));
         report.update_counts(input);
         report
